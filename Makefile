@@ -1,0 +1,30 @@
+# Canopy Explorer: every task is one command. `make demo` and `make test` do all set-up.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export QT_QPA_PLATFORM ?= offscreen
+QGIS_PLUGIN_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo sample-data zip deploy clean
+
+setup:
+	bash scripts/setup.sh
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) scripts/demo.py
+
+sample-data: setup
+	$(PY) -m canopy_explorer.plugin.core.sample_granules sample_data/atl08
+
+zip:
+	python3 scripts/package_plugin.py zip dist/canopy_explorer.zip
+
+deploy:
+	python3 scripts/package_plugin.py deploy "$(QGIS_PLUGIN_DIR)"
+
+clean:
+	rm -rf dist demo_output .pytest_cache

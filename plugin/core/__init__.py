@@ -1,0 +1,1 @@
+"""The Canopy Explorer engine. Nothing in this package imports QGIS."""

@@ -1,0 +1,113 @@
+"""The plugin object QGIS creates: menu, toolbar, Processing provider, dependency check."""
+
+from qgis.core import Qgis, QgsApplication, QgsMessageLog
+from qgis.PyQt.QtCore import QUrl
+from qgis.PyQt.QtGui import QDesktopServices
+from qgis.PyQt.QtWidgets import QAction, QMenu
+
+from .core.dependencies import check_dependencies, missing, missing_message
+from .processing.provider import CanopyExplorerProvider
+from .resources import icon, plugin_metadata
+
+MENU_TITLE = "Canopy Explorer"
+LOG_TAG = "Canopy Explorer"
+
+
+class CanopyExplorerPlugin:
+    def __init__(self, iface):
+        self.iface = iface  # None under qgis_process: only initProcessing() is called then
+        self.provider = None
+        self.menu = None
+        self.toolbar = None
+        self.actions = []
+        self._dependencies_dialog = None
+
+    # ------------------------------------------------------------------ Processing
+
+    def initProcessing(self):  # noqa: N802 (QGIS's name)
+        if self.provider is None:
+            self.provider = CanopyExplorerProvider()
+            QgsApplication.processingRegistry().addProvider(self.provider)
+
+    # ------------------------------------------------------------------ GUI
+
+    def initGui(self):  # noqa: N802 (QGIS's name)
+        self.initProcessing()
+        main_window = self.iface.mainWindow()
+        self.menu = QMenu(MENU_TITLE, main_window)
+        self.menu.setObjectName("CanopyExplorerMenu")
+        self.menu.setIcon(icon("canopy_explorer.svg"))
+        self.iface.pluginMenu().addMenu(self.menu)
+        self.toolbar = self.iface.addToolBar(MENU_TITLE)
+        self.toolbar.setObjectName("CanopyExplorerToolbar")
+
+        self.add_action("dependencies.svg", "Check dependencies…", self.show_dependencies, "CanopyExplorerDependencies")
+        self.add_action("help.svg", "Help", self.open_help, "CanopyExplorerHelp")
+        self.warn_if_dependencies_missing()
+
+    def add_action(self, icon_name, text, callback, object_name, toolbar=True):
+        action = QAction(icon(icon_name), text, self.iface.mainWindow())
+        action.setObjectName(object_name)
+        action.triggered.connect(callback)
+        self.menu.addAction(action)
+        if toolbar:
+            self.toolbar.addAction(action)
+        self.actions.append(action)
+        return action
+
+    def unload(self):
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None
+        if self.iface is None:
+            return
+        for action in self.actions:
+            if self.menu is not None:
+                self.menu.removeAction(action)
+            if self.toolbar is not None:
+                self.toolbar.removeAction(action)
+            action.setParent(None)
+            action.deleteLater()
+        self.actions = []
+        if self.menu is not None:
+            self.iface.pluginMenu().removeAction(self.menu.menuAction())
+            self.menu.setParent(None)
+            self.menu.deleteLater()
+            self.menu = None
+        if self.toolbar is not None:
+            self.iface.mainWindow().removeToolBar(self.toolbar)
+            self.toolbar.setParent(None)
+            self.toolbar.deleteLater()
+            self.toolbar = None
+        if self._dependencies_dialog is not None:
+            self._dependencies_dialog.close()
+            self._dependencies_dialog.deleteLater()
+            self._dependencies_dialog = None
+
+    # ------------------------------------------------------------------ actions
+
+    def warn_if_dependencies_missing(self):
+        """One message-bar warning naming every missing package and the install command."""
+        absent = missing(check_dependencies())
+        if not absent:
+            return False
+        text = missing_message(absent)
+        QgsMessageLog.logMessage(text, LOG_TAG, Qgis.Warning)
+        self.iface.messageBar().pushMessage(MENU_TITLE, text, level=Qgis.Warning, duration=0)
+        return True
+
+    def show_dependencies(self):
+        from .gui.dependencies_dialog import DependenciesDialog
+
+        if self._dependencies_dialog is None:
+            self._dependencies_dialog = DependenciesDialog(self.iface.mainWindow())
+        self._dependencies_dialog.refresh()
+        self._dependencies_dialog.show()
+        self._dependencies_dialog.raise_()
+
+    @staticmethod
+    def help_url() -> QUrl:
+        return QUrl(plugin_metadata()["homepage"])
+
+    def open_help(self):
+        QDesktopServices.openUrl(self.help_url())

@@ -1,0 +1,29 @@
+"""The Processing provider: every Canopy Explorer operation as an algorithm."""
+
+from qgis.core import QgsProcessingProvider
+
+from ..resources import icon
+
+PROVIDER_ID = "canopyexplorer"
+
+
+class CanopyExplorerProvider(QgsProcessingProvider):
+    def id(self):
+        return PROVIDER_ID
+
+    def name(self):
+        return "Canopy Explorer"
+
+    def longName(self):  # noqa: N802
+        return "Canopy Explorer (ICESat-2 ATL08, Sentinel-2 NDVI, district statistics)"
+
+    def icon(self):
+        return icon("canopy_explorer.svg")
+
+    def loadAlgorithms(self):  # noqa: N802
+        for algorithm in self.algorithms_to_register():
+            self.addAlgorithm(algorithm)
+
+    @staticmethod
+    def algorithms_to_register():
+        return []

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs everything Canopy Explorer needs on Debian 12: system packages, then .venv.
+# Idempotent: re-running installs nothing that is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Packages that link GDAL, HDF5 or PROJ come from Debian so they load the same
+# libraries as QGIS in one process (a pip h5py or rasterio wheel brings its own).
+APT_PACKAGES=(
+  qgis python3-qgis qgis-providers
+  postgresql-15 postgresql-15-postgis-3 postgis
+  xvfb zip python3-venv python3-pip
+  python3-numpy python3-pandas python3-h5py python3-rasterio python3-pyproj python3-psycopg python3-yaml
+)
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+absent=()
+for package in "${APT_PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    absent+=("$package")
+  fi
+done
+if [ "${#absent[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${absent[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${absent[@]}"
+else
+  echo "setup: Debian packages already installed"
+fi
+
+# The venv must sit on Debian's Python so it sees PyQGIS (python3-qgis).
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import sys; sys.exit(sys.base_prefix != '/usr')" 2>/dev/null; then
+  echo "setup: creating .venv on /usr/bin/python3"
+  rm -rf .venv
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+
+wanted=$(cat requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat .venv/.requirements-sha256 2>/dev/null)" != "$wanted" ]; then
+  echo "setup: installing Python packages into .venv"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+  echo "$wanted" > .venv/.requirements-sha256
+else
+  echo "setup: Python packages already installed"
+fi
+# Make the checkout importable as the package QGIS would load (`canopy_explorer`), for the
+# tests, the demo and the command-line tools, the way a development install would.
+site_packages=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+ln -sfn "$(pwd)" "$site_packages/canopy_explorer"
+# Debian's pyproj looks for PROJ data under sys.prefix, which in a venv is .venv.
+mkdir -p .venv/share && ln -sfn /usr/share/proj .venv/share/proj
+.venv/bin/python - <<'PY'
+import h5py, rasterio
+for module in (h5py, rasterio):
+    assert module.__file__.startswith("/usr/lib/python3/"), f"{module.__name__} must come from Debian, not pip: {module.__file__}"
+PY
+.venv/bin/python -c "import canopy_explorer, qgis.core, tiledb, h5py, rasterio, shapely, pystac_client, psycopg, pytest_qgis; print('setup: ok, QGIS', qgis.core.Qgis.QGIS_VERSION)"
