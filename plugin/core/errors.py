@@ -36,3 +36,7 @@ class GranuleError(CanopyExplorerError):
 
 class MissingDependencyError(CanopyExplorerError):
     """A Python package the requested operation needs is not installed."""
+
+
+class Cancelled(CanopyExplorerError):
+    """The user cancelled the operation; raised by progress callbacks."""

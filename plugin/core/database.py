@@ -1,0 +1,296 @@
+"""Read an ATL08 database (the public one on S3, or one built by ``ingest``).
+
+    database = Atl08Database(load_config("configs/public_atl08_v007.yaml"))
+    frame = database.query(spec)                  # pandas DataFrame
+    for batch in database.iter_batches(spec, rows=500_000): ...
+    database.estimate(spec)                       # rows and bytes, before loading
+    database.nearest((13.4, 52.5), num_shots=50, radius_m=500)
+
+Each thread keeps one open array per database and reopens it before every read,
+so fragments written since (by an ingest) are always seen.
+"""
+
+import threading
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .config import DatabaseConfig
+from .errors import QueryError, StorageError
+from .filters import Comparison, Filter, attributes, combine, to_condition
+from .query import NS_PER_DAY, SegmentQuery
+from .schema import DIMENSIONS
+from .storage import make_context, object_type
+
+Progress = Callable[[float], None]
+REQUIRED_ATTRIBUTES = ("h_canopy", "segment_id", "delta_time")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    rows: int
+    bytes: int
+
+    @property
+    def megabytes(self) -> float:
+        return self.bytes / 1e6
+
+
+class Atl08Database:
+    def __init__(self, config: DatabaseConfig, probe_timeout_s: float = 20.0):
+        self.config = config
+        self.uri = config.array_uri
+        self.ctx = make_context(config)
+        kind = object_type(self.uri, self.ctx, probe_timeout_s)
+        if kind is None:
+            raise StorageError(f"no ATL08 database at {self.uri} (folder or bucket missing, or nothing ingested yet)")
+        if kind != "array":
+            raise StorageError(f"{self.uri} is a TileDB {kind}, not an ATL08 database array")
+        self._local = threading.local()
+        array = self._array()
+        schema = array.schema
+        dims = tuple(schema.domain.dim(i).name for i in range(schema.domain.ndim))
+        self.attribute_names = {schema.attr(i).name for i in range(schema.nattr)}
+        missing = [a for a in REQUIRED_ATTRIBUTES if a not in self.attribute_names]
+        if dims != DIMENSIONS or missing or not schema.sparse:
+            raise StorageError(
+                f"{self.uri} is not an ATL08 database: expected a sparse array with dimensions "
+                f"{', '.join(DIMENSIONS)} and attributes {', '.join(REQUIRED_ATTRIBUTES)}"
+            )
+        self.attribute_dtypes = {schema.attr(i).name: schema.attr(i).dtype for i in range(schema.nattr)}
+        self.has_timestamp_ns = "timestamp_ns" in self.attribute_names
+
+    # ------------------------------------------------------------------ handles
+
+    def _array(self):
+        """This thread's open array, reopened so that new fragments are visible."""
+        import tiledb
+
+        array = getattr(self._local, "array", None)
+        if array is None or not array.isopen:
+            array = tiledb.open(self.uri, mode="r", ctx=self.ctx)
+            self._local.array = array
+        else:
+            array.reopen()
+        return array
+
+    def close(self) -> None:
+        array = getattr(self._local, "array", None)
+        if array is not None and array.isopen:
+            array.close()
+
+    # ------------------------------------------------------------------ metadata
+
+    def time_span(self) -> Tuple[np.datetime64, np.datetime64]:
+        """First and last acquisition day present in the data."""
+        domain = self._array().nonempty_domain()
+        if domain is None:
+            raise StorageError(f"{self.uri} holds no segments yet")
+        first, last = domain[2]
+        day = np.datetime64("1970-01-01", "D")
+        return day + int(first), day + int(last)
+
+    def metadata(self, key: str, default=None):
+        array = self._array()
+        return array.meta[key] if key in array.meta else default
+
+    # ------------------------------------------------------------------ reading
+
+    def _condition(self, spec: SegmentQuery) -> Optional[str]:
+        node: Optional[Filter] = spec.filter
+        if spec.sub_day and self.has_timestamp_ns:
+            bounds: List[Filter] = []
+            if spec.start_ns > np.iinfo(np.int64).min:
+                bounds.append(Comparison("timestamp_ns", ">=", spec.start_ns))
+            if spec.end_ns < np.iinfo(np.int64).max:
+                bounds.append(Comparison("timestamp_ns", "<=", spec.end_ns))
+            node = combine([node] + bounds)
+        if node is None:
+            return None
+        unknown = [a for a in attributes(node) if a not in self.attribute_names]
+        if unknown:
+            raise QueryError(f"this database has no attribute {unknown[0]!r} to filter on")
+        return to_condition(node)
+
+    def _attributes(self, spec: SegmentQuery) -> List[str]:
+        wanted = ["segment_id", "beam_id"] + [c.attribute for c in spec.columns]
+        if self.has_timestamp_ns:
+            wanted.append("timestamp_ns")
+        missing = [a for a in wanted if a not in self.attribute_names]
+        if missing:
+            raise QueryError(f"this database has no attribute {missing[0]!r}")
+        return list(dict.fromkeys(wanted))
+
+    def _subarrays(self, spec: SegmentQuery):
+        first_day, last_day = spec.day_range
+        domain_first, domain_last = self._array().schema.domain.dim("time").domain
+        first_day, last_day = max(first_day, int(domain_first)), min(last_day, int(domain_last))
+        for lon_min, lat_min, lon_max, lat_max in spec.parts:
+            yield slice(lat_min, lat_max), slice(lon_min, lon_max), slice(first_day, last_day)
+
+    def _raw_batches(self, spec: SegmentQuery, init_buffer_bytes: Optional[int] = None) -> Iterator[Dict[str, np.ndarray]]:
+        """Raw TileDB results per subarray (and per incomplete batch when buffers are bounded)."""
+        import tiledb
+
+        first_day, last_day = spec.day_range
+        array = self._array()
+        domain_first, domain_last = array.schema.domain.dim("time").domain
+        if last_day < domain_first or first_day > domain_last:
+            return
+        condition = self._condition(spec)
+        attrs = self._attributes(spec)
+        if init_buffer_bytes is not None:
+            config = dict(self.ctx.config().items())
+            config["py.init_buffer_bytes"] = str(init_buffer_bytes)
+            array = tiledb.open(self.uri, mode="r", ctx=tiledb.Ctx(tiledb.Config(config)))
+        try:
+            for lat, lon, time in self._subarrays(spec):
+                query = array.query(attrs=attrs, cond=condition, dims=list(DIMENSIONS), return_incomplete=init_buffer_bytes is not None)
+                try:
+                    result = query.multi_index[lat, lon, time]
+                except tiledb.TileDBError as error:
+                    raise StorageError(f"reading {self.uri} failed: {error}") from None
+                if init_buffer_bytes is None:
+                    yield result
+                else:
+                    yield from result
+        finally:
+            if init_buffer_bytes is not None:
+                array.close()
+
+    def _to_frame(self, spec: SegmentQuery, raw: Dict[str, np.ndarray]):
+        import pandas as pd
+
+        keep = None
+        if spec.polygon is not None and len(raw["latitude"]):
+            import shapely
+
+            shapely.prepare(spec.polygon)
+            keep = shapely.intersects_xy(spec.polygon, raw["longitude"], raw["latitude"])
+        pick = (lambda a: a[keep]) if keep is not None else (lambda a: a)
+        if self.has_timestamp_ns:
+            times = pd.to_datetime(pick(raw["timestamp_ns"]), unit="ns", utc=True)
+        else:
+            times = pd.to_datetime(pick(raw["time"]).astype(np.int64) * NS_PER_DAY, unit="ns", utc=True)
+        data = {
+            "latitude": pick(raw["latitude"]),
+            "longitude": pick(raw["longitude"]),
+            "time": times,
+            "segment_id": pick(raw["segment_id"]),
+            "beam_id": pick(raw["beam_id"]).astype(object),
+        }
+        for column in spec.columns:
+            data[column.name] = pick(raw[column.attribute])
+        return pd.DataFrame(data)
+
+    def iter_batches(self, spec: SegmentQuery, rows: int = 500_000, progress: Optional[Progress] = None):
+        """DataFrames of at most about ``rows`` segments each, for results larger than memory."""
+        bytes_per_row = 8
+        estimate = self.estimate(spec).rows if progress else 0
+        seen = 0
+        for raw in self._raw_batches(spec, init_buffer_bytes=max(rows, 1024) * bytes_per_row):
+            frame = self._to_frame(spec, raw)
+            seen += len(raw["latitude"])
+            if progress:
+                progress(min(0.99, seen / estimate) if estimate else 0.5)
+            if len(frame):
+                yield frame
+
+    def query(self, spec: SegmentQuery, progress: Optional[Progress] = None):
+        """All matching segments as one DataFrame (see ``iter_batches`` for larger results)."""
+        import pandas as pd
+
+        frames = []
+        parts = len(spec.parts)
+        for index, raw in enumerate(self._raw_batches(spec)):
+            frames.append(self._to_frame(spec, raw))
+            if progress:
+                progress((index + 1) / parts)
+        if not frames:
+            return self._to_frame(spec, self._empty(spec))
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        return frame
+
+    def _empty(self, spec: SegmentQuery) -> Dict[str, np.ndarray]:
+        raw = {d: np.zeros(0) for d in DIMENSIONS}
+        for name in self._attributes(spec):
+            raw[name] = np.zeros(0, dtype=self.attribute_dtypes.get(name, object))
+        return raw
+
+    def count(self, spec: SegmentQuery) -> int:
+        return sum(len(f) for f in self.iter_batches(spec, rows=1_000_000))
+
+    def estimate(self, spec: SegmentQuery) -> Estimate:
+        """A fast upper bound of the rows and bytes, from fragment extents (no data read).
+
+        Segments are assumed evenly spread within each fragment's non-empty domain;
+        filters are not applied, so the true count is usually lower.
+        """
+        import tiledb
+
+        first_day, last_day = spec.day_range
+        rows = 0.0
+        for fragment in tiledb.FragmentInfoList(self.uri, ctx=self.ctx):
+            (lat0, lat1), (lon0, lon1), (t0, t1) = fragment.nonempty_domain
+            time_share = _overlap(t0, t1 + 1, first_day, last_day + 1)
+            if time_share == 0:
+                continue
+            for lon_min, lat_min, lon_max, lat_max in spec.parts:
+                rows += fragment.cell_num * time_share * _overlap(lat0, lat1, lat_min, lat_max) * _overlap(lon0, lon1, lon_min, lon_max)
+        if spec.polygon is not None:
+            from .roi import parts_area
+
+            rows *= min(1.0, spec.polygon.area / max(parts_area(spec.parts), 1e-12))
+        per_row = 8 * 4 + 8 + sum(self.attribute_dtypes[c.attribute].itemsize for c in spec.columns)
+        return Estimate(int(round(rows)), int(round(rows * per_row)))
+
+    # ------------------------------------------------------------------ nearest
+
+    def nearest(
+        self,
+        point: Tuple[float, float],
+        num_shots: int = 50,
+        radius_m: float = 1000.0,
+        variables: Sequence[str] = ("h_canopy",),
+        filters=None,
+        start=None,
+        end=None,
+    ):
+        """The ``num_shots`` segments nearest to ``point`` (lon, lat) within ``radius_m``,
+        by geodesic distance on the WGS84 ellipsoid, sorted, with a ``distance_m`` column."""
+        from pyproj import Geod
+
+        lon, lat = float(point[0]), float(point[1])
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise QueryError(f"point ({lon}, {lat}) is not a longitude/latitude pair")
+        if num_shots < 1:
+            raise QueryError("the number of shots must be at least 1")
+        if not radius_m > 0:
+            raise QueryError("the search radius must be positive")
+        dlat = radius_m / 110_574.0 * 1.01
+        lat_min, lat_max = max(-90.0, lat - dlat), min(90.0, lat + dlat)
+        widest = max(abs(lat_min), abs(lat_max))
+        if widest >= 89.9 or radius_m > 2_000_000:
+            roi = (-180.0, lat_min, 180.0, lat_max)
+        else:
+            dlon = min(180.0, radius_m / (111_320.0 * np.cos(np.radians(widest))) * 1.01)
+            west = lon - dlon if lon - dlon >= -180 else lon - dlon + 360
+            east = lon + dlon if lon + dlon <= 180 else lon + dlon - 360
+            roi = (west, lat_min, east, lat_max) if dlon < 180 else (-180.0, lat_min, 180.0, lat_max)
+        spec = SegmentQuery.create(roi=roi, start=start, end=end, variables=variables, filters=filters)
+        frame = self.query(spec)
+        geod = Geod(ellps="WGS84")
+        n = len(frame)
+        _, _, distance = geod.inv(np.full(n, lon), np.full(n, lat), frame["longitude"].to_numpy(), frame["latitude"].to_numpy())
+        frame["distance_m"] = distance
+        frame = frame[frame["distance_m"] <= radius_m].sort_values("distance_m", kind="stable").head(num_shots)
+        return frame.reset_index(drop=True)
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    """Share of [a0, a1] covered by [b0, b1] (1 for a degenerate interval inside)."""
+    if a1 <= a0:
+        return 1.0 if b0 <= a0 <= b1 else 0.0
+    return max(0.0, min(a1, b1) - max(a0, b0)) / (a1 - a0)
+
