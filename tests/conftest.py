@@ -45,3 +45,76 @@ def sample_granules(tmp_path_factory):
         folder, region=(45.0, 45.3, 7.0, 7.3), start=dt.date(2020, 1, 1), end=dt.date(2021, 12, 31), n_tracks=4, seed=7
     )
     return paths
+
+
+@pytest.fixture(scope="session")
+def local_database(sample_granules, tmp_path_factory):
+    """A database built by the engine from the sample granules, on local disk."""
+    from canopy_explorer.plugin.core.config import local_config
+    from canopy_explorer.plugin.core.ingest import ingest_granules
+
+    config = local_config(tmp_path_factory.mktemp("db") / "atl08")
+    ingest_granules(config, sample_granules, workers=1)
+    return config
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A loopback S3 server (moto) in its own process, stopped at the end of the session."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = open(tmp_path_factory.mktemp("s3") / "moto.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(endpoint, timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield endpoint
+    process.terminate()
+    process.wait(10)
+    log.close()
+
+
+def s3_config(endpoint, bucket, create=True):
+    import boto3
+
+    from canopy_explorer.plugin.core.config import DatabaseConfig
+
+    if create:
+        client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+        client.create_bucket(Bucket=bucket)
+    return DatabaseConfig(
+        storage_type="s3",
+        s3_bucket=bucket,
+        url=endpoint,
+        s3_region="us-east-1",
+        s3_settings={"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "connect_timeout_ms": "3000", "connect_max_tries": "2"},
+        source="test",
+    ).with_changes()
+
+
+@pytest.fixture(scope="session")
+def s3_database(s3_server, sample_granules):
+    """The same sample granules ingested into a bucket on the loopback S3 server."""
+    from canopy_explorer.plugin.core.ingest import ingest_granules
+
+    config = s3_config(s3_server, "atl08-sample")
+    ingest_granules(config, sample_granules, workers=1)
+    return config
+
+
+@pytest.fixture(params=["local", "s3"])
+def database_config(request):
+    """Both storage back ends, for tests that must hold on each."""
+    return request.getfixturevalue("local_database" if request.param == "local" else "s3_database")

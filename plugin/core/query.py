@@ -74,8 +74,10 @@ def _instant(value, end: bool) -> Tuple[int, bool]:
             value = dt.date.fromisoformat(text) if len(text) <= 10 else dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             raise QueryError(f"{'end' if end else 'start'} time {text!r} is not an ISO date or date-time (e.g. 2020-06-30 or 2020-06-30T12:00:00Z)") from None
-    if isinstance(value, np.datetime64):
-        value = value.astype("datetime64[us]").item()
+    if isinstance(value, np.datetime64):  # nanosecond precision, UTC (also pandas Timestamps via .to_datetime64())
+        return int(value.astype("datetime64[ns]").astype(np.int64)), True
+    if hasattr(value, "to_datetime64"):
+        return int(value.to_datetime64().astype("datetime64[ns]").astype(np.int64)), True
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.timezone.utc)

@@ -1,0 +1,199 @@
+"""Query results equal values computed independently from the granules, locally and on S3."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from canopy_explorer.plugin.core.database import Atl08Database
+from canopy_explorer.plugin.core.query import SegmentQuery
+from granule_truth import segments
+
+FOREST = [111, 112, 113, 114, 115, 116, 121, 122, 123, 124, 125, 126]
+
+
+@pytest.fixture(scope="module")
+def truth(sample_granules):
+    return segments(
+        sample_granules,
+        datasets=(
+            "canopy/h_canopy",
+            "canopy/canopy_h_metrics",
+            "canopy/h_canopy_20m",
+            "terrain/h_te_best_fit",
+            "segment_landcover",
+            "night_flag",
+            "solar_elevation",
+            "canopy/n_ca_photons",
+            "terrain/n_te_photons",
+        ),
+    )
+
+
+def by_segment(frame, column):
+    return dict(zip(frame["segment_id"], frame[column]))
+
+
+def test_bounding_box_returns_exactly_the_segments_inside(database_config, truth):
+    db = Atl08Database(database_config)
+    box = (7.05, 45.05, 7.2, 45.2)
+    frame = db.query(SegmentQuery.create(roi=box, variables=["h_canopy", "h_te_best_fit"]))
+    inside = (truth["lon"] >= 7.05) & (truth["lon"] <= 7.2) & (truth["lat"] >= 45.05) & (truth["lat"] <= 45.2)
+    assert sorted(frame["segment_id"]) == sorted(truth["segment_id"][inside])
+    expected = dict(zip(truth["segment_id"][inside], truth["canopy/h_canopy"][inside]))
+    got = by_segment(frame, "h_canopy")
+    for key, value in expected.items():
+        assert (np.isnan(value) and np.isnan(got[key])) or got[key] == pytest.approx(value)
+    assert list(frame.columns[:5]) == ["latitude", "longitude", "time", "segment_id", "beam_id"]
+
+
+def test_fill_values_become_missing_not_heights(database_config, truth):
+    frame = Atl08Database(database_config).query(SegmentQuery.create(variables=["h_canopy", "canopy_h_metrics", "h_canopy_20m"]))
+    assert frame["h_canopy"].max() < 100
+    assert frame["h_canopy"].isna().sum() == np.isnan(truth["canopy/h_canopy"]).sum() > 0
+    profile = frame[[c for c in frame.columns if c.startswith("canopy_h_metrics_p")]]
+    assert profile.shape[1] == 18 and np.nanmax(profile.to_numpy()) < 100
+    assert (profile.isna().all(axis=1) == frame["h_canopy"].isna()).all()
+
+
+def test_polygon_membership_is_exact(database_config, truth):
+    # A concave, many-vertex polygon: the reference package would convex-hull it.
+    angles = np.linspace(0, 2 * np.pi, 6000, endpoint=False)
+    radius = 0.1 + 0.04 * np.sin(7 * angles)
+    ring = np.column_stack([7.15 + radius * np.cos(angles), 45.15 + 0.7 * radius * np.sin(angles)])
+    polygon = shapely.Polygon(ring)
+    frame = Atl08Database(database_config).query(SegmentQuery.create(roi=polygon))
+    inside = shapely.intersects_xy(polygon, truth["lon"], truth["lat"])
+    assert inside.sum() > 100
+    assert sorted(frame["segment_id"]) == sorted(truth["segment_id"][inside])
+
+
+def test_polygon_in_a_projected_crs_is_reprojected(database_config, truth):
+    from pyproj import Transformer
+
+    to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32632", always_xy=True)
+    x0, y0 = to_utm.transform(7.05, 45.05)
+    x1, y1 = to_utm.transform(7.25, 45.25)
+    polygon_utm = shapely.box(x0, y0, x1, y1)
+    frame = Atl08Database(database_config).query(SegmentQuery.create(roi=polygon_utm, roi_crs="EPSG:32632"))
+    tx, ty = to_utm.transform(truth["lon"], truth["lat"])
+    inside = (tx >= x0) & (tx <= x1) & (ty >= y0) & (ty <= y1)
+    got = set(frame["segment_id"])
+    expected = set(truth["segment_id"][inside])
+    # Edges are densified before reprojection; only points within centimetres of an edge may differ.
+    assert len(got ^ expected) <= 2 and len(expected) > 100
+
+
+def test_time_bounds_whole_days_and_sub_day(database_config, truth):
+    db = Atl08Database(database_config)
+    times = np.sort(np.unique(truth["time"].astype("datetime64[D]")))
+    first_day = str(times[0])
+    frame = db.query(SegmentQuery.create(start=first_day, end=first_day))
+    on_day = truth["time"].astype("datetime64[D]") == times[0]
+    assert len(frame) == on_day.sum() > 0
+    # Sub-day: the first half of that pass by timestamp.
+    day_times = np.sort(truth["time"][on_day])
+    middle = day_times[len(day_times) // 2]
+    frame = db.query(SegmentQuery.create(start=first_day, end=middle))
+    assert len(frame) == (truth["time"][on_day] <= middle).sum() < on_day.sum()
+    assert frame["time"].max() <= pd.Timestamp(middle).tz_localize("UTC")
+    # ISO text with microseconds works the same way.
+    cut = middle.astype("datetime64[us]")
+    frame = db.query(SegmentQuery.create(start=first_day, end=str(cut) + "Z"))
+    assert len(frame) == (truth["time"][on_day] <= cut).sum()
+
+
+def test_labels_give_reference_column_names_and_values(database_config, truth):
+    frame = Atl08Database(database_config).query(SegmentQuery.create(variables=["canopy_h_metrics:50", "h_canopy_20m:50"]))
+    assert {"canopy_h_metrics_p50", "h_canopy_20m_50m"} <= set(frame.columns)
+    assert not [c for c in frame.columns if c.startswith("canopy_h_metrics_p") and c != "canopy_h_metrics_p50"]
+    expected_p50 = dict(zip(truth["segment_id"], truth["canopy/canopy_h_metrics"][:, 8]))
+    expected_20m = dict(zip(truth["segment_id"], truth["canopy/h_canopy_20m"][:, 2]))
+    for sid, p50, sub in frame[["segment_id", "canopy_h_metrics_p50", "h_canopy_20m_50m"]].itertuples(index=False):
+        assert np.isclose(p50, expected_p50[sid], equal_nan=True)
+        assert np.isclose(sub, expected_20m[sid], equal_nan=True)
+
+
+def test_filters_match_numpy_on_the_granules(database_config, truth):
+    text = "\n".join(
+        [
+            f"segment_landcover in {FOREST}",
+            "h_canopy >= 5 and <= 60",
+            "n_ca_photons between 2 140",
+            "(night_flag == 1 or solar_elevation < 20) and n_te_photons >= 10",
+        ]
+    )
+    frame = Atl08Database(database_config).query(SegmentQuery.create(variables=["h_canopy"], filters=text))
+    h = truth["canopy/h_canopy"]
+    with np.errstate(invalid="ignore"):
+        mask = (
+            np.isin(truth["segment_landcover"], FOREST)
+            & (h >= 5) & (h <= 60)
+            & (truth["canopy/n_ca_photons"] >= 2) & (truth["canopy/n_ca_photons"] <= 140)
+            & ((truth["night_flag"] == 1) | (truth["solar_elevation"] < 20))
+            & (truth["terrain/n_te_photons"] >= 10)
+        )
+    assert mask.sum() > 50
+    assert sorted(frame["segment_id"]) == sorted(truth["segment_id"][mask])
+
+
+def test_filter_on_an_attribute_that_is_not_returned(database_config, truth):
+    frame = Atl08Database(database_config).query(SegmentQuery.create(variables=["h_te_best_fit"], filters="segment_landcover == 80"))
+    assert "segment_landcover" not in frame.columns
+    assert sorted(frame["segment_id"]) == sorted(truth["segment_id"][truth["segment_landcover"] == 80])
+
+
+def test_keyword_filters_like_the_reference(database_config, truth):
+    spec = SegmentQuery.create(variables=["h_canopy"], h_canopy=">= 5 and <= 60", segment_landcover=f"in {FOREST}")
+    frame = Atl08Database(database_config).query(spec)
+    h = truth["canopy/h_canopy"]
+    with np.errstate(invalid="ignore"):
+        mask = (h >= 5) & (h <= 60) & np.isin(truth["segment_landcover"], FOREST)
+    assert len(frame) == mask.sum()
+
+
+def test_batches_cover_the_same_rows_as_one_query(database_config):
+    db = Atl08Database(database_config)
+    spec = SegmentQuery.create(variables=["h_canopy"])
+    whole = db.query(spec)
+    batches = list(db.iter_batches(spec, rows=2000))
+    assert len(batches) > 2
+    assert sorted(pd.concat(batches)["segment_id"]) == sorted(whole["segment_id"])
+
+
+def test_estimate_is_fast_and_bounds_the_count(database_config):
+    db = Atl08Database(database_config)
+    spec = SegmentQuery.create(roi=(7.0, 45.0, 7.15, 45.15), variables=["h_canopy"])
+    count = len(db.query(spec))
+    estimate = db.estimate(spec)
+    assert 0.3 * count <= estimate.rows <= 3 * count
+    assert estimate.bytes > estimate.rows * 8
+
+
+def test_nearest_uses_geodesic_metres_and_sorts(database_config, truth):
+    from pyproj import Geod
+
+    point = (7.15, 45.15)
+    frame = Atl08Database(database_config).nearest(point, num_shots=25, radius_m=1500, variables=["h_canopy"])
+    _, _, distance = Geod(ellps="WGS84").inv(np.full(len(truth["lon"]), point[0]), np.full(len(truth["lat"]), point[1]), truth["lon"], truth["lat"])
+    order = np.argsort(distance, kind="stable")
+    within = order[distance[order] <= 1500][:25]
+    assert len(frame) == len(within) > 0
+    assert list(frame["distance_m"]) == sorted(frame["distance_m"])
+    np.testing.assert_allclose(frame["distance_m"], distance[within], rtol=1e-6)
+    assert frame["distance_m"].max() <= 1500
+
+
+def test_new_fragments_are_seen_by_an_open_database(tmp_path, sample_granules):
+    from canopy_explorer.plugin.core.config import local_config
+    from canopy_explorer.plugin.core.ingest import ingest_granules
+
+    config = local_config(tmp_path / "db")
+    ingest_granules(config, sample_granules[:1], workers=1)
+    db = Atl08Database(config)
+    spec = SegmentQuery.create(variables=["h_canopy"])
+    before = len(db.query(spec))
+    ingest_granules(config, sample_granules[1:2], workers=1)
+    after = len(db.query(spec))
+    truth = segments(sample_granules[:2])
+    assert before < after == len(truth["lat"])
