@@ -218,7 +218,7 @@ def load_config(path) -> DatabaseConfig:
         raise ConfigurationError(f"cannot read configuration {path}: {error.strerror or error}") from None
     try:
         document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, ValueError) as error:  # ValueError: YAML dates such as 2018-13-01
         raise ConfigurationError(f"{path} is not valid YAML: {error}") from None
     return config_from_mapping(document, source=str(path), base_dir=path.parent)
 
