@@ -193,6 +193,11 @@ def _offset(lat, lon, east_m, north_m):
     return lat2, lon2
 
 
+def _wrap(lon):
+    """Longitudes into [-180, 180), as products store them."""
+    return (np.asarray(lon) + 180.0) % 360.0 - 180.0
+
+
 def _beam_offsets_m() -> Dict[str, float]:
     """Cross-track offset of each beam from the centre line (negative = left of travel)."""
     offsets = {}
@@ -279,6 +284,7 @@ def simulate_beam(
     east, north = east / norm, north / norm
     offset = _beam_offsets_m()[beam]
     lat, lon = _offset(centre_lat, centre_lon, north * offset, -east * offset)  # right-hand normal
+    lon = _wrap(lon)
 
     keep = (lat >= lat_min) & (lat <= lat_max) & (lon >= lon_min) & (lon <= lon_max)
     # Cloud gaps: stretches of a few km without any land segment, commoner on weak beams.
@@ -340,6 +346,7 @@ def simulate_beam(
     sub_gap = rng.random((n, 5)) < 0.1
     heading_offsets = (np.arange(5) * GEOSEGMENT_LENGTH_M + 10 - SEGMENT_LENGTH_M / 2)
     lat_20m, lon_20m = _offset(lat[:, None], lon[:, None], east[keep][:, None] * heading_offsets, north[keep][:, None] * heading_offsets)
+    lon_20m = _wrap(lon_20m)
 
     segment_id_beg = (np.floor(along_m / GEOSEGMENT_LENGTH_M) + 1).astype(np.int32)
     duration = SEGMENT_LENGTH_M / 6900.0  # ground speed of about 6.9 km/s

@@ -1,0 +1,101 @@
+"""Bad input to queries gets a specific error, never a hang or a silent wrong answer."""
+
+import socket
+import time
+
+import pytest
+import shapely
+import tiledb
+
+from canopy_explorer.plugin.core.config import DatabaseConfig, local_config
+from canopy_explorer.plugin.core.database import Atl08Database
+from canopy_explorer.plugin.core.errors import QueryError, StorageError, UnknownVariableError
+from canopy_explorer.plugin.core.query import SegmentQuery
+from conftest import s3_config
+
+
+def test_unknown_variable_suggests_a_close_name():
+    with pytest.raises(UnknownVariableError, match="unknown variable 'h_canopi': did you mean 'h_canopy'"):
+        SegmentQuery.create(variables=["h_canopi"])
+
+
+def test_unknown_label_lists_the_valid_ones():
+    with pytest.raises(UnknownVariableError, match="valid percentile labels are: 10, 15, 20.*95"):
+        SegmentQuery.create(variables=["canopy_h_metrics:97"])
+    with pytest.raises(UnknownVariableError, match="valid along_track_offset_m labels are: 10, 30, 50, 70, 90"):
+        SegmentQuery.create(variables=["h_canopy_20m:40"])
+    with pytest.raises(UnknownVariableError, match="scalar variable and has no labels"):
+        SegmentQuery.create(variables=["h_canopy:50"])
+
+
+def test_end_before_start_is_refused():
+    with pytest.raises(QueryError, match="before start time"):
+        SegmentQuery.create(start="2022-01-01", end="2021-01-01")
+    with pytest.raises(QueryError, match="is not an ISO date"):
+        SegmentQuery.create(start="2021-02-30")
+
+
+@pytest.mark.parametrize(
+    "roi, message",
+    [
+        ((10, 5, 11, 5), "empty region of interest"),
+        ((10, 95, 11, 96), "outside -90..90"),
+        (shapely.Polygon(), "is empty"),
+        (shapely.Polygon([(0, 0), (1, 1), (1, 0), (0, 1)]), "not a valid polygon: Self-intersection"),
+        (shapely.LineString([(0, 0), (1, 1)]), "must be a polygon or multipolygon"),
+        ("POLYGON ((0 0, 1", "not valid WKT"),
+    ],
+)
+def test_bad_regions_of_interest(roi, message):
+    with pytest.raises(QueryError, match=message):
+        SegmentQuery.create(roi=roi)
+
+
+def test_region_outside_the_data_returns_no_rows(local_database):
+    frame = Atl08Database(local_database).query(SegmentQuery.create(roi=(-60, -10, -59, -9), variables=["h_canopy"]))
+    assert len(frame) == 0 and "h_canopy" in frame.columns
+
+
+def test_unknown_crs_is_named():
+    with pytest.raises(QueryError, match="unknown coordinate reference system 'EPSG:999999'"):
+        SegmentQuery.create(roi=shapely.box(0, 0, 1, 1), roi_crs="EPSG:999999")
+
+
+def test_folder_without_a_database(tmp_path):
+    with pytest.raises(StorageError, match="no ATL08 database at"):
+        Atl08Database(local_config(tmp_path / "empty"))
+
+
+def test_array_that_is_not_an_atl08_database(tmp_path):
+    import numpy as np
+
+    uri = str(tmp_path / "other" / "array_uri")
+    (tmp_path / "other").mkdir()
+    schema = tiledb.ArraySchema(domain=tiledb.Domain(tiledb.Dim("x", domain=(0, 9), dtype=np.int64)), attrs=[tiledb.Attr("v", dtype=np.float64)], sparse=True)
+    tiledb.Array.create(uri, schema)
+    with pytest.raises(StorageError, match="is not an ATL08 database"):
+        Atl08Database(local_config(tmp_path / "other"))
+
+
+def test_missing_bucket_is_a_clear_error(s3_server):
+    config = s3_config(s3_server, "no-such-bucket", create=False)
+    with pytest.raises(StorageError, match="no-such-bucket"):
+        Atl08Database(config)
+
+
+def test_unreachable_s3_endpoint_times_out_with_a_message():
+    with socket.socket() as listener:  # accepts connections but never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        config = DatabaseConfig(storage_type="s3", s3_bucket="b", url=endpoint, s3_settings={"connect_timeout_ms": "500", "request_timeout_ms": "1000", "connect_max_tries": "1"})
+        started = time.monotonic()
+        with pytest.raises(StorageError, match="127.0.0.1"):
+            Atl08Database(config, probe_timeout_s=3)
+        assert time.monotonic() - started < 10
+
+
+def test_filter_on_an_attribute_missing_from_the_database(local_database, tmp_path):
+    # Filters are checked against the catalogue when parsed; a database lacking the attribute says so.
+    spec = SegmentQuery.create(variables=["h_canopy"], filters="h_canopy > 5")
+    assert len(Atl08Database(local_database).query(spec)) > 0
