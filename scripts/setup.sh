@@ -10,7 +10,7 @@ APT_PACKAGES=(
   qgis python3-qgis qgis-providers
   postgresql-15 postgresql-15-postgis-3 postgis
   xvfb zip python3-venv python3-pip
-  python3-numpy python3-pandas python3-h5py python3-rasterio python3-pyproj python3-psycopg python3-yaml
+  python3-numpy python3-pandas python3-h5py python3-rasterio python3-pyproj python3-psycopg python3-yaml python3-xarray python3-netcdf4
 )
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
