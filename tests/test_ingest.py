@@ -154,3 +154,20 @@ def test_command_line_ingest(tmp_path, sample_granules):
     )
     assert result.returncode == 0, result.stderr
     assert f"{len(sample_granules)} granules written" in result.stdout
+
+
+def test_fragments_written_before_the_ledger_existed_are_kept(tmp_path, sample_granules):
+    """Ingesting into a database built by another tool never deletes its data."""
+    from canopy_explorer.plugin.core.granule import read_granule
+    from canopy_explorer.plugin.core.schema import create_array
+
+    config = local_config(tmp_path / "db")
+    (tmp_path / "db").mkdir()
+    create_array(config.array_uri, config, tiledb.Ctx())
+    columns = read_granule(sample_granules[0])
+    with tiledb.open(config.array_uri, "w") as array:
+        array[columns["latitude"], columns["longitude"], columns["time"]] = {k: v for k, v in columns.items() if k not in ("latitude", "longitude", "time")}
+    report = ingest_granules(config, sample_granules[1:2], workers=1)
+    assert report.removed_orphan_fragments == 0
+    expected = np.sort(np.concatenate([segments([p])["segment_id"] for p in sample_granules[:2]]))
+    np.testing.assert_array_equal(all_segment_ids(config), expected)

@@ -81,6 +81,17 @@ def _create_ledger(uri: str, ctx) -> None:
         allows_duplicates=False,
     )
     tiledb.Array.create(uri, schema, ctx=ctx)
+    with tiledb.open(uri, "w", ctx=ctx) as ledger:
+        # Fragments older than the ledger came from elsewhere (another tool, an earlier
+        # copy): they are never mistaken for the leftovers of an interrupted run.
+        ledger.meta["created_ms"] = int(time.time() * 1000)
+
+
+def ledger_created_ms(uri: str, ctx) -> int:
+    import tiledb
+
+    with tiledb.open(uri, "r", ctx=ctx) as ledger:
+        return int(ledger.meta.get("created_ms", 0))
 
 
 def read_ledger(uri: str, ctx) -> Dict[str, Tuple[int, int]]:
@@ -106,12 +117,16 @@ def _record(uri: str, ctx, entries: Sequence[Tuple[str, int, int]]) -> None:
         }
 
 
-def _remove_orphans(array_uri: str, known_timestamps: set, ctx) -> int:
+def _remove_orphans(array_uri: str, known_timestamps: set, since_ms: int, ctx) -> int:
     """Delete data fragments written by a run that died before recording them in the ledger."""
     import tiledb
 
     orphans = sorted(
-        {f.timestamp_range[0] for f in tiledb.FragmentInfoList(array_uri, ctx=ctx) if f.timestamp_range[0] not in known_timestamps}
+        {
+            f.timestamp_range[0]
+            for f in tiledb.FragmentInfoList(array_uri, ctx=ctx)
+            if f.timestamp_range[0] > since_ms and f.timestamp_range[0] not in known_timestamps
+        }
     )
     for stamp in orphans:
         tiledb.Array.delete_fragments(array_uri, stamp, stamp, ctx=ctx)
@@ -244,7 +259,9 @@ def ingest_granules(
     ensure_database(config, ctx)
     report = IngestReport(database_uri=config.array_uri)
     ledger = read_ledger(config.ledger_uri, ctx)
-    report.removed_orphan_fragments = _remove_orphans(config.array_uri, {t for t, _ in ledger.values()}, ctx)
+    known = {t for t, _ in ledger.values()}
+    created_ms = ledger_created_ms(config.ledger_uri, ctx)
+    report.removed_orphan_fragments = _remove_orphans(config.array_uri, known, created_ms, ctx)
     if report.removed_orphan_fragments:
         log(f"removed {report.removed_orphan_fragments} unrecorded fragment batch(es) left by an interrupted run")
     pending = []
@@ -261,7 +278,7 @@ def ingest_granules(
         date = granule_date(path)
         return date.year if (date and config.temporal_batching == "annual") else 0
 
-    last_stamp = max([t for t, _ in ledger.values()] + [0])
+    last_stamp = max(known | {created_ms})  # batch stamps are always newer than the ledger
     day_min, day_max = TIME_DOMAIN
     with _Readers(executor, workers, scheduler) as readers:
         for _, group in groupby(sorted(pending, key=lambda p: (year_of(p), p.name)), key=year_of):
