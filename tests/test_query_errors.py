@@ -94,8 +94,3 @@ def test_unreachable_s3_endpoint_times_out_with_a_message():
             Atl08Database(config, probe_timeout_s=3)
         assert time.monotonic() - started < 10
 
-
-def test_filter_on_an_attribute_missing_from_the_database(local_database, tmp_path):
-    # Filters are checked against the catalogue when parsed; a database lacking the attribute says so.
-    spec = SegmentQuery.create(variables=["h_canopy"], filters="h_canopy > 5")
-    assert len(Atl08Database(local_database).query(spec)) > 0
