@@ -122,21 +122,15 @@ class Atl08Database:
             raise QueryError(f"this database has no attribute {missing[0]!r}")
         return list(dict.fromkeys(wanted))
 
-    def _subarrays(self, spec: SegmentQuery):
-        first_day, last_day = spec.day_range
-        domain_first, domain_last = self._array().schema.domain.dim("time").domain
-        first_day, last_day = max(first_day, int(domain_first)), min(last_day, int(domain_last))
-        for lon_min, lat_min, lon_max, lat_max in spec.parts:
-            yield slice(lat_min, lat_max), slice(lon_min, lon_max), slice(first_day, last_day)
 
     def _raw_batches(self, spec: SegmentQuery, init_buffer_bytes: Optional[int] = None) -> Iterator[Dict[str, np.ndarray]]:
         """Raw TileDB results per subarray (and per incomplete batch when buffers are bounded)."""
         import tiledb
 
-        first_day, last_day = spec.day_range
         array = self._array()
         domain_first, domain_last = array.schema.domain.dim("time").domain
-        if last_day < domain_first or first_day > domain_last:
+        first_day, last_day = max(spec.day_range[0], int(domain_first)), min(spec.day_range[1], int(domain_last))
+        if last_day < first_day:
             return
         condition = self._condition(spec)
         attrs = self._attributes(spec)
@@ -145,10 +139,10 @@ class Atl08Database:
             config["py.init_buffer_bytes"] = str(init_buffer_bytes)
             array = tiledb.open(self.uri, mode="r", ctx=tiledb.Ctx(tiledb.Config(config)))
         try:
-            for lat, lon, time in self._subarrays(spec):
+            for lon_min, lat_min, lon_max, lat_max in spec.parts:
                 query = array.query(attrs=attrs, cond=condition, dims=list(DIMENSIONS), return_incomplete=init_buffer_bytes is not None)
                 try:
-                    result = query.multi_index[lat, lon, time]
+                    result = query.multi_index[lat_min:lat_max, lon_min:lon_max, first_day:last_day]
                 except tiledb.TileDBError as error:
                     raise StorageError(f"reading {self.uri} failed: {error}") from None
                 if init_buffer_bytes is None:
