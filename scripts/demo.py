@@ -16,14 +16,11 @@ import shapely
 from canopy_explorer.plugin.core.config import load_config
 from canopy_explorer.plugin.core.database import Atl08Database
 from canopy_explorer.plugin.core.ingest import ingest_granules
+from canopy_explorer.plugin.core.presets import GOOD_CANOPY
 from canopy_explorer.plugin.core.query import SegmentQuery
 from canopy_explorer.plugin.core.sample_granules import SAMPLE_REGION, generate_granules
 
 ROOT = Path(__file__).resolve().parent.parent
-GOOD_CANOPY = """segment_landcover in [111, 112, 113, 114, 115, 116, 121, 122, 123, 124, 125, 126]
-h_canopy >= 5 and <= 60
-n_ca_photons >= 2 and <= 140
-n_te_photons >= 10"""
 
 
 def main() -> int:

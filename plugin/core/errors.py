@@ -40,3 +40,7 @@ class MissingDependencyError(CanopyExplorerError):
 
 class Cancelled(CanopyExplorerError):
     """The user cancelled the operation; raised by progress callbacks."""
+
+
+class OutputError(CanopyExplorerError):
+    """An output file or folder cannot be written (bad format, read-only folder, disk full)."""

@@ -22,6 +22,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .presets import FOREST_CLASSES
 from .variables import PROFILE, catalogue, granule_variables
 
 FLOAT32_FILL = np.float32(3.4028235e38)
@@ -43,7 +44,6 @@ GEOSEGMENT_LENGTH_M = 20.0
 PAIR_SPACING_M = 3300.0
 BEAM_SPACING_M = 90.0
 
-FOREST_CLASSES = (111, 112, 113, 114, 115, 116, 121, 122, 123, 124, 125, 126)
 # Copernicus land-cover codes for what is not forest in the synthetic landscape.
 SHRUBS, HERBACEOUS, CROPLAND, URBAN, BARE, WATER = 20, 30, 40, 50, 60, 80
 
