@@ -1,0 +1,274 @@
+"""Map tools the query dialog uses to pick a region of interest or a point on the map canvas.
+
+The dialog hides while the user draws and comes back when a tool emits
+``roiDrawn``, ``pointPicked`` or ``cancelled``. Geometries are emitted in the
+canvas's destination CRS; ``to_wgs84`` brings them to EPSG:4326 for the query.
+"""
+
+from typing import List, Optional
+
+from qgis.core import (
+    Qgis,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsCoordinateTransformContext,
+    QgsCsException,
+    QgsGeometry,
+    QgsPointXY,
+    QgsWkbTypes,
+)
+from qgis.gui import QgsMapCanvas, QgsMapMouseEvent, QgsMapTool, QgsRubberBand
+from qgis.PyQt.QtCore import QPoint, Qt, pyqtSignal
+from qgis.PyQt.QtGui import QColor, QCursor, QKeyEvent
+
+WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+POLYGON = QgsWkbTypes.GeometryType.PolygonGeometry
+
+ROI_STROKE = QColor(230, 81, 0)
+ROI_FILL = QColor(230, 81, 0, 60)  # translucent so the map under the region stays readable
+ROI_STROKE_WIDTH = 2
+
+# Densified edges get this many pieces along the geometry's longer side, enough for a
+# straight edge in a projected CRS to keep its curved shape in longitude/latitude.
+DENSIFY_PIECES = 64
+
+
+class _CanvasPickingTool(QgsMapTool):
+    """What every picking tool shares: a crosshair, Esc to cancel, clean-up on deactivation."""
+
+    cancelled = pyqtSignal()
+
+    def __init__(self, canvas: QgsMapCanvas):
+        super().__init__(canvas)
+        # QgsMapTool's default, set anyway: the dialog relies on the user seeing a crosshair.
+        self.setCursor(QCursor(Qt.CursorShape.CrossCursor))
+
+    def reset(self) -> None:
+        """Forget what was drawn; subclasses clear their state and rubber band."""
+
+    def deactivate(self) -> None:
+        self.reset()
+        super().deactivate()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape:
+            self.reset()
+            event.accept()
+            self.cancelled.emit()
+        else:
+            # Let the canvas keep its own keys (arrows pan, +/- zoom).
+            event.ignore()
+
+
+class _RoiTool(_CanvasPickingTool):
+    """A picking tool that draws a polygon region with a rubber band and emits it."""
+
+    roiDrawn = pyqtSignal(QgsGeometry)
+
+    def __init__(self, canvas: QgsMapCanvas):
+        super().__init__(canvas)
+        self.rubber_band = QgsRubberBand(canvas, POLYGON)
+        self.rubber_band.setStrokeColor(ROI_STROKE)
+        self.rubber_band.setFillColor(ROI_FILL)
+        self.rubber_band.setWidth(ROI_STROKE_WIDTH)
+
+    def reset(self) -> None:
+        self.rubber_band.reset(POLYGON)
+
+    def _show_ring(self, points: List[QgsPointXY]) -> None:
+        self.rubber_band.reset(POLYGON)
+        for index, point in enumerate(points):
+            # Repaint once, after the last point, not once per vertex.
+            self.rubber_band.addPoint(point, index == len(points) - 1)
+
+
+class RectangleRoiTool(_RoiTool):
+    """Press, drag and release to draw a rectangular region; emits ``roiDrawn`` on release."""
+
+    def __init__(self, canvas: QgsMapCanvas):
+        super().__init__(canvas)
+        self._start_pixel: Optional[QPoint] = None
+        # While a mouse button is down QgsMapCanvas does not pass key presses to its map tool,
+        # it only emits keyPressed: listen there so Esc also cancels in the middle of a drag.
+        canvas.keyPressed.connect(self._canvas_key_pressed)
+
+    def reset(self) -> None:
+        self._start_pixel = None
+        super().reset()
+
+    def _canvas_key_pressed(self, event: QKeyEvent) -> None:
+        # Outside a drag keyPressEvent has already handled the key (and ended any drag).
+        if self._start_pixel is not None and event.key() == Qt.Key.Key_Escape:
+            self.reset()
+            self.cancelled.emit()
+
+    def canvasPressEvent(self, event: QgsMapMouseEvent) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        self._start_pixel = event.pos()
+        self.rubber_band.reset(POLYGON)
+
+    def canvasMoveEvent(self, event: QgsMapMouseEvent) -> None:
+        if self._start_pixel is not None:
+            self._show_ring(self._corners(self._start_pixel, event.pos()))
+
+    def canvasReleaseEvent(self, event: QgsMapMouseEvent) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or self._start_pixel is None:
+            return
+        start, end = self._start_pixel, event.pos()
+        self._start_pixel = None
+        if start.x() == end.x() or start.y() == end.y():
+            # A click or a line has no area: nothing to query.
+            self.rubber_band.reset(POLYGON)
+            return
+        corners = self._corners(start, end)
+        # The band stays on the canvas showing the region until reset() or deactivate().
+        self._show_ring(corners)
+        self.roiDrawn.emit(QgsGeometry.fromPolygonXY([corners + [corners[0]]]))
+
+    def _corners(self, start: QPoint, end: QPoint) -> List[QgsPointXY]:
+        # Corners are taken from the screen rectangle pixel by pixel so that what is emitted
+        # is what the user saw, also on a rotated canvas where it is not axis-aligned in map units.
+        pixels = [start, QPoint(end.x(), start.y()), end, QPoint(start.x(), end.y())]
+        return [self.toMapCoordinates(pixel) for pixel in pixels]
+
+
+class PolygonRoiTool(_RoiTool):
+    """Left-click adds vertices, right-click finishes (three or more), Backspace undoes the last
+    vertex, Esc cancels. Emits ``roiDrawn`` with a valid polygon."""
+
+    def __init__(self, canvas: QgsMapCanvas):
+        super().__init__(canvas)
+        self.vertices: List[QgsPointXY] = []
+        self._cursor_point: Optional[QgsPointXY] = None
+
+    def reset(self) -> None:
+        self.vertices = []
+        self._cursor_point = None
+        super().reset()
+
+    def canvasMoveEvent(self, event: QgsMapMouseEvent) -> None:
+        self._cursor_point = event.mapPoint()
+        if self.vertices:
+            self._show_drawing()
+
+    def canvasReleaseEvent(self, event: QgsMapMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            point = event.mapPoint()
+            self._cursor_point = point
+            # A double-click releases twice on one spot; a repeated vertex would only add a zero-length edge.
+            if not self.vertices or self.vertices[-1] != point:
+                self.vertices.append(point)
+            self._show_drawing()
+        elif event.button() == Qt.MouseButton.RightButton:
+            self._finish()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        # Delete as well as Backspace, as in QGIS's own digitizing tools.
+        if event.key() in (Qt.Key.Key_Backspace, Qt.Key.Key_Delete):
+            if not self.vertices:
+                event.ignore()
+                return
+            self.vertices.pop()
+            self._show_drawing()
+            event.accept()
+        else:
+            super().keyPressEvent(event)
+
+    def _show_drawing(self) -> None:
+        if not self.vertices:
+            self.rubber_band.reset(POLYGON)
+            return
+        # The last segment follows the mouse so the user sees where the next click goes.
+        following = [self._cursor_point] if self._cursor_point is not None else []
+        self._show_ring(self.vertices + following)
+
+    def _finish(self) -> None:
+        if len(self.vertices) < 3:
+            return  # not a polygon yet: keep drawing
+        region = polygonal_part(QgsGeometry.fromPolygonXY([self.vertices + [self.vertices[0]]]))
+        if region.isEmpty():
+            return  # the ring collapsed (all points on a line): keep drawing so it can be fixed
+        self.vertices = []
+        # Show what is emitted (the repaired region of a bow-tie), without the cursor segment.
+        self.rubber_band.setToGeometry(region)
+        self.roiDrawn.emit(region)
+
+
+class PointPickTool(_CanvasPickingTool):
+    """Left-click emits ``pointPicked(point, crs)``: the map point in the canvas CRS."""
+
+    pointPicked = pyqtSignal(QgsPointXY, QgsCoordinateReferenceSystem)
+
+    def canvasReleaseEvent(self, event: QgsMapMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.pointPicked.emit(event.mapPoint(), self.canvas().mapSettings().destinationCrs())
+
+
+def polygonal_part(geometry: QgsGeometry) -> QgsGeometry:
+    """The valid (multi)polygon area of a geometry, or an empty geometry if it has none.
+
+    An invalid ring (a bow-tie) is repaired with makeValid; what a repair collapses
+    to lines or points has no area and is dropped."""
+    if geometry.isEmpty():
+        return QgsGeometry()
+    if not geometry.isGeosValid():
+        geometry = geometry.makeValid()
+        if geometry.isNull() or geometry.isEmpty():
+            return QgsGeometry()
+    if geometry.type() == POLYGON:
+        return geometry
+    parts = [part for part in geometry.asGeometryCollection() if part.type() == POLYGON and not part.isEmpty()]
+    if not parts:
+        return QgsGeometry()
+    # Union rather than collect: polygons sharing an edge would make an invalid multipolygon.
+    return QgsGeometry.unaryUnion(parts)
+
+
+def to_wgs84(
+    geometry: QgsGeometry, crs: QgsCoordinateReferenceSystem, transform_context: QgsCoordinateTransformContext
+) -> QgsGeometry:
+    """A copy of ``geometry`` (in ``crs``) transformed to EPSG:4326.
+
+    Edges are densified first so a straight edge in a projected CRS keeps its shape
+    in longitude/latitude. A polygon that crosses the antimeridian keeps continuous
+    longitudes (past 180) instead of jumping to -180, which the query's region of
+    interest accepts and splits. Raises ValueError for an empty or invalid geometry,
+    an invalid CRS, or a geometry the transform cannot handle."""
+    if geometry is None or geometry.isNull() or geometry.isEmpty():
+        raise ValueError("the region of interest is empty")
+    if not geometry.isGeosValid():
+        reasons = "; ".join(error.what() for error in geometry.validateGeometry()) or "GEOS reports it invalid"
+        raise ValueError(f"the region of interest is not a valid geometry: {reasons}")
+    if crs is None or not crs.isValid():
+        raise ValueError("the region of interest has no valid coordinate reference system")
+    if crs == WGS84:
+        return QgsGeometry(geometry)
+    box = geometry.boundingBox()
+    spacing = max(box.width(), box.height()) / DENSIFY_PIECES
+    result = geometry.densifyByDistance(spacing) if spacing > 0 else QgsGeometry(geometry)
+    transform = QgsCoordinateTransform(crs, WGS84, transform_context)
+    try:
+        failed = result.transform(transform) != Qgis.GeometryOperationResult.Success
+    except QgsCsException as error:
+        raise ValueError(f"the region of interest cannot be transformed from {crs.authid()} to EPSG:4326: {error}") from None
+    if failed:
+        raise ValueError(f"the region of interest cannot be transformed from {crs.authid()} to EPSG:4326")
+    return _unwrap_antimeridian(result)
+
+
+def _unwrap_antimeridian(geometry: QgsGeometry) -> QgsGeometry:
+    # After densification neighbouring vertices are close, so a step of more than 180 degrees
+    # between them is the transform wrapping longitude at the antimeridian, not a real edge.
+    if geometry.type() != POLYGON:
+        return geometry
+    polygons = geometry.asMultiPolygon() if geometry.isMultipart() else [geometry.asPolygon()]
+    wraps = any(
+        abs(ring[i + 1].x() - ring[i].x()) > 180 for polygon in polygons for ring in polygon for i in range(len(ring) - 1)
+    )
+    if not wraps:
+        return geometry
+    shifted = [
+        [[QgsPointXY(p.x() + 360 if p.x() < 0 else p.x(), p.y()) for p in ring] for ring in polygon] for polygon in polygons
+    ]
+    return QgsGeometry.fromMultiPolygonXY(shifted) if geometry.isMultipart() else QgsGeometry.fromPolygonXY(shifted[0])
