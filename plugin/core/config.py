@@ -226,3 +226,32 @@ def load_config(path) -> DatabaseConfig:
 def local_config(path, **overrides) -> DatabaseConfig:
     """A configuration for a database in a local folder, with the public layout's defaults."""
     return DatabaseConfig(storage_type="local", local_path=str(path), source=str(path), **overrides).with_changes()
+
+
+def config_from_source(source, endpoint: Optional[str] = None) -> DatabaseConfig:
+    """A configuration from what a user types or picks: a YAML file, a local folder or an S3 URI.
+
+    A folder may be the database folder (holding ``array_uri``) or the array itself.
+    ``s3://bucket/prefix`` reads the database under that prefix; ``endpoint`` is the
+    S3 server's URL when it is not AWS.
+    """
+    text = str(source).strip()
+    if not text:
+        raise ConfigurationError("no database given: choose a configuration file, a folder or an s3:// URI")
+    if text.startswith("s3://"):
+        bucket = text[len("s3://"):].strip("/")
+        if not bucket:
+            raise ConfigurationError(f"{text} names no bucket")
+        if bucket.endswith("/" + ARRAY_NAME):
+            bucket = bucket[: -len(ARRAY_NAME) - 1]
+        return DatabaseConfig(storage_type="s3", s3_bucket=bucket, url=endpoint or None, source=text).with_changes()
+    path = Path(text).expanduser()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return load_config(path)
+    if not path.exists():
+        raise ConfigurationError(f"{path} does not exist: choose a configuration file (.yaml), a database folder or an s3:// URI")
+    if not path.is_dir():
+        raise ConfigurationError(f"{path} is neither a configuration file (.yaml) nor a database folder")
+    if path.name == ARRAY_NAME:
+        path = path.parent
+    return local_config(path)

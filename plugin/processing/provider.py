@@ -26,4 +26,8 @@ class CanopyExplorerProvider(QgsProcessingProvider):
 
     @staticmethod
     def algorithms_to_register():
-        return []
+        from .atl08_ingest import Atl08IngestAlgorithm
+        from .atl08_nearest import Atl08NearestAlgorithm
+        from .atl08_query import Atl08QueryAlgorithm
+
+        return [Atl08IngestAlgorithm(), Atl08QueryAlgorithm(), Atl08NearestAlgorithm()]

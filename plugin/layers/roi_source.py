@@ -1,0 +1,59 @@
+"""Regions of interest from QGIS objects (layers, extents, drawn geometries) as the engine takes them."""
+
+from typing import Tuple
+
+from qgis.core import QgsCoordinateReferenceSystem, QgsFeatureRequest, QgsGeometry, QgsRectangle, QgsVectorLayer, QgsWkbTypes
+
+from ..core.errors import QueryError
+
+
+def _crs_text(crs: QgsCoordinateReferenceSystem) -> str:
+    if not crs.isValid():
+        raise QueryError("the region has no coordinate reference system: set the layer's or project's CRS")
+    return crs.authid() or crs.toWkt()
+
+
+def roi_from_geometry(geometry: QgsGeometry, crs: QgsCoordinateReferenceSystem) -> Tuple[object, str]:
+    """(shapely polygon, CRS) for a drawn or computed polygon; the engine reprojects and densifies."""
+    import shapely
+
+    if geometry is None or geometry.isNull() or geometry.isEmpty():
+        raise QueryError("the region of interest is empty")
+    if geometry.type() != QgsWkbTypes.GeometryType.PolygonGeometry:
+        raise QueryError("the region of interest must be a polygon")
+    if not geometry.isGeosValid():
+        geometry = geometry.makeValid()
+    return shapely.from_wkb(bytes(geometry.asWkb())), _crs_text(crs)
+
+
+def roi_from_rectangle(rectangle: QgsRectangle, crs: QgsCoordinateReferenceSystem) -> Tuple[object, str]:
+    if rectangle is None or rectangle.isEmpty():
+        raise QueryError("the region of interest is an empty extent")
+    if crs.isValid() and crs.authid() == "EPSG:4326":
+        return (rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum()), "EPSG:4326"
+    return roi_from_geometry(QgsGeometry.fromRect(rectangle), crs)
+
+
+def roi_from_layer(layer: QgsVectorLayer, selected_only: bool = False) -> Tuple[object, str]:
+    """The union of a polygon layer's features (or its selection) with the layer's CRS."""
+    import shapely
+
+    if layer is None or not layer.isValid():
+        raise QueryError("the region layer is missing or cannot be read")
+    if layer.geometryType() != QgsWkbTypes.GeometryType.PolygonGeometry:
+        raise QueryError(f"layer '{layer.name()}' has no polygons: the region of interest must be a polygon layer")
+    request = QgsFeatureRequest().setNoAttributes()
+    features = layer.getSelectedFeatures(request) if selected_only else layer.getFeatures(request)
+    parts = []
+    for feature in features:
+        geometry = feature.geometry()
+        if geometry.isNull() or geometry.isEmpty():
+            continue
+        if not geometry.isGeosValid():
+            geometry = geometry.makeValid()
+        parts.append(shapely.from_wkb(bytes(geometry.asWkb())))
+    if not parts:
+        which = "selected features" if selected_only else "features"
+        raise QueryError(f"layer '{layer.name()}' has no {which} with a geometry to use as the region")
+    union = shapely.union_all(parts)
+    return union, _crs_text(layer.crs())

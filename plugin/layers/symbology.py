@@ -1,0 +1,81 @@
+"""Graduated natural-breaks symbology for segment layers, built from breaks computed in the engine.
+
+Built from plain objects (no QgsStyle lookups), so it can run inside a task.
+"""
+
+from typing import Optional, Sequence
+
+from qgis.core import (
+    QgsColorBrewerColorRamp,
+    QgsGradientColorRamp,
+    QgsGradientStop,
+    QgsGraduatedSymbolRenderer,
+    QgsMarkerSymbol,
+    QgsRendererRange,
+)
+from qgis.PyQt.QtGui import QColor
+
+from ..core.errors import UnknownVariableError
+from ..core.variables import get_variable
+
+
+def _gradient(colours: Sequence[str]) -> QgsGradientColorRamp:
+    step = 1.0 / (len(colours) - 1)
+    stops = [QgsGradientStop(i * step, QColor(c)) for i, c in enumerate(colours[1:-1], start=1)]
+    return QgsGradientColorRamp(QColor(colours[0]), QColor(colours[-1]), False, stops)
+
+
+UNIT_SYMBOLS = {"meters": "m", "metres": "m", "kilometers": "km", "degrees": "°", "degrees_east": "°", "radians": "rad", "seconds": "s", "percent": "%"}
+TERRAIN = ("#2b83ba", "#1a9641", "#a6d96a", "#ffffbf", "#d7a35c", "#8c510a", "#f5f5f5")
+VIRIDIS = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")
+
+
+def colour_ramp_for(variable: Optional[str]):
+    """Greens for canopy variables, terrain colours for terrain, viridis for the rest."""
+    category = _category(variable)
+    if category == "Canopy":
+        return QgsColorBrewerColorRamp("Greens", 9)
+    if category == "Terrain":
+        return _gradient(TERRAIN)
+    return _gradient(VIRIDIS)
+
+
+def _category(variable: Optional[str]) -> str:
+    try:
+        return get_variable(variable).category if variable else ""
+    except UnknownVariableError:
+        return ""
+
+
+def units_for(variable: Optional[str]) -> str:
+    try:
+        units = get_variable(variable).units if variable else ""
+    except UnknownVariableError:
+        return ""
+    if units in ("", "adimensional", "counts"):
+        return ""
+    return UNIT_SYMBOLS.get(units, units)
+
+
+def _format(value: float, units: str) -> str:
+    digits = 0 if abs(value) >= 100 else (1 if abs(value) >= 1 else 3)
+    return f"{value:.{digits}f}" + (f" {units}" if units else "")
+
+
+def graduated_renderer(field: str, variable: Optional[str], minimum: float, breaks: Sequence[float]) -> QgsGraduatedSymbolRenderer:
+    """Classes [minimum, b1], (b1, b2], ... coloured along the variable's ramp, labelled with units."""
+    ramp = colour_ramp_for(variable)
+    units = units_for(variable)
+    ranges = []
+    lower = minimum
+    count = len(breaks)
+    for index, upper in enumerate(breaks):
+        symbol = QgsMarkerSymbol.createSimple({"name": "circle", "size": "1.8", "outline_style": "no"})
+        symbol.setColor(ramp.color(index / (count - 1) if count > 1 else 1.0))
+        label = f"{_format(lower, units)} – {_format(upper, units)}"
+        ranges.append(QgsRendererRange(lower, upper, symbol, label))
+        lower = upper
+    renderer = QgsGraduatedSymbolRenderer(field, ranges)
+    renderer.setSourceColorRamp(ramp.clone())
+    renderer.setMode(QgsGraduatedSymbolRenderer.Jenks)  # 3.22 name; the mode records how classes were made
+    return renderer

@@ -1,0 +1,51 @@
+"""What every Canopy Explorer algorithm shares: naming, icon, and engine errors as Processing errors."""
+
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
+
+from ..core.errors import Cancelled, CanopyExplorerError
+from ..resources import PLUGIN_ROOT, icon
+
+PUBLIC_CONFIG = str(PLUGIN_ROOT / "configs" / "public_atl08_v007.yaml")
+SAMPLE_CONFIG = str(PLUGIN_ROOT / "configs" / "sample_local.yaml")
+
+
+class CanopyExplorerAlgorithm(QgsProcessingAlgorithm):
+    """Subclasses implement ``execute(parameters, context, feedback)``; engine errors become clear Processing errors."""
+
+    group_name = "ICESat-2 ATL08"
+
+    def group(self):
+        return self.group_name
+
+    def groupId(self):  # noqa: N802
+        return self.group_name.lower().replace(" ", "_").replace("-", "")
+
+    def icon(self):
+        return icon("canopy_explorer.svg")
+
+    def createInstance(self):  # noqa: N802
+        return type(self)()
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        try:
+            return self.execute(parameters, context, feedback)
+        except Cancelled:
+            feedback.reportError("Cancelled: nothing was written.")
+            return {}
+        except CanopyExplorerError as error:
+            raise QgsProcessingException(str(error)) from error
+
+    def execute(self, parameters, context, feedback):
+        raise NotImplementedError
+
+
+def database_config(algorithm, parameters, context):
+    """The CONFIG parameter (YAML file, database folder or s3:// URI) as an engine configuration."""
+    from ..core.config import config_from_source
+
+    source = algorithm.parameterAsString(parameters, "CONFIG", context) or PUBLIC_CONFIG
+    return config_from_source(source)
+
+
+def variables_list(text: str):
+    return tuple(v.strip() for v in (text or "").replace("\n", ",").split(",") if v.strip())

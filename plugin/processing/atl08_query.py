@@ -1,0 +1,104 @@
+"""Processing: ATL08 segments in a region, time range and quality filters, as a styled point layer."""
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorDestination,
+    QgsProcessingOutputNumber,
+)
+
+from ..core.errors import QueryError
+from ..core.query import SegmentQuery
+from ..layers.roi_source import roi_from_layer, roi_from_rectangle
+from ..layers.segment_layer import QueryRequest, write_query_output
+from ..tasks.progress import feedback_progress
+from .algorithm import PUBLIC_CONFIG, CanopyExplorerAlgorithm, database_config, variables_list
+from .parameters import add_common_query_parameters, filters_text, time_bounds
+
+
+class Atl08QueryAlgorithm(CanopyExplorerAlgorithm):
+    def name(self):
+        return "atl08_query"
+
+    def displayName(self):  # noqa: N802
+        return "Query ATL08 segments"
+
+    def shortHelpString(self):  # noqa: N802
+        return (
+            "Reads ICESat-2 ATL08 land and vegetation segments from a TileDB database into a point layer "
+            "(EPSG:4326) coloured with natural breaks.\n\n"
+            "CONFIG: a database configuration YAML, a database folder or an s3:// URI (default: the public ATL08 v7 database).\n"
+            "ROI: an extent, or a polygon layer whose features (exact shapes, any CRS) bound the query.\n"
+            "START, END: the time range (inclusive).\n"
+            "VARIABLES: comma-separated ATL08 variables; 'canopy_h_metrics:95' picks one percentile, "
+            "'canopy_h_metrics' gives all 18.\n"
+            "FILTERS: one condition per line, combined with 'and', e.g. 'h_canopy between 5 60', "
+            "'segment_landcover in [111, 112]', '(night_flag == 1 or solar_elevation < 0) and n_te_photons >= 10'. "
+            "Filters are evaluated in the database, on any variable.\n"
+            "OUTPUT: GeoPackage (styled), FlatGeobuf, GeoJSON or CSV."
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterString("CONFIG", "Database (configuration YAML, folder or s3:// URI)",
+                                                       defaultValue=PUBLIC_CONFIG))
+        self.addParameter(QgsProcessingParameterExtent("ROI", "Region of interest (extent or polygon layer)"))
+        add_common_query_parameters(self)
+        classes = QgsProcessingParameterNumber("CLASSES", "Natural-breaks classes", defaultValue=5, minValue=1, maxValue=12)
+        classes.setFlags(classes.flags() | QgsProcessingParameterNumber.FlagAdvanced)
+        self.addParameter(classes)
+        self.addParameter(QgsProcessingParameterVectorDestination("OUTPUT", "ATL08 segments", QgsProcessing.TypeVectorPoint))
+        self.addOutput(QgsProcessingOutputNumber("SEGMENTS", "Segments written"))
+
+    def execute(self, parameters, context, feedback):
+        config = database_config(self, parameters, context)
+        roi, roi_crs = region_of_interest(self, parameters, context)
+        start, end = time_bounds(self, parameters, context)
+        variables = variables_list(self.parameterAsString(parameters, "VARIABLES", context))
+        if not variables:
+            raise QueryError("no variables given: list at least one, e.g. h_canopy")
+        filters = filters_text(self, parameters, context)
+        spec = SegmentQuery.create(roi=roi, start=start, end=end, variables=variables, filters=filters or None, roi_crs=roi_crs)
+        output_path = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        progress, check_cancel = feedback_progress(feedback)
+        request = QueryRequest(config, spec, variables, filters, output_path=output_path,
+                               classes=self.parameterAsInt(parameters, "CLASSES", context))
+        output = write_query_output(request, progress, check_cancel)
+        if output.rows == 0:
+            raise QueryError("no segments match the region, time range and filters: nothing was written")
+        feedback.pushInfo(f"{output.rows} segments written to {output.path}")
+        if context.willLoadLayerOnCompletion(output_path):
+            context.layerToLoadOnCompletionDetails(output_path).name = output.layer_name
+        return {"OUTPUT": output.path, "SEGMENTS": output.rows}
+
+
+def region_of_interest(algorithm, parameters, context):
+    """ROI as a polygon layer (exact shapes) when it names one, else as an extent in its CRS."""
+    value = parameters.get("ROI")
+    layer = None
+    if value is not None and not _looks_like_extent(value):
+        layer = algorithm.parameterAsVectorLayer(parameters, "ROI", context)
+    if layer is not None:
+        return roi_from_layer(layer)
+    rectangle = algorithm.parameterAsExtent(parameters, "ROI", context)
+    crs = algorithm.parameterAsExtentCrs(parameters, "ROI", context)
+    if rectangle.isNull() or rectangle.isEmpty():
+        raise QueryError(f"the region of interest {value!r} is neither an extent nor a polygon layer")
+    if not crs.isValid():
+        from qgis.core import QgsCoordinateReferenceSystem
+
+        crs = QgsCoordinateReferenceSystem("EPSG:4326")  # a bare "xmin,xmax,ymin,ymax" is in degrees
+    return roi_from_rectangle(rectangle, crs)
+
+
+def _looks_like_extent(value) -> bool:
+    from qgis.core import QgsGeometry, QgsRectangle, QgsReferencedRectangle
+
+    if isinstance(value, (QgsRectangle, QgsReferencedRectangle, QgsGeometry)):
+        return True
+    if isinstance(value, str):
+        import re
+
+        return re.match(r"^\s*-?[\d.eE+-]+\s*,\s*-?[\d.eE+-]+\s*,\s*-?[\d.eE+-]+\s*,\s*-?[\d.eE+-]+\s*(\[.*\])?\s*$", value) is not None
+    return False
