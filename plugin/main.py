@@ -21,6 +21,7 @@ class CanopyExplorerPlugin:
         self.toolbar = None
         self.actions = []
         self._dependencies_dialog = None
+        self.query_dialog = None
 
     # ------------------------------------------------------------------ Processing
 
@@ -41,6 +42,8 @@ class CanopyExplorerPlugin:
         self.toolbar = self.iface.addToolBar(MENU_TITLE)
         self.toolbar.setObjectName("CanopyExplorerToolbar")
 
+        self.add_action("canopy_explorer.svg", "ATL08 query…", self.show_query_dialog, "CanopyExplorerQuery")
+        self.add_action("nearest.svg", "Nearest ATL08 shots", self.pick_nearest_shots, "CanopyExplorerNearest")
         self.add_action("dependencies.svg", "Check dependencies…", self.show_dependencies, "CanopyExplorerDependencies")
         self.add_action("help.svg", "Help", self.open_help, "CanopyExplorerHelp")
         self.warn_if_dependencies_missing()
@@ -79,6 +82,11 @@ class CanopyExplorerPlugin:
             self.toolbar.setParent(None)
             self.toolbar.deleteLater()
             self.toolbar = None
+        if self.query_dialog is not None:
+            self.query_dialog.clear_canvas_items()
+            self.query_dialog.close()
+            self.query_dialog.deleteLater()
+            self.query_dialog = None
         if self._dependencies_dialog is not None:
             self._dependencies_dialog.close()
             self._dependencies_dialog.deleteLater()
@@ -95,6 +103,22 @@ class CanopyExplorerPlugin:
         QgsMessageLog.logMessage(text, LOG_TAG, Qgis.Warning)
         self.iface.messageBar().pushMessage(MENU_TITLE, text, level=Qgis.Warning, duration=0)
         return True
+
+    def _query_dialog(self):
+        from .gui.query_dialog import QueryDialog
+
+        if self.query_dialog is None:
+            self.query_dialog = QueryDialog(self.iface)
+        return self.query_dialog
+
+    def show_query_dialog(self):
+        dialog = self._query_dialog()
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+
+    def pick_nearest_shots(self):
+        self._query_dialog().pick_nearest_point()
 
     def show_dependencies(self):
         from .gui.dependencies_dialog import DependenciesDialog

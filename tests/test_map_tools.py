@@ -26,11 +26,10 @@ from qgis.PyQt.QtGui import QMouseEvent
 from qgis.PyQt.QtTest import QTest
 from qgis.PyQt.QtWidgets import QApplication
 
+from canvas_events import LEFT, NO_MODIFIER, RIGHT, click, drag, map_point, move_mouse, press_key
+
 from canopy_explorer.plugin.gui.map_tools import PointPickTool, PolygonRoiTool, RectangleRoiTool, to_wgs84
 
-NO_MODIFIER = Qt.KeyboardModifier.NoModifier
-LEFT = Qt.MouseButton.LeftButton
-RIGHT = Qt.MouseButton.RightButton
 POLYGON = QgsWkbTypes.GeometryType.PolygonGeometry
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 MERCATOR = QgsCoordinateReferenceSystem("EPSG:3857")
@@ -68,32 +67,6 @@ def mercator_canvas(make_canvas):
 @pytest.fixture
 def geographic_canvas(make_canvas):
     return make_canvas(WGS84, QgsRectangle(5.0, 44.0, 11.0, 48.0))
-
-
-def map_point(canvas, x, y) -> QgsPointXY:
-    """Where pixel (x, y) of the viewport is in map coordinates, computed apart from the tools."""
-    return canvas.getCoordinateTransform().toMapCoordinates(x, y)
-
-
-def move_mouse(canvas, x, y, buttons=Qt.MouseButton.NoButton):
-    event = QMouseEvent(QEvent.Type.MouseMove, QPointF(x, y), Qt.MouseButton.NoButton, buttons, NO_MODIFIER)
-    QApplication.sendEvent(canvas.viewport(), event)
-
-
-def drag(canvas, start, end):
-    QTest.mousePress(canvas.viewport(), LEFT, NO_MODIFIER, QPoint(*start))
-    move_mouse(canvas, (start[0] + end[0]) // 2, (start[1] + end[1]) // 2, LEFT)
-    move_mouse(canvas, *end, LEFT)
-    QTest.mouseRelease(canvas.viewport(), LEFT, NO_MODIFIER, QPoint(*end))
-
-
-def click(canvas, x, y, button=LEFT):
-    move_mouse(canvas, x, y)
-    QTest.mouseClick(canvas.viewport(), button, NO_MODIFIER, QPoint(x, y))
-
-
-def press_key(canvas, key):
-    QTest.keyClick(canvas, key)
 
 
 def record(signal):

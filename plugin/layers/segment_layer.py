@@ -119,7 +119,6 @@ def write_query_output(
     name = request.layer_name
     if request.max_rows is not None and estimate > request.max_rows:
         return QueryOutput(None, "", name, 0, colour_by, None, [], request.description(), estimate, needs_confirmation=True)
-    path = request.output_path or temporary_output_path(name)
     seen = [0]
 
     def frames():
@@ -130,7 +129,7 @@ def write_query_output(
             yield frame
 
     output = write_styled_segments(
-        frames(), path, name, request.description(), colour_by, _variable_of(request, colour_by), request.classes, check_cancel
+        frames(), request.output_path, name, request.description(), colour_by, _variable_of(request, colour_by), request.classes, check_cancel
     )
     output.estimated_rows = estimate
     if progress:
@@ -139,10 +138,15 @@ def write_query_output(
 
 
 def write_styled_segments(
-    frames: Iterable, path: str, name: str, description: Dict[str, str], colour_by: Optional[str],
+    frames: Iterable, path: Optional[str], name: str, description: Dict[str, str], colour_by: Optional[str],
     colour_variable: Optional[str], classes: int = 5, check_cancel: Optional[Callable[[], None]] = None,
 ) -> QueryOutput:
-    """Write segments to ``path`` with natural-breaks classes on ``colour_by`` stored as the default style."""
+    """Write segments to ``path`` (None: a new temporary GeoPackage) with natural-breaks classes on
+    ``colour_by`` stored as the default style."""
+    temporary_folder = None
+    if not path:
+        path = temporary_output_path(name)
+        temporary_folder = Path(path).parent
     sample = BreaksSample()
     breaks: List[float] = []
 
@@ -157,9 +161,13 @@ def write_styled_segments(
         if colour_by and breaks:
             save_default_style(temporary, output_format, colour_by, colour_variable, sample.minimum, breaks)
 
-    written = write_segments(
-        sampled(), path, name, description=json.dumps(description), before_publish=store_style, check_cancel=check_cancel
-    )
+    try:
+        written = write_segments(
+            sampled(), path, name, description=json.dumps(description), before_publish=store_style, check_cancel=check_cancel
+        )
+    finally:
+        if temporary_folder is not None and not any(temporary_folder.iterdir()):
+            temporary_folder.rmdir()  # cancelled, failed or empty: leave nothing behind
     return QueryOutput(
         str(written.path) if written.rows else None, written.format, name, written.rows, colour_by,
         sample.minimum, breaks, description, colour_variable=colour_variable,
@@ -279,6 +287,6 @@ def write_nearest_output(
     }
     colour_by = columns[0].name if columns else None
     return write_styled_segments(
-        [frame], output_path or temporary_output_path(name), name, description, colour_by,
+        [frame], output_path, name, description, colour_by,
         columns[0].variable if columns else None, classes, check_cancel,
     )

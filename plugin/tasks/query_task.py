@@ -1,49 +1,48 @@
-"""ATL08 queries in the background: the dialog's task around ``write_query_output``."""
+"""ATL08 work in the background: queries and nearest-shot searches that end in a styled file."""
 
-from typing import Optional
+import traceback
+from typing import Callable, Optional
 
 from qgis.core import Qgis, QgsMessageLog, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
 from ..core.errors import Cancelled, CanopyExplorerError
-from ..layers.segment_layer import QueryOutput, QueryRequest, write_query_output
+from ..layers.segment_layer import QueryOutput, QueryRequest, write_nearest_output, write_query_output
 from .progress import task_progress
 
 LOG_TAG = "Canopy Explorer"
 
 
-class QueryTask(QgsTask):
-    """Writes the query's styled file in ``run()``; whoever started it loads the layer on ``completed``.
+class OutputTask(QgsTask):
+    """Runs ``work(progress, check_cancel) -> QueryOutput`` in ``run()``; the starter loads the layer.
 
-    Signals (emitted from ``finished()``, on the main thread):
-    ``completed(QueryOutput)``: the file is complete (or ``rows == 0``, or the
-    estimate needs the user's confirmation); ``failed(str)``: a message for the
-    message bar, details already in the log; nothing when cancelled.
+    Signals, emitted from ``finished()`` on the main thread: ``completed(QueryOutput)``
+    when the work ended (the output may have no rows, or may ask for confirmation);
+    ``failed(str)`` with a message for the message bar (details go to the log).
+    Nothing is emitted for a cancelled task, which has left nothing behind.
     """
 
     completed = pyqtSignal(object)
     failed = pyqtSignal(str)
 
-    def __init__(self, request: QueryRequest):
-        super().__init__(f"ATL08 query: {request.layer_name}", QgsTask.CanCancel)
-        self.request = request
+    def __init__(self, description: str, work: Callable[..., QueryOutput]):
+        super().__init__(description, QgsTask.CanCancel)
+        self.work = work
         self.output: Optional[QueryOutput] = None
         self.error: Optional[BaseException] = None
 
     def run(self) -> bool:
         progress, check_cancel = task_progress(self)
         try:
-            self.output = write_query_output(self.request, progress, check_cancel)
+            self.output = self.work(progress, check_cancel)
             return True
         except Cancelled:
             return False
         except CanopyExplorerError as error:
             self.error = error
             return False
-        except Exception as error:  # unexpected: keep the details for the log
+        except Exception as error:  # a defect, not bad input: keep the traceback for the log
             self.error = error
-            import traceback
-
             QgsMessageLog.logMessage(traceback.format_exc(), LOG_TAG, Qgis.Critical)
             return False
 
@@ -54,3 +53,19 @@ class QueryTask(QgsTask):
             message = str(self.error) if isinstance(self.error, CanopyExplorerError) else f"unexpected error: {self.error!r}"
             QgsMessageLog.logMessage(f"{self.description()} failed: {message}", LOG_TAG, Qgis.Critical)
             self.failed.emit(message)
+
+
+class QueryTask(OutputTask):
+    def __init__(self, request: QueryRequest):
+        super().__init__(f"ATL08 query: {request.layer_name}", lambda progress, cancel: write_query_output(request, progress, cancel))
+        self.request = request
+
+
+class NearestTask(OutputTask):
+    def __init__(self, config, point, num_shots, radius_m, variables, filters_text="", start=None, end=None, output_path=None, classes=5):
+        def work(progress, check_cancel):
+            return write_nearest_output(config, point, num_shots, radius_m, variables, filters_text, start, end,
+                                        output_path, classes, check_cancel)
+
+        super().__init__(f"ATL08 nearest {num_shots} segments to {point[1]:.4f}, {point[0]:.4f}", work)
+        self.point = point

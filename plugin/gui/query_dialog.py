@@ -1,0 +1,565 @@
+"""The ATL08 query dialog: database, region, time, variables, filters, output; runs QueryTasks.
+
+The dialog only gathers values and shows results: the query itself is
+``write_query_output`` in a ``QueryTask``, the same code the Processing
+algorithm runs.
+"""
+
+import datetime as dt
+from typing import Dict, List, Optional, Tuple
+
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsAuthMethodConfig,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsGeometry,
+    QgsMapLayerProxyModel,
+    QgsMessageLog,
+    QgsProject,
+    QgsSettings,
+)
+from qgis.gui import QgsFileWidget, QgsRubberBand, QgsVertexMarker
+from qgis.PyQt import uic
+from qgis.PyQt.QtCore import QDate, Qt
+from qgis.PyQt.QtGui import QColor
+from qgis.PyQt.QtWidgets import QComboBox, QDialog, QFileDialog, QLineEdit, QMessageBox, QTreeWidgetItem
+
+from ..core.config import DatabaseConfig, config_from_source
+from ..core.errors import CanopyExplorerError, ConfigurationError, QueryError
+from ..core.filters import parse_filters
+from ..core.presets import PRESETS
+from ..core.query import SegmentQuery, resolve_columns
+from ..core.segment_files import FORMATS
+from ..core.variables import SCALAR, catalogue
+from ..layers.roi_source import roi_from_geometry, roi_from_layer, roi_from_rectangle
+from ..layers.segment_layer import QueryOutput, QueryRequest, load_query_layer
+from ..processing.algorithm import PUBLIC_CONFIG, SAMPLE_CONFIG
+from ..resources import ui_path
+from ..tasks.connection_task import ConnectionTestTask
+from ..tasks.query_task import NearestTask, QueryTask
+from .map_tools import POLYGON, PointPickTool, PolygonRoiTool, RectangleRoiTool
+
+FORM_CLASS, _ = uic.loadUiType(ui_path("query_dialog.ui"))
+
+TITLE = "Canopy Explorer"
+LOG_TAG = "Canopy Explorer"
+SETTINGS = "canopy_explorer/query/"
+WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+DATABASES = [("Public ATL08 v7 database (S3, GFZ Potsdam)", PUBLIC_CONFIG),
+             ("Sample database (make demo)", SAMPLE_CONFIG),
+             ("Other: configuration file, folder or s3:// URI", "")]
+OPERATORS = ["==", "!=", "<", "<=", ">", ">=", "between", "in", "not in"]
+ALL_LABELS = "All labels"
+DEFAULT_VARIABLES = ("h_canopy",)
+
+
+class QueryDialog(QDialog, FORM_CLASS):
+    def __init__(self, iface, parent=None):
+        super().__init__(parent or (iface.mainWindow() if iface else None))
+        self.setupUi(self)
+        self.iface = iface
+        self.canvas = iface.mapCanvas()
+        self.tasks: List = []  # references keep running tasks alive
+        self.roi: Optional[Tuple[object, str]] = None  # (shapely geometry or box, CRS) as the engine takes it
+        self.roi_band = QgsRubberBand(self.canvas, POLYGON)
+        self.roi_band.setStrokeColor(QColor(230, 81, 0))
+        self.roi_band.setFillColor(QColor(230, 81, 0, 40))
+        self.roi_band.setWidth(2)
+        self.nearest_marker: Optional[QgsVertexMarker] = None
+        self._tool = None
+        self._previous_tool = None
+        self.label_choice: Dict[str, str] = {}
+
+        for text, path in DATABASES:
+            self.databaseCombo.addItem(text, path)
+        self.roiLayerCombo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
+        self.outputFormatCombo.addItem("Temporary layer", "")
+        for name in FORMATS:
+            self.outputFormatCombo.addItem(name, name)
+        self.outputFileWidget.setStorageMode(QgsFileWidget.SaveFile)
+        self.outputFileWidget.setFilter(";;".join(f"{n} (*{ext})" for n, (_, ext) in FORMATS.items()))
+        self.presetCombo.addItems(list(PRESETS))
+        self.filtersTable.horizontalHeader().setStretchLastSection(True)
+        self._build_variable_tree()
+
+        self.databaseCombo.currentIndexChanged.connect(self._database_choice_changed)
+        self.browseDatabaseButton.clicked.connect(self._browse_database)
+        self.testConnectionButton.clicked.connect(self.test_connection)
+        self.drawRectangleButton.clicked.connect(lambda: self._start_drawing(RectangleRoiTool(self.canvas)))
+        self.drawPolygonButton.clicked.connect(lambda: self._start_drawing(PolygonRoiTool(self.canvas)))
+        self.canvasExtentButton.clicked.connect(self.use_canvas_extent)
+        self.layerRoiButton.clicked.connect(self.use_layer)
+        self.variableSearchEdit.textChanged.connect(self._filter_variable_tree)
+        self.variablesTree.itemChanged.connect(self._variables_changed)
+        self.variablesTree.currentItemChanged.connect(self._show_labels_of)
+        self.labelCombo.currentIndexChanged.connect(self._label_chosen)
+        self.applyPresetButton.clicked.connect(self.apply_preset)
+        self.addFilterButton.clicked.connect(lambda: self.add_filter_row())
+        self.removeFilterButton.clicked.connect(self._remove_filter_row)
+        self.filtersEdit.textChanged.connect(self.validate_filters)
+        self.outputFormatCombo.currentIndexChanged.connect(self._output_format_changed)
+        self.pickNearestButton.clicked.connect(self.pick_nearest_point)
+        self.runButton.clicked.connect(self.run_query)
+        self.closeButton.clicked.connect(self.close)
+
+        self.startDateEdit.setDate(QDate(2018, 10, 13))
+        self.endDateEdit.setDate(QDate.currentDate())
+        self.restore_settings()
+        self._database_choice_changed()
+        self._output_format_changed()
+        self.validate_filters()
+
+    # ------------------------------------------------------------------ database
+
+    def _database_choice_changed(self):
+        other = not self.databaseCombo.currentData()
+        for widget in (self.databaseEdit, self.browseDatabaseButton, self.endpointEdit, self.endpointLabel,
+                       self.authConfigSelect, self.authLabel):
+            widget.setEnabled(other)
+
+    def _browse_database(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Database configuration", self.databaseEdit.text(), "YAML (*.yaml *.yml)")
+        if path:
+            self.databaseEdit.setText(path)
+
+    def database_config(self) -> DatabaseConfig:
+        source = self.databaseCombo.currentData() or self.databaseEdit.text()
+        config = config_from_source(source, endpoint=self.endpointEdit.text().strip() or None)
+        authcfg = self.authConfigSelect.configId()
+        if config.storage_type == "s3" and authcfg and not self.databaseCombo.currentData():
+            config = config.with_changes(s3_settings={**config.s3_settings, **s3_credentials(authcfg)}, anonymous=False)
+        return config
+
+    def test_connection(self):
+        try:
+            config = self.database_config()
+        except CanopyExplorerError as error:
+            self.connectionLabel.setText(str(error))
+            return
+        self.connectionLabel.setText(f"Connecting to {config.array_uri}…")
+        task = ConnectionTestTask(config)
+        task.succeeded.connect(self._connection_ok)
+        task.failed.connect(lambda message: self.connectionLabel.setText(f"Cannot use this database: {message}"))
+        self._start(task)
+
+    def _connection_ok(self, summary: dict):
+        start, end = summary["start"], summary["end"]
+        self.connectionLabel.setText(
+            f"{len(summary['variables'])} variables, segments from {start} to {end}."
+        )
+        self.startDateEdit.setDate(_qdate(start))
+        self.endDateEdit.setDate(_qdate(end))
+
+    # ------------------------------------------------------------------ region of interest
+
+    def _start_drawing(self, tool):
+        self._stop_drawing()
+        self._tool = tool
+        self._previous_tool = self.canvas.mapTool()
+        if isinstance(tool, PointPickTool):
+            tool.pointPicked.connect(self._nearest_point_picked)
+        else:
+            tool.roiDrawn.connect(self._roi_drawn)
+        tool.cancelled.connect(self._drawing_cancelled)
+        self.canvas.setMapTool(tool)
+        self.hide()  # out of the way while the user draws; back when the tool emits
+
+    def _stop_drawing(self):
+        if self._tool is not None:
+            if self.canvas.mapTool() is self._tool:
+                self.canvas.unsetMapTool(self._tool)
+                if self._previous_tool is not None:
+                    self.canvas.setMapTool(self._previous_tool)
+            self._tool.deleteLater()
+            self._tool = None
+
+    def _drawing_cancelled(self):
+        self._stop_drawing()
+        self.show()
+
+    def _roi_drawn(self, geometry: QgsGeometry):
+        crs = self.canvas.mapSettings().destinationCrs()
+        self._stop_drawing()
+        self.set_roi(roi_from_geometry(geometry, crs), geometry, crs, "drawn on the map")
+        self.show()
+
+    def use_canvas_extent(self):
+        crs = self.canvas.mapSettings().destinationCrs()
+        extent = self.canvas.extent()
+        self.set_roi(roi_from_rectangle(extent, crs), QgsGeometry.fromRect(extent), crs, "the canvas extent")
+
+    def use_layer(self):
+        layer = self.roiLayerCombo.currentLayer()
+        try:
+            roi = roi_from_layer(layer, self.selectedOnlyCheck.isChecked())
+        except QueryError as error:
+            self._warn(str(error))
+            return
+        import shapely
+
+        geometry = QgsGeometry.fromWkt(shapely.to_wkt(roi[0]))
+        which = "selected features of " if self.selectedOnlyCheck.isChecked() else ""
+        self.set_roi(roi, geometry, layer.crs(), f"{which}layer '{layer.name()}'")
+
+    def set_roi(self, roi, geometry: QgsGeometry, crs: QgsCoordinateReferenceSystem, origin: str):
+        self.roi = roi
+        self.roi_band.reset(POLYGON)
+        self.roi_band.setToGeometry(geometry, crs)
+        box = QgsGeometry(geometry)
+        box.transform(QgsCoordinateTransform(crs, WGS84, QgsProject.instance()))
+        bounds = box.boundingBox()
+        self.roiLabel.setText(
+            f"Region: {origin}, lon {bounds.xMinimum():.4f} to {bounds.xMaximum():.4f}, "
+            f"lat {bounds.yMinimum():.4f} to {bounds.yMaximum():.4f}."
+        )
+
+    # ------------------------------------------------------------------ variables
+
+    def _build_variable_tree(self):
+        self.variablesTree.blockSignals(True)
+        groups: Dict[str, QTreeWidgetItem] = {}
+        for variable in sorted(catalogue().values(), key=lambda v: (v.category, v.name)):
+            if variable.is_orbit_info or variable.category in ("Reference",):
+                continue
+            group = groups.get(variable.category)
+            if group is None:
+                group = groups[variable.category] = QTreeWidgetItem(self.variablesTree, [variable.category])
+                group.setFlags(group.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)
+            item = QTreeWidgetItem(group, [variable.name])
+            item.setData(0, Qt.ItemDataRole.UserRole, variable.name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(0, Qt.CheckState.Unchecked)
+            units = "" if variable.units in ("adimensional", "") else f" [{variable.units}]"
+            item.setToolTip(0, f"{variable.description}{units}")
+        self.variablesTree.sortItems(0, Qt.SortOrder.AscendingOrder)
+        self.variablesTree.expandAll()
+        self.variablesTree.blockSignals(False)
+
+    def _variable_items(self):
+        for g in range(self.variablesTree.topLevelItemCount()):
+            group = self.variablesTree.topLevelItem(g)
+            for i in range(group.childCount()):
+                yield group.child(i)
+
+    def _filter_variable_tree(self, text: str):
+        needle = text.strip().lower()
+        for g in range(self.variablesTree.topLevelItemCount()):
+            group = self.variablesTree.topLevelItem(g)
+            visible = 0
+            for i in range(group.childCount()):
+                item = group.child(i)
+                match = not needle or needle in item.text(0).lower() or needle in item.toolTip(0).lower()
+                item.setHidden(not match)
+                visible += match
+            group.setHidden(visible == 0)
+
+    def set_variables(self, variables) -> None:
+        """Check the given variables (``name`` or ``name:label``) and nothing else."""
+        wanted = {}
+        for text in variables:
+            name, _, label = text.partition(":")
+            wanted[name.strip()] = label.strip() or ALL_LABELS
+        self.variablesTree.blockSignals(True)
+        for item in self._variable_items():
+            name = item.data(0, Qt.ItemDataRole.UserRole)
+            item.setCheckState(0, Qt.CheckState.Checked if name in wanted else Qt.CheckState.Unchecked)
+            if name in wanted and catalogue()[name].kind != SCALAR:
+                self.label_choice[name] = wanted[name]
+        self.variablesTree.blockSignals(False)
+        self._variables_changed()
+
+    def selected_variables(self) -> List[str]:
+        chosen = []
+        for item in self._variable_items():
+            if item.checkState(0) == Qt.CheckState.Checked:
+                name = item.data(0, Qt.ItemDataRole.UserRole)
+                label = self.label_choice.get(name, ALL_LABELS)
+                chosen.append(name if label == ALL_LABELS else f"{name}:{label}")
+        return chosen
+
+    def _show_labels_of(self, item, _previous=None):
+        name = item.data(0, Qt.ItemDataRole.UserRole) if item else None
+        variable = catalogue().get(name) if name else None
+        self.labelCombo.blockSignals(True)
+        self.labelCombo.clear()
+        if variable is not None and variable.labels:
+            self.labelCombo.addItem(ALL_LABELS)
+            self.labelCombo.addItems([str(label) for label in variable.labels])
+            self.labelCombo.setCurrentText(self.label_choice.get(name, ALL_LABELS))
+        self.labelCombo.setEnabled(self.labelCombo.count() > 0)
+        self.labelCombo.blockSignals(False)
+
+    def _label_chosen(self):
+        item = self.variablesTree.currentItem()
+        name = item.data(0, Qt.ItemDataRole.UserRole) if item else None
+        if name:
+            self.label_choice[name] = self.labelCombo.currentText()
+            self._variables_changed()
+
+    def _variables_changed(self, *_):
+        variables = self.selected_variables()
+        self.selectedVariablesLabel.setText("Selected: " + (", ".join(variables) or "none"))
+        current = self.colourByCombo.currentText()
+        self.colourByCombo.clear()
+        try:
+            self.colourByCombo.addItems([c.name for c in resolve_columns(variables)])
+        except QueryError:
+            pass
+        if current:
+            self.colourByCombo.setCurrentText(current)
+
+    # ------------------------------------------------------------------ filters
+
+    def add_filter_row(self, variable: str = "h_canopy", operator: str = ">=", value: str = "") -> None:
+        row = self.filtersTable.rowCount()
+        self.filtersTable.insertRow(row)
+        names = QComboBox()
+        names.addItems(sorted(v.name for v in catalogue().values() if v.kind == SCALAR))
+        names.setCurrentText(variable)
+        operators = QComboBox()
+        operators.addItems(OPERATORS)
+        operators.setCurrentText(operator)
+        value_edit = QLineEdit(value)
+        value_edit.setPlaceholderText("5   or   5 60 (between)   or   [111, 112] (in)")
+        for widget, column in ((names, 0), (operators, 1), (value_edit, 2)):
+            self.filtersTable.setCellWidget(row, column, widget)
+        names.currentIndexChanged.connect(self.validate_filters)
+        operators.currentIndexChanged.connect(self.validate_filters)
+        value_edit.textChanged.connect(self.validate_filters)
+        self.validate_filters()
+
+    def _remove_filter_row(self):
+        row = self.filtersTable.currentRow()
+        self.filtersTable.removeRow(row if row >= 0 else self.filtersTable.rowCount() - 1)
+        self.validate_filters()
+
+    def filter_lines(self) -> List[str]:
+        lines = []
+        for row in range(self.filtersTable.rowCount()):
+            variable = self.filtersTable.cellWidget(row, 0).currentText()
+            operator = self.filtersTable.cellWidget(row, 1).currentText()
+            value = self.filtersTable.cellWidget(row, 2).text().strip()
+            if value:
+                lines.append(f"{variable} {operator} {value}")
+        lines += [line.strip() for line in self.filtersEdit.toPlainText().splitlines() if line.strip()]
+        return lines
+
+    def validate_filters(self) -> bool:
+        lines = self.filter_lines()
+        try:
+            if lines:
+                parse_filters(lines)
+        except QueryError as error:
+            self.filterStatusLabel.setText(f"<span style='color:#b00020'>{_escape(str(error))}</span>")
+            return False
+        self.filterStatusLabel.setText(f"{len(lines)} condition(s), evaluated in the database." if lines else "No filters.")
+        return True
+
+    def apply_preset(self):
+        self.filtersEdit.setPlainText(PRESETS[self.presetCombo.currentText()])
+
+    # ------------------------------------------------------------------ output
+
+    def _output_format_changed(self):
+        output_format = self.outputFormatCombo.currentData()
+        self.outputFileWidget.setEnabled(bool(output_format))
+        if output_format:
+            path = self.outputFileWidget.filePath()
+            extension = FORMATS[output_format][1]
+            if path and not path.endswith(extension):
+                self.outputFileWidget.setFilePath(path.rsplit(".", 1)[0] + extension)
+
+    def output_path(self) -> Optional[str]:
+        output_format = self.outputFormatCombo.currentData()
+        if not output_format:
+            return None
+        path = self.outputFileWidget.filePath().strip()
+        if not path:
+            raise QueryError(f"choose a file to save the {output_format} to, or 'Temporary layer'")
+        extension = FORMATS[output_format][1]
+        return path if path.lower().endswith(extension) else path + extension
+
+    # ------------------------------------------------------------------ running
+
+    def build_request(self, ask_above: bool = True) -> QueryRequest:
+        if self.roi is None:
+            raise QueryError("choose a region of interest first: draw one, use the canvas extent or a polygon layer")
+        variables = self.selected_variables()
+        if not variables:
+            raise QueryError("choose at least one variable")
+        if not self.validate_filters():
+            raise QueryError("fix the quality filters first: " + self.filterStatusLabel.text().split(">", 1)[-1].rsplit("<", 1)[0])
+        filters = "\n".join(self.filter_lines())
+        start = self.startDateEdit.date().toString("yyyy-MM-dd")
+        end = self.endDateEdit.date().toString("yyyy-MM-dd")
+        roi, roi_crs = self.roi
+        spec = SegmentQuery.create(roi=roi, start=start, end=end, variables=variables, filters=filters or None, roi_crs=roi_crs)
+        return QueryRequest(
+            self.database_config(), spec, tuple(variables), filters, output_path=self.output_path(),
+            colour_by=self.colourByCombo.currentText() or None, classes=self.classesSpin.value(),
+            max_rows=self.maxRowsSpin.value() if ask_above else None,
+        )
+
+    def run_query(self, ask_above: bool = True) -> Optional[QueryTask]:
+        try:
+            request = self.build_request(ask_above)
+        except CanopyExplorerError as error:
+            self._warn(str(error))
+            return None
+        self.save_settings()
+        task = QueryTask(request)
+        task.completed.connect(lambda output, t=task: self._query_completed(t, output))
+        task.failed.connect(self._warn)
+        self.statusLabel.setText(f"Running {task.description()}… (see the task manager to follow or cancel it)")
+        self._start(task)
+        return task
+
+    def _start(self, task):
+        self.tasks.append(task)
+        task.taskCompleted.connect(lambda t=task: self._forget(t))
+        task.taskTerminated.connect(lambda t=task: self._forget(t))
+        QgsApplication.taskManager().addTask(task)
+
+    def _forget(self, task):
+        if task in self.tasks:
+            self.tasks.remove(task)
+
+    def _query_completed(self, task: QueryTask, output: QueryOutput):
+        if output.needs_confirmation:
+            answer = QMessageBox.question(
+                self, TITLE,
+                f"This query would load about {output.estimated_rows:,} segments, more than the "
+                f"{task.request.max_rows:,} you asked to be warned about. Load them anyway?\n\n"
+                "Choose No to narrow the region, time range or filters first.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No,
+            )
+            if answer == QMessageBox.StandardButton.Yes:
+                self.run_query(ask_above=False)
+            else:
+                self.statusLabel.setText("Query not run: narrow the region, time range or filters.")
+            return
+        self.add_output_layer(output)
+
+    def add_output_layer(self, output: QueryOutput):
+        if output.rows == 0:
+            self._message("No segments match this region, time range and filters; no layer was added.", Qgis.Info)
+            self.statusLabel.setText("No segments matched.")
+            return None
+        try:
+            layer = load_query_layer(output)
+        except CanopyExplorerError as error:
+            self._warn(str(error))
+            return None
+        QgsProject.instance().addMapLayer(layer)
+        self._message(f"{output.rows:,} segments loaded as '{output.layer_name}'.", Qgis.Success)
+        self.statusLabel.setText(f"Loaded {output.rows:,} segments ({output.path}).")
+        return layer
+
+    # ------------------------------------------------------------------ nearest shots
+
+    def pick_nearest_point(self):
+        self.tabs.setCurrentWidget(self.nearestTab)
+        self._start_drawing(PointPickTool(self.canvas))
+
+    def _nearest_point_picked(self, point, crs):
+        self._stop_drawing()
+        self.show()
+        wgs84 = QgsCoordinateTransform(crs, WGS84, QgsProject.instance()).transform(point)
+        self._mark(point)
+        try:
+            variables = self.selected_variables() or list(DEFAULT_VARIABLES)
+            if not self.validate_filters():
+                raise QueryError("fix the quality filters first")
+            task = NearestTask(
+                self.database_config(), (wgs84.x(), wgs84.y()), self.nearestCountSpin.value(),
+                self.nearestRadiusSpin.value(), variables, "\n".join(self.filter_lines()),
+                self.startDateEdit.date().toString("yyyy-MM-dd"), self.endDateEdit.date().toString("yyyy-MM-dd"),
+                classes=self.classesSpin.value(),
+            )
+        except CanopyExplorerError as error:
+            self._warn(str(error))
+            return None
+        task.completed.connect(self.add_output_layer)
+        task.failed.connect(self._warn)
+        self._start(task)
+        return task
+
+    def _mark(self, point):
+        if self.nearest_marker is None:
+            self.nearest_marker = QgsVertexMarker(self.canvas)
+            self.nearest_marker.setIconType(QgsVertexMarker.ICON_CROSS)
+            self.nearest_marker.setColor(QColor(230, 81, 0))
+            self.nearest_marker.setIconSize(14)
+            self.nearest_marker.setPenWidth(3)
+        self.nearest_marker.setCenter(point)
+
+    # ------------------------------------------------------------------ messages and settings
+
+    def _message(self, text: str, level=Qgis.Info):
+        self.iface.messageBar().pushMessage(TITLE, text, level=level, duration=8)
+
+    def _warn(self, text: str):
+        QgsMessageLog.logMessage(text, LOG_TAG, Qgis.Warning)
+        self.statusLabel.setText(f"<span style='color:#b00020'>{_escape(text)}</span>")
+        self._message(text, Qgis.Warning)
+
+    def save_settings(self):
+        settings = QgsSettings()
+        settings.setValue(SETTINGS + "database_choice", self.databaseCombo.currentIndex())
+        settings.setValue(SETTINGS + "database", self.databaseEdit.text())
+        settings.setValue(SETTINGS + "endpoint", self.endpointEdit.text())
+        settings.setValue(SETTINGS + "auth_config", self.authConfigSelect.configId())  # an id, never the secret
+        settings.setValue(SETTINGS + "variables", ",".join(self.selected_variables()))
+        settings.setValue(SETTINGS + "filters", self.filtersEdit.toPlainText())
+        settings.setValue(SETTINGS + "output_format", self.outputFormatCombo.currentIndex())
+        settings.setValue(SETTINGS + "output_path", self.outputFileWidget.filePath())
+        settings.setValue(SETTINGS + "classes", self.classesSpin.value())
+        settings.setValue(SETTINGS + "max_rows", self.maxRowsSpin.value())
+
+    def restore_settings(self):
+        settings = QgsSettings()
+        self.databaseCombo.setCurrentIndex(int(settings.value(SETTINGS + "database_choice", 0)))
+        self.databaseEdit.setText(settings.value(SETTINGS + "database", ""))
+        self.endpointEdit.setText(settings.value(SETTINGS + "endpoint", ""))
+        self.authConfigSelect.setConfigId(settings.value(SETTINGS + "auth_config", ""))
+        variables = [v for v in settings.value(SETTINGS + "variables", ",".join(DEFAULT_VARIABLES)).split(",") if v]
+        self.set_variables(variables)
+        self.filtersEdit.setPlainText(settings.value(SETTINGS + "filters", ""))
+        self.outputFormatCombo.setCurrentIndex(int(settings.value(SETTINGS + "output_format", 0)))
+        self.outputFileWidget.setFilePath(settings.value(SETTINGS + "output_path", ""))
+        self.classesSpin.setValue(int(settings.value(SETTINGS + "classes", 5)))
+        self.maxRowsSpin.setValue(int(settings.value(SETTINGS + "max_rows", 2_000_000)))
+
+    def closeEvent(self, event):  # noqa: N802
+        self._stop_drawing()
+        super().closeEvent(event)
+
+    def clear_canvas_items(self):
+        """Remove the ROI band and the nearest-point marker (when the plugin unloads)."""
+        self._stop_drawing()
+        self.canvas.scene().removeItem(self.roi_band)
+        if self.nearest_marker is not None:
+            self.canvas.scene().removeItem(self.nearest_marker)
+            self.nearest_marker = None
+
+
+def s3_credentials(authcfg: str) -> Dict[str, str]:
+    """TileDB S3 keys from a QGIS auth configuration (Basic: user = access key id, password = secret)."""
+    config = QgsAuthMethodConfig()
+    if not QgsApplication.authManager().loadAuthenticationConfig(authcfg, config, True):
+        raise ConfigurationError(f"cannot read authentication configuration {authcfg} (is the master password set?)")
+    key, secret = config.config("username"), config.config("password")
+    if not key or not secret:
+        raise ConfigurationError("the authentication configuration needs a user name (access key id) and password (secret key)")
+    return {"aws_access_key_id": key, "aws_secret_access_key": secret}
+
+
+def _qdate(day) -> QDate:
+    value = dt.date.fromisoformat(str(day)[:10])
+    return QDate(value.year, value.month, value.day)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
