@@ -4,10 +4,23 @@
 1. writes deterministic sample ATL08 granules under sample_data/atl08;
 2. builds the sample TileDB database (configs/sample_local.yaml) from them;
 3. queries it with a polygon region, canopy variables and the "good canopy
-   retrievals" filters, and reports what came back.
+   retrievals" filters, and reports what came back;
+4. in a headless QGIS, writes demo_output/: the styled GeoPackage of that query
+   (with the region as a second layer), a shaded-relief base map of the sample
+   landscape, a QGIS project holding both over the base map (with a print
+   layout), and a PNG of that layout rendered by QGIS; the PNG is also copied
+   to docs/img/demo_map.png for the README.
+
+Everything in demo_output/ is built in a hidden staging folder and renamed into
+place only when complete, so an interrupted run leaves the previous outputs
+intact; running it again replaces them.
 """
 
+import argparse
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,22 +35,58 @@ from canopy_explorer.plugin.core.sample_granules import SAMPLE_REGION, generate_
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The query a user would make in the dialog: a polygon drawn over the sample forest.
+DEMO_ROI = shapely.Polygon([(9.6, 50.6), (10.3, 50.65), (10.35, 51.2), (9.9, 51.4), (9.55, 51.1)])
+DEMO_VARIABLES = ("h_canopy", "canopy_h_metrics:95", "h_te_best_fit")
+DEMO_START, DEMO_END = "2019-01-01", "2023-12-31"
+SAMPLE_SEED = 42  # generate_granules' default: the base map must show the same landscape
 
-def main() -> int:
+GEOPACKAGE_NAME = "atl08_canopy.gpkg"
+ROI_LAYER_NAME = "region_of_interest"
+BASEMAP_NAME = "basemap.tif"
+PROJECT_NAME = "canopy_explorer_demo.qgz"
+IMAGE_NAME = "canopy_explorer_demo.png"
+IMAGE_SIZE = (1600, 1200)  # pixels
+PAGE_MM = (240.0, 180.0)  # the layout page, same aspect as the image
+MAP_CRS = "EPSG:32632"  # UTM 32N: the sample region (9.5-10.5 E) without the 1.6:1 stretch of degrees
+MAP_FRAME_MM = (6.0, 21.0, 168.0, 150.0)  # x, y, width, height on the page
+DOCS_IMAGE = ROOT / "docs" / "img" / "demo_map.png"
+DOCS_IMAGE_MAX_BYTES = 500_000
+
+
+def demo_query() -> SegmentQuery:
+    return SegmentQuery.create(roi=DEMO_ROI, start=DEMO_START, end=DEMO_END, variables=list(DEMO_VARIABLES), filters=GOOD_CANOPY)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", type=Path, default=ROOT / "demo_output", help="folder for the GeoPackage, project and PNG")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="folder for the sample granules and database (default: sample_data/ as in configs/sample_local.yaml)")
+    parser.add_argument("--docs-image", type=Path, default=DOCS_IMAGE, help="where to copy the PNG for the README")
+    parser.add_argument("--no-docs-image", dest="docs_image", action="store_const", const=None, help="do not copy the PNG")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    config = load_config(ROOT / "configs" / "sample_local.yaml")
     granule_dir = ROOT / "sample_data" / "atl08"
-    print(f"1/3 writing sample ATL08 granules over lat {SAMPLE_REGION[0]}..{SAMPLE_REGION[1]}, lon {SAMPLE_REGION[2]}..{SAMPLE_REGION[3]}")
-    paths = generate_granules(granule_dir)
+    if args.data is not None:
+        granule_dir = args.data / "atl08"
+        config = config.with_changes(local_path=str(args.data / "atl08_db"))
+
+    print(f"1/4 writing sample ATL08 granules over lat {SAMPLE_REGION[0]}..{SAMPLE_REGION[1]}, lon {SAMPLE_REGION[2]}..{SAMPLE_REGION[3]}")
+    paths = generate_granules(granule_dir, seed=SAMPLE_SEED)
     print(f"    {len(paths)} granules in {granule_dir}")
 
-    config = load_config(ROOT / "configs" / "sample_local.yaml")
-    print(f"2/3 building the sample database {config.array_uri}")
+    print(f"2/4 building the sample database {config.array_uri}")
     started = time.perf_counter()
     report = ingest_granules(config, granule_dir, log=lambda line: print(f"    {line}"))
     print(f"    {report.summary()} in {time.perf_counter() - started:.1f} s")
 
-    print("3/3 querying canopy heights in a polygon drawn over the sample forest, 2019-2023, good canopy retrievals")
-    roi = shapely.Polygon([(9.6, 50.6), (10.3, 50.65), (10.35, 51.2), (9.9, 51.4), (9.55, 51.1)])
-    spec = SegmentQuery.create(roi=roi, start="2019-01-01", end="2023-12-31", variables=["h_canopy", "canopy_h_metrics:95", "h_te_best_fit"], filters=GOOD_CANOPY)
+    print("3/4 querying canopy heights in a polygon drawn over the sample forest, 2019-2023, good canopy retrievals")
+    spec = demo_query()
     database = Atl08Database(config)
     estimate = database.estimate(spec)
     started = time.perf_counter()
@@ -47,7 +96,322 @@ def main() -> int:
     print(f"    h_canopy median {frame['h_canopy'].median():.1f} m (5-95%: {frame['h_canopy'].quantile(0.05):.1f}-{frame['h_canopy'].quantile(0.95):.1f} m)")
     print(f"    RH95 median {frame['canopy_h_metrics_p95'].median():.1f} m, terrain {frame['h_te_best_fit'].min():.0f}-{frame['h_te_best_fit'].max():.0f} m")
     print(f"    {frame['time'].min():%Y-%m-%d} to {frame['time'].max():%Y-%m-%d}, beams {', '.join(sorted(frame['beam_id'].unique()))}")
+
+    print(f"4/4 writing the styled layer, a QGIS project and a map rendered by QGIS to {args.output}")
+    started = time.perf_counter()
+    written = write_map_outputs(config, spec, database, args.output)
+    for path in written:
+        print(f"    wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    if args.docs_image is not None:
+        how = write_docs_image(args.output / IMAGE_NAME, args.docs_image)
+        print(f"    copied the map to {args.docs_image} ({how}, {args.docs_image.stat().st_size / 1e3:.0f} kB)")
+    print(f"    in {time.perf_counter() - started:.1f} s; open {args.output / PROJECT_NAME} in QGIS")
     return 0
+
+
+# --------------------------------------------------------------------------- files
+
+
+def write_docs_image(source: Path, target: Path, max_bytes: int = DOCS_IMAGE_MAX_BYTES) -> str:
+    """Copy the map for the README, atomically; scaled down if the rendered file is too big to commit."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
+    try:
+        if source.stat().st_size <= max_bytes:
+            shutil.copyfile(source, temporary)
+            how = "as rendered"
+        else:
+            # Shaded relief compresses badly in PNG; the README shows pictures at most ~900 px wide anyway,
+            # so it gets a smaller one (a 256-colour palette was tried: dithering noise on the white page).
+            from qgis.PyQt.QtCore import Qt
+            from qgis.PyQt.QtGui import QImage
+
+            full = QImage(str(source))
+            width = full.width()
+            while True:
+                width = int(width * 0.85)
+                image = full.scaledToWidth(width, Qt.SmoothTransformation)
+                if image.isNull() or not image.save(str(temporary), "PNG", 0):
+                    raise RuntimeError(f"cannot write {temporary}")
+                if temporary.stat().st_size <= max_bytes or width < 400:
+                    break
+            how = f"scaled to {image.width()}x{image.height()}"
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return how
+
+
+def write_map_outputs(config, spec, database, output_dir: Path):
+    """Build every output in a staging folder inside ``output_dir``, then rename each into place."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=output_dir))
+    try:
+        names = build_in_qgis(config, spec, database, staging)
+        leftovers = sorted(p.name for p in staging.iterdir() if p.name not in names)
+        if leftovers:  # e.g. a GeoPackage -wal file: moving the database without it would lose data
+            raise RuntimeError(f"unexpected files left by QGIS in {staging}: {', '.join(leftovers)}")
+        written = []
+        for name in names:  # data first, the project and the picture that refer to it last
+            os.replace(staging / name, output_dir / name)
+            written.append(output_dir / name)
+        return written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_roi_layer(path: Path, roi) -> None:
+    """Add the query polygon to the GeoPackage as its own layer, so the project references no memory layer."""
+    from osgeo import ogr, osr
+
+    ogr.UseExceptions()
+    dataset = ogr.Open(str(path), update=1)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    layer = dataset.CreateLayer(ROI_LAYER_NAME, srs, ogr.wkbPolygon, options=["GEOMETRY_NAME=geom"])
+    layer.CreateField(ogr.FieldDefn("name", ogr.OFTString))
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetField("name", "demo polygon")
+    feature.SetGeometry(ogr.CreateGeometryFromWkb(shapely.to_wkb(roi)))
+    layer.CreateFeature(feature)
+    feature = layer = dataset = None
+
+
+# --------------------------------------------------------------------------- QGIS
+
+
+def build_in_qgis(config, spec, database, folder: Path):
+    """Write the GeoPackage, base map, project and PNG into ``folder``; returns their names in publish order."""
+    from qgis.core import QgsApplication
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    # QGIS caches raster statistics in a basemap.tif.aux.xml side-car; the demo needs none.
+    os.environ["GDAL_PAM_ENABLED"] = "NO"
+    QgsApplication.setPrefixPath("/usr", True)
+    application = QgsApplication([], False)
+    application.initQgis()
+    try:
+        return _build(config, spec, database, folder)
+    finally:
+        application.exitQgis()
+
+
+def _build(config, spec, database, folder: Path):
+    from qgis.core import Qgis, QgsProject, QgsRasterLayer, QgsVectorLayer
+
+    from canopy_explorer.plugin.core.sample_basemap import write_basemap
+    from canopy_explorer.plugin.layers.segment_layer import QueryRequest, load_query_layer, write_query_output
+
+    request = QueryRequest(config, spec, DEMO_VARIABLES, GOOD_CANOPY, output_path=str(folder / GEOPACKAGE_NAME))
+    output = write_query_output(request, database=database)
+    if not output.rows:
+        raise RuntimeError("the demo query returned no segments: nothing to map")
+    print(f"    {output.rows} segments in {GEOPACKAGE_NAME}, layer '{output.layer_name}', "
+          f"natural breaks on {output.colour_by}: {', '.join(f'{b:.1f}' for b in output.breaks)}")
+    write_roi_layer(folder / GEOPACKAGE_NAME, DEMO_ROI)
+    map_extent = _map_extent(_crs(MAP_CRS), MAP_FRAME_MM[2], MAP_FRAME_MM[3])
+    # The landscape model is defined everywhere: draw it over the whole map frame, not just the granules' box.
+    write_basemap(folder / BASEMAP_NAME, _degrees_around(map_extent), seed=SAMPLE_SEED, pixel_degrees=0.0006)
+
+    project = QgsProject()
+    project.setFilePathStorage(Qgis.FilePathType.Relative)
+    project.setTitle("Canopy Explorer demo: ATL08 canopy heights over the sample forest")
+    project.setCrs(_crs(MAP_CRS))
+
+    basemap = QgsRasterLayer(str(folder / BASEMAP_NAME), "Sample landscape (shaded land cover)", "gdal")
+    segments = load_query_layer(output)
+    roi = QgsVectorLayer(f"{folder / GEOPACKAGE_NAME}|layername={ROI_LAYER_NAME}", "Region of interest", "ogr")
+    for layer in (basemap, segments, roi):
+        if not layer.isValid():
+            raise RuntimeError(f"QGIS cannot open the demo layer '{layer.name()}' ({layer.source()})")
+    _style_basemap(basemap)
+    _style_roi(roi)
+    for layer in (basemap, segments, roi):  # added last is drawn on top
+        project.addMapLayer(layer)
+
+    layout = _layout(project, output, segments, roi, map_extent)
+    project.layoutManager().addLayout(layout)
+    if not project.write(str(folder / PROJECT_NAME)):
+        raise RuntimeError(f"cannot write the QGIS project: {project.error()}")
+    _export_png(layout, folder / IMAGE_NAME)
+    project.clear()  # releases the files before they are moved
+    return [GEOPACKAGE_NAME, BASEMAP_NAME, PROJECT_NAME, IMAGE_NAME]
+
+
+def _crs(authid: str):
+    from qgis.core import QgsCoordinateReferenceSystem
+
+    crs = QgsCoordinateReferenceSystem(authid)
+    if not crs.isValid():
+        raise RuntimeError(f"QGIS does not know {authid}")
+    return crs
+
+
+def _style_basemap(layer) -> None:
+    """The bands are final colours: show them as they are, without QGIS's default min/max stretch."""
+    from qgis.core import QgsMultiBandColorRenderer
+
+    layer.setRenderer(QgsMultiBandColorRenderer(layer.dataProvider(), 1, 2, 3))
+
+
+def _style_roi(layer) -> None:
+    from qgis.core import QgsFillSymbol, QgsSingleSymbolRenderer
+
+    symbol = QgsFillSymbol.createSimple(
+        {"style": "no", "outline_color": "#b2182b", "outline_width": "0.7", "outline_style": "dash"}
+    )
+    layer.setRenderer(QgsSingleSymbolRenderer(symbol))
+
+
+def _map_extent(map_crs, width_mm: float, height_mm: float):
+    """The region's bounding box plus a margin, in the map's CRS, widened to the map frame's aspect ratio."""
+    from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProject, QgsRectangle
+
+    lon_min, lat_min, lon_max, lat_max = DEMO_ROI.buffer(0.04).bounds
+    transform = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:4326"), map_crs, QgsProject.instance())
+    box = transform.transformBoundingBox(QgsRectangle(lon_min, lat_min, lon_max, lat_max))
+    scale = max(box.width() / width_mm, box.height() / height_mm)  # map units per millimetre
+    centre = box.center()
+    half_width, half_height = scale * width_mm / 2, scale * height_mm / 2
+    return QgsRectangle(centre.x() - half_width, centre.y() - half_height, centre.x() + half_width, centre.y() + half_height)
+
+
+def _degrees_around(extent, pad: float = 0.02, step: float = 0.05):
+    """(lat_min, lat_max, lon_min, lon_max) covering a map extent, padded and rounded out to ``step`` degrees."""
+    import math
+
+    from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProject
+
+    transform = QgsCoordinateTransform(_crs(MAP_CRS), QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance())
+    box = transform.transformBoundingBox(extent)
+    down = lambda value: math.floor((value - pad) / step) * step
+    up = lambda value: math.ceil((value + pad) / step) * step
+    return (round(down(box.yMinimum()), 6), round(up(box.yMaximum()), 6), round(down(box.xMinimum()), 6), round(up(box.xMaximum()), 6))
+
+
+def _layout(project, output, segments, roi, map_extent):
+    """A page with a title, the map, a legend of the query layer and region, a scale bar and a note."""
+    from qgis.core import (
+        QgsLayoutItemLabel,
+        QgsLayoutItemLegend,
+        QgsLayoutItemMap,
+        QgsLayoutItemPicture,
+        QgsLayoutItemScaleBar,
+        QgsLegendStyle,
+        QgsTextFormat,
+        QgsLayoutPoint,
+        QgsLayoutSize,
+        QgsPrintLayout,
+        QgsUnitTypes,
+    )
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtGui import QColor, QFont
+
+    mm = QgsUnitTypes.LayoutMillimeters
+    layout = QgsPrintLayout(project)
+    layout.initializeDefaults()
+    layout.setName("Canopy Explorer demo")
+    page = layout.pageCollection().page(0)
+    page.setPageSize(QgsLayoutSize(PAGE_MM[0], PAGE_MM[1], mm))
+
+    def place(item, x, y, width=None, height=None):
+        layout.addLayoutItem(item)
+        item.attemptMove(QgsLayoutPoint(x, y, mm))
+        if width is not None:
+            item.attemptResize(QgsLayoutSize(width, height, mm))
+
+    def font_of(size, bold=False):
+        font = QFont("DejaVu Sans")
+        font.setPointSizeF(size)
+        font.setBold(bold)
+        return font
+
+    def label(text, size, bold=False, colour="#222222"):
+        item = QgsLayoutItemLabel(layout)
+        item.setText(text)
+        item.setFont(font_of(size, bold))
+        item.setFontColor(QColor(colour))
+        item.setHAlign(Qt.AlignLeft)
+        return item
+
+    place(label("ATL08 canopy height in a drawn region, 2019–2023", 17, bold=True), 6, 4, 228, 10)
+    place(
+        label(f"{output.rows:,} ICESat-2 land segments passing the “good canopy retrievals” preset "
+              f"(forest land cover, h_canopy 5–60 m, photon counts)", 9, colour="#444444"),
+        6, 13, 228, 6,
+    )
+
+    map_item = QgsLayoutItemMap(layout)
+    place(map_item, *MAP_FRAME_MM)
+    map_item.setCrs(_crs(MAP_CRS))
+    # No explicit layer set: the map follows the project's layers. A kept layer set would be saved with
+    # absolute paths (into the staging folder) in 3.22, where layer sources elsewhere are relative.
+    # setExtent, not zoomToExtent: on a new map item 3.22's zoomToExtent divides by an empty extent
+    map_item.setExtent(map_extent)
+    map_item.setFrameEnabled(True)
+    map_item.setFrameStrokeColor(QColor("#666666"))
+
+    legend = QgsLayoutItemLegend(layout)
+    legend.setTitle("Canopy height")
+    legend.setLinkedMap(map_item)
+    legend.setAutoUpdateModel(False)
+    root = legend.model().rootGroup()
+    root.clear()  # the base map's red/green/blue bands say nothing: the note below describes it
+    root.addLayer(segments).setCustomProperty("legend/title-label", "ATL08 h_canopy")
+    root.addLayer(roi)
+    for style, size, bold in ((QgsLegendStyle.Title, 12, True), (QgsLegendStyle.Subgroup, 10, True), (QgsLegendStyle.SymbolLabel, 9, False)):
+        legend.setStyleFont(style, font_of(size, bold))
+    legend.setSymbolHeight(3.5)
+    legend.setBackgroundEnabled(False)
+    place(legend, 178, 21)
+    legend.adjustBoxSize()
+
+    scale_bar = QgsLayoutItemScaleBar(layout)
+    scale_bar.setStyle("Single Box")
+    scale_bar.setLinkedMap(map_item)
+    scale_bar.setUnits(QgsUnitTypes.DistanceKilometers)
+    scale_bar.setUnitLabel("km")
+    scale_bar.setUnitsPerSegment(10)
+    scale_bar.setNumberOfSegments(2)
+    scale_bar.setNumberOfSegmentsLeft(0)
+    scale_bar.setBackgroundEnabled(True)
+    scale_bar.setBackgroundColor(QColor(255, 255, 255, 200))
+    text = QgsTextFormat()
+    text.setFont(font_of(8))
+    text.setSize(8)
+    scale_bar.setTextFormat(text)
+    scale_bar.setHeight(2.5)
+    place(scale_bar, 10, 158)
+    scale_bar.update()
+
+    arrow = Path("/usr/share/qgis/svg/arrows/NorthArrow_02.svg")
+    if arrow.exists():  # grid north of UTM is within a degree of true north here
+        picture = QgsLayoutItemPicture(layout)
+        picture.setPicturePath(str(arrow))
+        place(picture, 162, 24, 9, 12)
+
+    place(
+        label("Synthetic ICESat-2 ATL08 sample data (sample_granules, seed 42). Base: the same synthetic landscape, "
+              "land cover over shaded relief (forest green, fields beige, built-up mauve, water blue). "
+              "Classes: natural breaks (Fisher-Jenks). UTM zone 32N. Made with Canopy Explorer and QGIS by "
+              "`make demo`.", 7, colour="#555555"),
+        178, 120, 56, 50,
+    )
+    return layout
+
+
+def _export_png(layout, path: Path) -> None:
+    from qgis.core import QgsLayoutExporter
+    from qgis.PyQt.QtCore import QSize
+
+    settings = QgsLayoutExporter.ImageExportSettings()
+    settings.imageSize = QSize(*IMAGE_SIZE)
+    settings.dpi = IMAGE_SIZE[0] / (PAGE_MM[0] / 25.4)
+    settings.exportMetadata = False  # no creation date: re-running gives the same file
+    result = QgsLayoutExporter(layout).exportToImage(str(path), settings)
+    if result != QgsLayoutExporter.Success:
+        raise RuntimeError(f"QGIS could not render the map to {path.name} (layout exporter error {result})")
 
 
 if __name__ == "__main__":

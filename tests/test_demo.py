@@ -1,0 +1,188 @@
+"""`make demo` end to end: the script run as `make demo` runs it (twice, into temporary folders), its
+GeoPackage, QGIS project and PNG opened with GDAL and QGIS, and the segments checked against the
+engine and against values read straight from the granules."""
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+
+import granule_truth
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+# The demo's query, written out here rather than imported, so a change to the demo shows up as a failure.
+POLYGON = shapely.Polygon([(9.6, 50.6), (10.3, 50.65), (10.35, 51.2), (9.9, 51.4), (9.55, 51.1)])
+FOREST = [111, 112, 113, 114, 115, 116, 121, 122, 123, 124, 125, 126]
+SEGMENT_LAYER = "ATL08 h_canopy +2 2019-2023"
+OUTPUTS = ("atl08_canopy.gpkg", "basemap.tif", "canopy_explorer_demo.qgz", "canopy_explorer_demo.png")
+
+
+def run_demo(output: Path, data: Path) -> str:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py"), "--output", str(output), "--data", str(data), "--no-docs-image"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=str(ROOT),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo run twice into the same folder, as someone re-running `make demo` would."""
+    base = tmp_path_factory.mktemp("demo")
+    output, data = base / "demo_output", base / "sample_data"
+    first_log = run_demo(output, data)
+    first = {name: (output / name).stat().st_mtime_ns for name in OUTPUTS}
+    first_rows = _segment_ids(output / "atl08_canopy.gpkg")
+    log = run_demo(output, data)
+    return {"output": output, "data": data, "log": log, "first_log": first_log, "first_mtimes": first, "first_rows": first_rows}
+
+
+def _segment_ids(path: Path) -> np.ndarray:
+    from osgeo import ogr
+
+    dataset = ogr.Open(str(path))
+    layer = dataset.GetLayerByName(SEGMENT_LAYER)
+    assert layer is not None, f"no layer {SEGMENT_LAYER!r} in {path}"
+    ids = np.array([feature.GetFieldAsInteger64("segment_id") for feature in layer], dtype=np.int64)
+    assert layer.GetFeatureCount() == len(ids)
+    return np.sort(ids)
+
+
+def _rgb(path: Path):
+    from qgis.PyQt.QtGui import QImage
+
+    image = QImage(str(path))
+    assert not image.isNull(), f"{path} is not an image"
+    image = image.convertToFormat(QImage.Format_RGB32)
+    bits = image.constBits()
+    bits.setsize(image.sizeInBytes())
+    pixels = np.frombuffer(bits, dtype=np.uint8).reshape(image.height(), image.bytesPerLine() // 4, 4)[:, : image.width()]
+    return image.width(), image.height(), pixels[..., 2::-1][..., :3].astype(int)  # BGRA in memory -> RGB
+
+
+def test_rerun_replaces_every_output_and_leaves_nothing_half_written(demo):
+    output = demo["output"]
+    assert sorted(p.name for p in output.iterdir()) == sorted(OUTPUTS)  # no staging folder or partial files
+    for name in OUTPUTS:
+        assert (output / name).stat().st_mtime_ns > demo["first_mtimes"][name], f"{name} was not rewritten"
+    np.testing.assert_array_equal(_segment_ids(output / "atl08_canopy.gpkg"), demo["first_rows"])
+    assert "16 already in the database" in demo["log"]  # the second run reuses the database
+    for name in OUTPUTS:
+        assert f"wrote {output / name}" in demo["log"]
+
+
+def test_geopackage_holds_the_query_the_engine_returns_for_the_same_spec(demo):
+    from canopy_explorer.plugin.core.config import load_config
+    from canopy_explorer.plugin.core.database import Atl08Database
+    from canopy_explorer.plugin.core.presets import GOOD_CANOPY
+    from canopy_explorer.plugin.core.query import SegmentQuery
+
+    config = load_config(ROOT / "configs" / "sample_local.yaml").with_changes(local_path=str(demo["data"] / "atl08_db"))
+    spec = SegmentQuery.create(
+        roi=POLYGON, start="2019-01-01", end="2023-12-31",
+        variables=["h_canopy", "canopy_h_metrics:95", "h_te_best_fit"], filters=GOOD_CANOPY,
+    )
+    frame = Atl08Database(config).query(spec)
+    ids = _segment_ids(demo["output"] / "atl08_canopy.gpkg")
+    assert len(frame) > 1000
+    assert len(ids) == len(frame)
+    np.testing.assert_array_equal(ids, np.sort(frame["segment_id"].to_numpy()))
+    assert f"{len(frame)} segments in atl08_canopy.gpkg" in demo["log"]
+
+
+def test_geopackage_matches_the_granules_filtered_independently(demo):
+    """Segments in the polygon with forest land cover, h_canopy 5-60 m, 2-140 canopy and >= 10 terrain photons."""
+    paths = sorted((demo["data"] / "atl08").glob("ATL08_*.h5"))
+    assert len(paths) == 16
+    truth = granule_truth.segments(
+        paths, datasets=("canopy/h_canopy", "canopy/n_ca_photons", "terrain/n_te_photons", "segment_landcover")
+    )
+    inside = shapely.contains_xy(POLYGON, truth["lon"], truth["lat"])
+    with np.errstate(invalid="ignore"):
+        keep = (
+            inside
+            & np.isin(truth["segment_landcover"], FOREST)
+            & (truth["canopy/h_canopy"] >= 5) & (truth["canopy/h_canopy"] <= 60)
+            & (truth["canopy/n_ca_photons"] >= 2) & (truth["canopy/n_ca_photons"] <= 140)
+            & (truth["terrain/n_te_photons"] >= 10)
+            & (truth["time"] >= granule_truth.day("2019-01-01")) & (truth["time"] < granule_truth.day("2024-01-01"))
+        )
+    expected = np.sort(truth["segment_id"][keep])
+    np.testing.assert_array_equal(_segment_ids(demo["output"] / "atl08_canopy.gpkg"), expected)
+
+    from osgeo import ogr
+
+    dataset = ogr.Open(str(demo["output"] / "atl08_canopy.gpkg"))
+    roi = dataset.GetLayerByName("region_of_interest")
+    assert roi.GetFeatureCount() == 1
+    feature = roi.GetNextFeature()  # keep the feature alive: its geometry reference points into it
+    geometry = shapely.from_wkb(bytes(feature.GetGeometryRef().ExportToWkb()))
+    assert geometry.equals(POLYGON)
+
+
+def test_project_holds_the_styled_segment_layer_over_the_base_layer(demo, qgis_app):
+    from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
+
+    project_path = demo["output"] / "canopy_explorer_demo.qgz"
+    project = QgsProject()
+    assert project.read(str(project_path)), project.error()
+    layers = {layer.name(): layer for layer in project.mapLayers().values()}
+    assert set(layers) == {SEGMENT_LAYER, "Region of interest", "Sample landscape (shaded land cover)"}
+    assert all(layer.isValid() for layer in layers.values())
+
+    segments = layers[SEGMENT_LAYER]
+    assert isinstance(segments, QgsVectorLayer)
+    assert Path(segments.source().split("|")[0]) == demo["output"] / "atl08_canopy.gpkg"
+    assert segments.featureCount() == len(demo["first_rows"])
+    renderer = segments.renderer()
+    assert renderer.type() == "graduatedSymbol"
+    assert renderer.classAttribute() == "h_canopy"
+    assert len(renderer.ranges()) == 5
+    heights = np.array([f["h_canopy"] for f in segments.getFeatures()], dtype=float)
+    assert renderer.ranges()[0].lowerValue() == pytest.approx(heights.min(), abs=1e-3)
+    assert renderer.ranges()[-1].upperValue() == pytest.approx(heights.max(), abs=1e-3)
+
+    base = layers["Sample landscape (shaded land cover)"]
+    assert isinstance(base, QgsRasterLayer)
+    assert base.renderer().type() == "multibandcolor"
+    assert base.extent().contains(segments.extent())
+    order = [layer.name() for layer in project.layerTreeRoot().layerOrder()]  # first is drawn on top
+    assert order.index(SEGMENT_LAYER) < order.index("Sample landscape (shaded land cover)")
+
+    # paths are stored relative to the project, so the folder can be moved or shared
+    import zipfile
+
+    with zipfile.ZipFile(project_path) as archive:
+        xml = archive.read(next(n for n in archive.namelist() if n.endswith(".qgs"))).decode()
+    assert "<datasource>./atl08_canopy.gpkg|layername=" in xml
+    assert "<datasource>./basemap.tif</datasource>" in xml
+    assert str(demo["output"]) not in xml
+    assert [layout.name() for layout in project.layoutManager().layouts()] == ["Canopy Explorer demo"]
+
+
+def test_png_is_a_1600_by_1200_map_rendered_with_the_segment_colours(demo, qgis_app):
+    width, height, rgb = _rgb(demo["output"] / "canopy_explorer_demo.png")
+    assert (width, height) == (1600, 1200)
+    colours = np.unique(rgb.reshape(-1, 3) @ np.array([65536, 256, 1]))
+    assert len(colours) > 2000, "the picture is (nearly) blank"
+    # the darkest class of ColorBrewer Greens (segments) and the dashed dark-red outline (region)
+    # were drawn over the base map's land-cover colours
+    def pixels_near(colour, tolerance=12):
+        return int((np.abs(rgb - np.array(colour)).max(axis=-1) <= tolerance).sum())
+
+    assert pixels_near((0x00, 0x44, 0x1B)) > 500
+    assert pixels_near((0xB2, 0x18, 0x2B)) > 500
+    assert pixels_near((150, 190, 222), tolerance=4) > 5000  # water on the base map
