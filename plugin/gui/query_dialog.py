@@ -71,6 +71,7 @@ class QueryDialog(QDialog, FORM_CLASS):
         self._tool = None
         self._previous_tool = None
         self.label_choice: Dict[str, str] = {}
+        self.checked_order: List[str] = []  # variables in the order the user ticked them: the first names the layer
 
         for text, path in DATABASES:
             self.databaseCombo.addItem(text, path)
@@ -92,7 +93,7 @@ class QueryDialog(QDialog, FORM_CLASS):
         self.canvasExtentButton.clicked.connect(self.use_canvas_extent)
         self.layerRoiButton.clicked.connect(self.use_layer)
         self.variableSearchEdit.textChanged.connect(self._filter_variable_tree)
-        self.variablesTree.itemChanged.connect(self._variables_changed)
+        self.variablesTree.itemChanged.connect(self._variable_ticked)
         self.variablesTree.currentItemChanged.connect(self._show_labels_of)
         self.labelCombo.currentIndexChanged.connect(self._label_chosen)
         self.applyPresetButton.clicked.connect(self.apply_preset)
@@ -268,15 +269,14 @@ class QueryDialog(QDialog, FORM_CLASS):
             if name in wanted and catalogue()[name].kind != SCALAR:
                 self.label_choice[name] = wanted[name]
         self.variablesTree.blockSignals(False)
+        self.checked_order = [name for name in wanted if name in catalogue()]
         self._variables_changed()
 
     def selected_variables(self) -> List[str]:
         chosen = []
-        for item in self._variable_items():
-            if item.checkState(0) == Qt.CheckState.Checked:
-                name = item.data(0, Qt.ItemDataRole.UserRole)
-                label = self.label_choice.get(name, ALL_LABELS)
-                chosen.append(name if label == ALL_LABELS else f"{name}:{label}")
+        for name in self.checked_order:
+            label = self.label_choice.get(name, ALL_LABELS)
+            chosen.append(name if label == ALL_LABELS else f"{name}:{label}")
         return chosen
 
     def _show_labels_of(self, item, _previous=None):
@@ -297,6 +297,17 @@ class QueryDialog(QDialog, FORM_CLASS):
         if name:
             self.label_choice[name] = self.labelCombo.currentText()
             self._variables_changed()
+
+    def _variable_ticked(self, item, _column=0):
+        name = item.data(0, Qt.ItemDataRole.UserRole)
+        if not name:
+            return
+        ticked = item.checkState(0) == Qt.CheckState.Checked
+        if ticked and name not in self.checked_order:
+            self.checked_order.append(name)
+        elif not ticked and name in self.checked_order:
+            self.checked_order.remove(name)
+        self._variables_changed()
 
     def _variables_changed(self, *_):
         variables = self.selected_variables()

@@ -1,0 +1,284 @@
+"""The ATL08 query dialog, driven as a user drives it: widgets, canvas drawing, Run, the task, the layer."""
+
+import time
+
+import pytest
+import shapely
+from qgis.core import QgsApplication, QgsGeometry, QgsProject, QgsRectangle, QgsSettings, QgsVectorLayer
+from qgis.PyQt.QtCore import QCoreApplication, QDate, Qt
+from qgis.PyQt.QtTest import QTest
+from qgis.PyQt.QtWidgets import QMessageBox
+
+from canvas_events import RIGHT, click, drag, map_point, press_key
+from canopy_explorer.plugin.core.database import Atl08Database
+from canopy_explorer.plugin.core.query import SegmentQuery
+from canopy_explorer.plugin.gui.query_dialog import SETTINGS, QueryDialog
+
+VARIABLES = ["h_canopy", "canopy_h_metrics:95"]
+FILTER = "h_canopy between 5 60"
+SAMPLE_EXTENT = QgsRectangle(7.0, 45.0, 7.3, 45.3)
+
+
+@pytest.fixture
+def canvas(iface):
+    """The interface's canvas, shown at a known size over the sample granules, in EPSG:4326."""
+    from qgis.core import QgsCoordinateReferenceSystem
+
+    canvas = iface.mapCanvas()
+    window = canvas.window()  # pytest-qgis's canvas lives, hidden, in its own main window
+    window.resize(600, 600)
+    window.show()
+    canvas.resize(600, 600)
+    canvas.show()
+    QTest.qWaitForWindowExposed(window)
+    # the extent must be set after the resize has landed, or the old scale stretches it
+    wait_until(lambda: canvas.viewport().width() > 500)
+    canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:4326"))
+    canvas.setExtent(SAMPLE_EXTENT)
+    canvas.refresh()
+    assert canvas.extent().width() < 0.5
+    yield canvas
+    window.hide()
+
+
+@pytest.fixture
+def dialog(loaded_plugin, canvas, local_database, tmp_path):
+    QgsSettings().remove(SETTINGS.rstrip("/"))
+    QgsProject.instance().removeAllMapLayers()
+    [action] = [a for a in loaded_plugin.actions if a.objectName() == "CanopyExplorerQuery"]
+    action.trigger()
+    dialog = loaded_plugin.query_dialog
+    dialog.databaseCombo.setCurrentIndex(dialog.databaseCombo.count() - 1)  # "Other"
+    dialog.databaseEdit.setText(local_database.local_path)
+    dialog.set_variables(VARIABLES)
+    dialog.startDateEdit.setDate(QDate(2020, 1, 1))
+    dialog.endDateEdit.setDate(QDate(2021, 12, 31))
+    dialog.add_filter_row("h_canopy", "between", "5 60")
+    yield dialog
+    dialog.close()
+    QgsProject.instance().removeAllMapLayers()
+    QgsSettings().remove(SETTINGS.rstrip("/"))
+
+
+def wait_until(condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        QCoreApplication.processEvents()
+        time.sleep(0.005)
+
+
+def wait_for_tasks(dialog, timeout=60.0):
+    wait_until(lambda: not dialog.tasks and QgsApplication.taskManager().countActiveTasks() == 0, timeout)
+    QCoreApplication.processEvents()
+
+
+def engine_rows(database, roi, roi_crs="EPSG:4326", variables=VARIABLES):
+    spec = SegmentQuery.create(roi=roi, start="2020-01-01", end="2021-12-31", variables=variables, filters=FILTER, roi_crs=roi_crs)
+    return Atl08Database(database).query(spec)
+
+
+def result_layers():
+    return [layer for layer in QgsProject.instance().mapLayers().values() if layer.name().startswith("ATL08")]
+
+
+def test_canvas_extent_query_adds_a_styled_layer_with_every_matching_segment(dialog, local_database, iface):
+    QTest.mouseClick(dialog.canvasExtentButton, Qt.MouseButton.LeftButton)
+    dialog.classesSpin.setValue(4)
+    QTest.mouseClick(dialog.runButton, Qt.MouseButton.LeftButton)
+    wait_for_tasks(dialog)
+    [layer] = result_layers()
+    extent = dialog.canvas.extent()
+    expected = engine_rows(local_database, (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()))
+    assert layer.name() == "ATL08 h_canopy +1 2020-2021"
+    assert layer.featureCount() == len(expected) > 100
+    assert layer.crs().authid() == "EPSG:4326"
+    types = {f.name(): f.typeName().lower() for f in layer.fields()}
+    assert types["time"] == "datetime" and types["segment_id"] == "integer64" and types["h_canopy"] == "real"
+    assert "canopy_h_metrics_p95" in types and types["beam_id"] == "string"
+    renderer = layer.renderer()
+    assert renderer.type() == "graduatedSymbol" and renderer.classAttribute() == "h_canopy" and len(renderer.ranges()) == 4
+    assert "h_canopy between 5 60" in layer.metadata().abstract()
+    assert any("segments loaded" in m for m in iface.messageBar().get_messages(3))  # Qgis.Success
+
+
+def test_drawing_a_rectangle_hides_the_dialog_and_queries_exactly_that_box(dialog, canvas, local_database):
+    QTest.mouseClick(dialog.drawRectangleButton, Qt.MouseButton.LeftButton)
+    assert not dialog.isVisible()
+    drag(canvas, (150, 150), (450, 400))
+    assert dialog.isVisible()
+    corner_a, corner_b = map_point(canvas, 150, 150), map_point(canvas, 450, 400)
+    box = (min(corner_a.x(), corner_b.x()), min(corner_a.y(), corner_b.y()), max(corner_a.x(), corner_b.x()), max(corner_a.y(), corner_b.y()))
+    assert f"lon {box[0]:.4f} to {box[2]:.4f}" in dialog.roiLabel.text()
+    assert dialog.roi_band.numberOfVertices() > 0  # the region stays shown on the map
+    QTest.mouseClick(dialog.runButton, Qt.MouseButton.LeftButton)
+    wait_for_tasks(dialog)
+    [layer] = result_layers()
+    expected = engine_rows(local_database, box)
+    assert 0 < layer.featureCount() == len(expected)
+    assert {f["segment_id"] for f in layer.getFeatures()} == set(expected["segment_id"])
+
+
+def test_drawing_a_polygon_queries_segments_inside_it_only(dialog, canvas, local_database):
+    QTest.mouseClick(dialog.drawPolygonButton, Qt.MouseButton.LeftButton)
+    pixels = [(100, 100), (500, 150), (420, 500), (150, 380)]
+    for x, y in pixels:
+        click(canvas, x, y)
+    click(canvas, 300, 300, RIGHT)
+    assert dialog.isVisible()
+    polygon = shapely.Polygon([(p.x(), p.y()) for p in (map_point(canvas, x, y) for x, y in pixels)])
+    QTest.mouseClick(dialog.runButton, Qt.MouseButton.LeftButton)
+    wait_for_tasks(dialog)
+    [layer] = result_layers()
+    in_box = engine_rows(local_database, polygon.bounds)
+    inside = in_box[shapely.contains_xy(polygon, in_box["longitude"].to_numpy(), in_box["latitude"].to_numpy())]
+    assert 0 < len(inside) < len(in_box)
+    assert {f["segment_id"] for f in layer.getFeatures()} == set(inside["segment_id"])
+
+
+def test_escape_cancels_drawing_and_brings_the_dialog_back_unchanged(dialog, canvas):
+    QTest.mouseClick(dialog.drawPolygonButton, Qt.MouseButton.LeftButton)
+    click(canvas, 100, 100)
+    press_key(canvas, Qt.Key.Key_Escape)
+    assert dialog.isVisible() and dialog.roi is None
+    QTest.mouseClick(dialog.runButton, Qt.MouseButton.LeftButton)
+    assert "region of interest" in dialog.statusLabel.text() and not dialog.tasks
+
+
+def test_a_polygon_layer_roi_can_use_only_its_selected_features(dialog, local_database):
+    from qgis.core import QgsFeature
+
+    layer = QgsVectorLayer("Polygon?crs=EPSG:4326", "districts", "memory")
+    west, east = QgsFeature(), QgsFeature()
+    west.setGeometry(QgsGeometry.fromWkt("POLYGON((7.0 45.0, 7.12 45.0, 7.12 45.3, 7.0 45.3, 7.0 45.0))"))
+    east.setGeometry(QgsGeometry.fromWkt("POLYGON((7.18 45.0, 7.3 45.0, 7.3 45.3, 7.18 45.3, 7.18 45.0))"))
+    layer.dataProvider().addFeatures([west, east])
+    QgsProject.instance().addMapLayer(layer)
+    layer.selectByIds([2])
+    dialog.roiLayerCombo.setLayer(layer)
+    dialog.selectedOnlyCheck.setChecked(True)
+    QTest.mouseClick(dialog.layerRoiButton, Qt.MouseButton.LeftButton)
+    assert "selected features of layer 'districts'" in dialog.roiLabel.text()
+    QTest.mouseClick(dialog.runButton, Qt.MouseButton.LeftButton)
+    wait_for_tasks(dialog)
+    [result] = result_layers()
+    expected = engine_rows(local_database, (7.18, 45.0, 7.3, 45.3))
+    assert result.featureCount() == len(expected) > 0
+    assert min(f.geometry().asPoint().x() for f in result.getFeatures()) >= 7.18
+
+
+def test_clicking_the_map_loads_the_nearest_shots_with_distances(dialog, canvas, loaded_plugin):
+    [action] = [a for a in loaded_plugin.actions if a.objectName() == "CanopyExplorerNearest"]
+    dialog.nearestCountSpin.setValue(12)
+    dialog.nearestRadiusSpin.setValue(3000)
+    action.trigger()
+    assert not dialog.isVisible()
+    click(canvas, 300, 300)
+    assert dialog.isVisible()
+    wait_for_tasks(dialog)
+    [layer] = result_layers()
+    distances = [f["distance_m"] for f in layer.getFeatures()]
+    assert len(distances) == 12 and distances == sorted(distances) and distances[-1] <= 3000
+    clicked = map_point(canvas, 300, 300)
+    assert dialog.nearest_marker.center() == clicked
+
+
+def test_cancelling_a_running_query_leaves_no_layer_and_no_file(dialog, tmp_path):
+    dialog.outputFormatCombo.setCurrentIndex(dialog.outputFormatCombo.findData("GPKG"))
+    dialog.outputFileWidget.setFilePath(str(tmp_path / "cancelled.gpkg"))
+    dialog.use_canvas_extent()
+    task = dialog.run_query()
+    ends = []
+    task.taskCompleted.connect(lambda: ends.append("completed"))
+    task.taskTerminated.connect(lambda: ends.append("terminated"))
+    # cancel from inside the run, at its first progress report, so the cancel lands mid-query
+    task.progressChanged.connect(lambda _: task.cancel(), Qt.ConnectionType.DirectConnection)
+    wait_until(lambda: ends)
+    wait_for_tasks(dialog)
+    assert ends == ["terminated"]
+    assert result_layers() == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_filter_is_flagged_as_you_type_and_blocks_running(dialog, iface):
+    dialog.use_canvas_extent()
+    dialog.filtersEdit.setPlainText("n_te_photons >> 10")
+    assert "n_te_photons >> 10" in dialog.filterStatusLabel.text() or "column" in dialog.filterStatusLabel.text()
+    assert "color:#b00020" in dialog.filterStatusLabel.text()
+    QTest.mouseClick(dialog.runButton, Qt.MouseButton.LeftButton)
+    assert not dialog.tasks
+    assert any("quality filters" in m for m in iface.messageBar().get_messages(1))  # Qgis.Warning
+
+
+def test_an_empty_result_says_so_and_adds_no_layer(dialog, iface):
+    far_away = QgsRectangle(20, 60, 20.1, 60.1)
+    dialog.set_roi(((20.0, 60.0, 20.1, 60.1), "EPSG:4326"), QgsGeometry.fromRect(far_away), dialog.canvas.mapSettings().destinationCrs(), "test")
+    QTest.mouseClick(dialog.runButton, Qt.MouseButton.LeftButton)
+    wait_for_tasks(dialog)
+    assert result_layers() == []
+    assert any("No segments match" in m for m in iface.messageBar().get_messages(0))  # Qgis.Info
+
+
+def test_a_large_estimate_asks_before_loading(dialog, monkeypatch):
+    answers = []
+
+    def answer(*args, **kwargs):
+        answers.append(args[2])
+        return QMessageBox.StandardButton.No if len(answers) == 1 else QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    dialog.maxRowsSpin.setValue(1000)
+    dialog.use_canvas_extent()
+    dialog.run_query()
+    wait_for_tasks(dialog)
+    assert result_layers() == [] and "narrow" in dialog.statusLabel.text()
+    dialog.run_query()
+    wait_for_tasks(dialog)
+    assert len(answers) == 2 and "more than the 1,000" in answers[0]
+    assert len(result_layers()) == 1
+
+
+def test_several_queries_run_at_once_and_each_adds_its_layer(dialog):
+    dialog.use_canvas_extent()
+    dialog.run_query()
+    dialog.set_variables(["h_te_best_fit"])
+    dialog.run_query()
+    wait_for_tasks(dialog)
+    names = sorted(layer.name() for layer in result_layers())
+    assert names == ["ATL08 h_canopy +1 2020-2021", "ATL08 h_te_best_fit 2020-2021"]
+
+
+def test_test_connection_reports_variables_and_sets_the_time_span(dialog, local_database):
+    QTest.mouseClick(dialog.testConnectionButton, Qt.MouseButton.LeftButton)
+    wait_for_tasks(dialog)
+    start, end = Atl08Database(local_database).time_span()
+    assert "variables, segments from" in dialog.connectionLabel.text()
+    assert dialog.startDateEdit.date().toString("yyyy-MM-dd") == str(start)
+    assert dialog.endDateEdit.date().toString("yyyy-MM-dd") == str(end)
+
+
+def test_an_unreachable_database_is_reported_in_the_dialog(dialog, tmp_path):
+    dialog.databaseEdit.setText(str(tmp_path / "missing"))
+    QTest.mouseClick(dialog.testConnectionButton, Qt.MouseButton.LeftButton)
+    wait_for_tasks(dialog)
+    assert "does not exist" in dialog.connectionLabel.text()
+
+
+def test_presets_fill_the_filters_and_settings_are_remembered(dialog, loaded_plugin, iface):
+    dialog.presetCombo.setCurrentText("Good canopy retrievals")
+    QTest.mouseClick(dialog.applyPresetButton, Qt.MouseButton.LeftButton)
+    assert "segment_landcover in [111" in dialog.filtersEdit.toPlainText()
+    dialog.set_variables(["h_canopy", "canopy_h_metrics:50"])
+    dialog.save_settings()
+    again = QueryDialog(iface)
+    assert again.selected_variables() == ["h_canopy", "canopy_h_metrics:50"]
+    assert "n_te_photons >= 10" in again.filtersEdit.toPlainText()
+    assert again.databaseEdit.text() == dialog.databaseEdit.text()
+    again.clear_canvas_items()
+    again.deleteLater()
+
+
+def test_the_variable_search_hides_what_does_not_match(dialog):
+    dialog.variableSearchEdit.setText("photons")
+    visible = [item.text(0) for item in dialog._variable_items() if not item.isHidden()]
+    assert "n_ca_photons" in visible and "h_canopy" not in visible
