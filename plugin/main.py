@@ -112,12 +112,18 @@ class CanopyExplorerPlugin:
         return self.query_dialog
 
     def show_query_dialog(self):
+        if self.warn_if_dependencies_missing():
+            self.show_dependencies()
+            return
         dialog = self._query_dialog()
         dialog.show()
         dialog.raise_()
         dialog.activateWindow()
 
     def pick_nearest_shots(self):
+        if self.warn_if_dependencies_missing():
+            self.show_dependencies()
+            return
         self._query_dialog().pick_nearest_point()
 
     def show_dependencies(self):

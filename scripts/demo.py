@@ -145,6 +145,9 @@ def write_docs_image(source: Path, target: Path, max_bytes: int = DOCS_IMAGE_MAX
 def write_map_outputs(config, spec, database, output_dir: Path):
     """Build every output in a staging folder inside ``output_dir``, then rename each into place."""
     output_dir.mkdir(parents=True, exist_ok=True)
+    for stale in output_dir.glob(".partial-*"):  # left by a run that was killed; an hour is far longer than a run
+        if stale.is_dir() and time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=output_dir))
     try:
         names = build_in_qgis(config, spec, database, staging)

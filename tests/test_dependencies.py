@@ -65,7 +65,7 @@ def test_plugin_loads_and_shows_one_message_naming_the_missing_packages(monkeypa
         assert len(new) == 1
         assert "tiledb, pystac_client" in new[0]
         assert install_command([BY_MODULE["tiledb"], BY_MODULE["pystac_client"]]) in new[0]
-        assert plugin.menu is not None and len(plugin.actions) == 2
+        assert plugin.menu is not None and len(plugin.actions) == 4
     finally:
         plugin.unload()
 
@@ -101,3 +101,12 @@ def test_missing_message_names_packages_and_command():
     text = missing_message([BY_MODULE["yaml"]], "linux")
     assert text.startswith("Canopy Explorer needs Python packages that are not installed: pyyaml.")
     assert "sudo apt install python3-yaml" in text
+
+
+def test_the_query_dialog_is_not_opened_without_its_packages(monkeypatch, loaded_plugin, iface):
+    hide_modules(monkeypatch, "tiledb")
+    [action] = [a for a in loaded_plugin.actions if a.objectName() == "CanopyExplorerQuery"]
+    action.trigger()
+    assert loaded_plugin.query_dialog is None
+    assert loaded_plugin._dependencies_dialog is not None and loaded_plugin._dependencies_dialog.isVisible()
+    assert "tiledb" in iface.messageBar().get_messages(Qgis.Warning)[-1]
