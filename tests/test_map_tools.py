@@ -13,22 +13,17 @@ the extents and CRSs set here do not leak into other tests.
 import pytest
 from qgis.core import (
     QgsCoordinateReferenceSystem,
-    QgsCoordinateTransform,
     QgsGeometry,
-    QgsPointXY,
-    QgsProject,
     QgsRectangle,
     QgsWkbTypes,
 )
 from qgis.gui import QgsMapCanvas
-from qgis.PyQt.QtCore import QCoreApplication, QEvent, QPoint, QPointF, Qt
-from qgis.PyQt.QtGui import QMouseEvent
+from qgis.PyQt.QtCore import QCoreApplication, QEvent, QPoint, Qt
 from qgis.PyQt.QtTest import QTest
-from qgis.PyQt.QtWidgets import QApplication
 
 from canvas_events import LEFT, NO_MODIFIER, RIGHT, click, drag, map_point, move_mouse, press_key
 
-from canopy_explorer.plugin.gui.map_tools import PointPickTool, PolygonRoiTool, RectangleRoiTool, to_wgs84
+from canopy_explorer.plugin.gui.map_tools import PointPickTool, PolygonRoiTool, RectangleRoiTool
 
 POLYGON = QgsWkbTypes.GeometryType.PolygonGeometry
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
@@ -363,84 +358,3 @@ def test_tools_show_a_crosshair_cursor(geographic_canvas, tool_class):
     # QgsMapTool's default is a crosshair too: this guards against a tool choosing another cursor.
     geographic_canvas.setMapTool(tool_class(geographic_canvas))
     assert geographic_canvas.cursor().shape() == Qt.CursorShape.CrossCursor
-
-
-# to_wgs84
-
-
-def context():
-    return QgsProject.instance().transformContext()
-
-
-def test_to_wgs84_from_mercator_keeps_the_corners_where_the_transform_puts_them():
-    corners = [QgsPointXY(x, y) for x, y in [(-1_000_000, 5_500_000), (3_000_000, 5_500_000), (3_000_000, 8_000_000), (-1_000_000, 8_000_000)]]
-    rectangle = QgsGeometry.fromPolygonXY([corners + corners[:1]])
-    before = rectangle.asWkt()
-
-    result = to_wgs84(rectangle, MERCATOR, context())
-
-    transform = QgsCoordinateTransform(MERCATOR, WGS84, context())
-    vertices = result.asPolygon()[0]
-    for corner in corners:
-        expected = transform.transform(corner)
-        assert any(coordinates([v]) == pytest.approx(coordinates([expected])) for v in vertices)
-    box = result.boundingBox()
-    west_south, east_north = transform.transform(corners[0]), transform.transform(corners[2])
-    assert (box.xMinimum(), box.yMinimum(), box.xMaximum(), box.yMaximum()) == pytest.approx(
-        (west_south.x(), west_south.y(), east_north.x(), east_north.y())
-    )
-    assert rectangle.asWkt() == before  # a copy: the caller's geometry stays in its own CRS
-
-
-def test_to_wgs84_densifies_so_a_projected_straight_edge_keeps_its_shape():
-    # A long diagonal edge in Mercator is curved in longitude/latitude.
-    triangle = QgsGeometry.fromPolygonXY([[QgsPointXY(0, 0), QgsPointXY(8_000_000, 12_000_000), QgsPointXY(8_000_000, 0), QgsPointXY(0, 0)]])
-    transform = QgsCoordinateTransform(MERCATOR, WGS84, context())
-    edge_middle = QgsGeometry.fromPointXY(transform.transform(QgsPointXY(4_000_000, 6_000_000)))
-    chord = QgsGeometry.fromPolylineXY([transform.transform(QgsPointXY(0, 0)), transform.transform(QgsPointXY(8_000_000, 12_000_000))])
-    assert edge_middle.distance(chord) > 1.0  # degrees: corners alone would cut the curve short
-
-    result = to_wgs84(triangle, MERCATOR, context())
-
-    boundary = QgsGeometry.fromPolylineXY(result.asPolygon()[0])
-    assert edge_middle.distance(boundary) < 0.05
-
-
-def test_to_wgs84_keeps_longitudes_continuous_across_the_antimeridian():
-    # Mercator x beyond 20037508 m is past 180 degrees east; the transform alone wraps it to -180.
-    corners = [QgsPointXY(x, y) for x, y in [(19_900_000, -1_900_000), (20_200_000, -1_900_000), (20_200_000, -1_700_000), (19_900_000, -1_700_000)]]
-    rectangle = QgsGeometry.fromPolygonXY([corners + corners[:1]])
-
-    result = to_wgs84(rectangle, MERCATOR, context())
-
-    box = result.boundingBox()
-    assert 178.7 < box.xMinimum() < 178.8 and 181.4 < box.xMaximum() < 181.5
-    assert result.isGeosValid()
-
-
-def test_to_wgs84_returns_a_geographic_geometry_unchanged_as_a_copy():
-    square = QgsGeometry.fromRect(QgsRectangle(5, 44, 6, 45))
-
-    result = to_wgs84(square, WGS84, context())
-
-    assert result.equals(square)
-    result.translate(1, 1)
-    assert square.boundingBox() == QgsRectangle(5, 44, 6, 45)
-
-
-def test_to_wgs84_rejects_an_empty_geometry():
-    with pytest.raises(ValueError, match="empty"):
-        to_wgs84(QgsGeometry(), MERCATOR, context())
-    with pytest.raises(ValueError, match="empty"):
-        to_wgs84(QgsGeometry.fromWkt("POLYGON EMPTY"), MERCATOR, context())
-
-
-def test_to_wgs84_rejects_an_invalid_geometry():
-    bow_tie = QgsGeometry.fromWkt("POLYGON((0 0, 10 10, 10 0, 0 10, 0 0))")
-    with pytest.raises(ValueError, match="not a valid geometry"):
-        to_wgs84(bow_tie, MERCATOR, context())
-
-
-def test_to_wgs84_rejects_an_invalid_crs():
-    with pytest.raises(ValueError, match="coordinate reference system"):
-        to_wgs84(QgsGeometry.fromRect(QgsRectangle(0, 0, 10, 10)), QgsCoordinateReferenceSystem(), context())

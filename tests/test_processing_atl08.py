@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsGeometry,
     QgsPointXY,

@@ -2,17 +2,13 @@
 
 The dialog hides while the user draws and comes back when a tool emits
 ``roiDrawn``, ``pointPicked`` or ``cancelled``. Geometries are emitted in the
-canvas's destination CRS; ``to_wgs84`` brings them to EPSG:4326 for the query.
+canvas's destination CRS; the engine reprojects them (densified) for the query.
 """
 
 from typing import List, Optional
 
 from qgis.core import (
-    Qgis,
     QgsCoordinateReferenceSystem,
-    QgsCoordinateTransform,
-    QgsCoordinateTransformContext,
-    QgsCsException,
     QgsGeometry,
     QgsPointXY,
     QgsWkbTypes,
@@ -21,16 +17,11 @@ from qgis.gui import QgsMapCanvas, QgsMapMouseEvent, QgsMapTool, QgsRubberBand
 from qgis.PyQt.QtCore import QPoint, Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor, QCursor, QKeyEvent
 
-WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 POLYGON = QgsWkbTypes.GeometryType.PolygonGeometry
 
 ROI_STROKE = QColor(230, 81, 0)
 ROI_FILL = QColor(230, 81, 0, 60)  # translucent so the map under the region stays readable
 ROI_STROKE_WIDTH = 2
-
-# Densified edges get this many pieces along the geometry's longer side, enough for a
-# straight edge in a projected CRS to keep its curved shape in longitude/latitude.
-DENSIFY_PIECES = 64
 
 
 class _CanvasPickingTool(QgsMapTool):
@@ -223,52 +214,3 @@ def polygonal_part(geometry: QgsGeometry) -> QgsGeometry:
         return QgsGeometry()
     # Union rather than collect: polygons sharing an edge would make an invalid multipolygon.
     return QgsGeometry.unaryUnion(parts)
-
-
-def to_wgs84(
-    geometry: QgsGeometry, crs: QgsCoordinateReferenceSystem, transform_context: QgsCoordinateTransformContext
-) -> QgsGeometry:
-    """A copy of ``geometry`` (in ``crs``) transformed to EPSG:4326.
-
-    Edges are densified first so a straight edge in a projected CRS keeps its shape
-    in longitude/latitude. A polygon that crosses the antimeridian keeps continuous
-    longitudes (past 180) instead of jumping to -180, which the query's region of
-    interest accepts and splits. Raises ValueError for an empty or invalid geometry,
-    an invalid CRS, or a geometry the transform cannot handle."""
-    if geometry is None or geometry.isNull() or geometry.isEmpty():
-        raise ValueError("the region of interest is empty")
-    if not geometry.isGeosValid():
-        reasons = "; ".join(error.what() for error in geometry.validateGeometry()) or "GEOS reports it invalid"
-        raise ValueError(f"the region of interest is not a valid geometry: {reasons}")
-    if crs is None or not crs.isValid():
-        raise ValueError("the region of interest has no valid coordinate reference system")
-    if crs == WGS84:
-        return QgsGeometry(geometry)
-    box = geometry.boundingBox()
-    spacing = max(box.width(), box.height()) / DENSIFY_PIECES
-    result = geometry.densifyByDistance(spacing) if spacing > 0 else QgsGeometry(geometry)
-    transform = QgsCoordinateTransform(crs, WGS84, transform_context)
-    try:
-        failed = result.transform(transform) != Qgis.GeometryOperationResult.Success
-    except QgsCsException as error:
-        raise ValueError(f"the region of interest cannot be transformed from {crs.authid()} to EPSG:4326: {error}") from None
-    if failed:
-        raise ValueError(f"the region of interest cannot be transformed from {crs.authid()} to EPSG:4326")
-    return _unwrap_antimeridian(result)
-
-
-def _unwrap_antimeridian(geometry: QgsGeometry) -> QgsGeometry:
-    # After densification neighbouring vertices are close, so a step of more than 180 degrees
-    # between them is the transform wrapping longitude at the antimeridian, not a real edge.
-    if geometry.type() != POLYGON:
-        return geometry
-    polygons = geometry.asMultiPolygon() if geometry.isMultipart() else [geometry.asPolygon()]
-    wraps = any(
-        abs(ring[i + 1].x() - ring[i].x()) > 180 for polygon in polygons for ring in polygon for i in range(len(ring) - 1)
-    )
-    if not wraps:
-        return geometry
-    shifted = [
-        [[QgsPointXY(p.x() + 360 if p.x() < 0 else p.x(), p.y()) for p in ring] for ring in polygon] for polygon in polygons
-    ]
-    return QgsGeometry.fromMultiPolygonXY(shifted) if geometry.isMultipart() else QgsGeometry.fromPolygonXY(shifted[0])

@@ -23,7 +23,6 @@ from qgis.core import (
 from qgis.gui import QgsFileWidget, QgsRubberBand, QgsVertexMarker
 from qgis.PyQt import uic
 from qgis.PyQt.QtCore import QDate, Qt
-from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import QComboBox, QDialog, QFileDialog, QLineEdit, QMessageBox, QTreeWidgetItem
 
 from ..core.config import DatabaseConfig, config_from_source
@@ -39,7 +38,7 @@ from ..processing.algorithm import PUBLIC_CONFIG, SAMPLE_CONFIG
 from ..resources import ui_path
 from ..tasks.connection_task import ConnectionTestTask
 from ..tasks.query_task import NearestTask, QueryTask
-from .map_tools import POLYGON, PointPickTool, PolygonRoiTool, RectangleRoiTool
+from .map_tools import POLYGON, ROI_FILL, ROI_STROKE, ROI_STROKE_WIDTH, PointPickTool, PolygonRoiTool, RectangleRoiTool
 
 FORM_CLASS, _ = uic.loadUiType(ui_path("query_dialog.ui"))
 
@@ -64,9 +63,9 @@ class QueryDialog(QDialog, FORM_CLASS):
         self.tasks: List = []  # references keep running tasks alive
         self.roi: Optional[Tuple[object, str]] = None  # (shapely geometry or box, CRS) as the engine takes it
         self.roi_band = QgsRubberBand(self.canvas, POLYGON)
-        self.roi_band.setStrokeColor(QColor(230, 81, 0))
-        self.roi_band.setFillColor(QColor(230, 81, 0, 40))
-        self.roi_band.setWidth(2)
+        self.roi_band.setStrokeColor(ROI_STROKE)
+        self.roi_band.setFillColor(ROI_FILL)
+        self.roi_band.setWidth(ROI_STROKE_WIDTH)
         self.nearest_marker: Optional[QgsVertexMarker] = None
         self._tool = None
         self._previous_tool = None
@@ -501,7 +500,7 @@ class QueryDialog(QDialog, FORM_CLASS):
         if self.nearest_marker is None:
             self.nearest_marker = QgsVertexMarker(self.canvas)
             self.nearest_marker.setIconType(QgsVertexMarker.ICON_CROSS)
-            self.nearest_marker.setColor(QColor(230, 81, 0))
+            self.nearest_marker.setColor(ROI_STROKE)
             self.nearest_marker.setIconSize(14)
             self.nearest_marker.setPenWidth(3)
         self.nearest_marker.setCenter(point)

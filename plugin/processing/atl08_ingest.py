@@ -5,7 +5,6 @@ from qgis.core import (
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFile,
-    QgsProcessingParameterMultipleLayers,
 )
 
 from ..core.config import load_config
