@@ -22,6 +22,7 @@ class CanopyExplorerPlugin:
         self.actions = []
         self._dependencies_dialog = None
         self.query_dialog = None
+        self.export_tasks = []  # references keep running exports alive
 
     # ------------------------------------------------------------------ Processing
 
@@ -44,6 +45,7 @@ class CanopyExplorerPlugin:
 
         self.add_action("canopy_explorer.svg", "ATL08 query…", self.show_query_dialog, "CanopyExplorerQuery")
         self.add_action("nearest.svg", "Nearest ATL08 shots", self.pick_nearest_shots, "CanopyExplorerNearest")
+        self.add_action("export.svg", "Export ATL08 layer…", self.export_active_layer, "CanopyExplorerExport", toolbar=False)
         self.add_action("dependencies.svg", "Check dependencies…", self.show_dependencies, "CanopyExplorerDependencies")
         self.add_action("help.svg", "Help", self.open_help, "CanopyExplorerHelp")
         self.warn_if_dependencies_missing()
@@ -125,6 +127,37 @@ class CanopyExplorerPlugin:
             self.show_dependencies()
             return
         self._query_dialog().pick_nearest_point()
+
+    def export_active_layer(self, target: str = ""):
+        """Save the active result layer as GeoPackage, FlatGeobuf, GeoJSON or CSV, with its style."""
+        from qgis.core import QgsVectorLayer
+        from qgis.PyQt.QtWidgets import QFileDialog
+
+        from .core.errors import CanopyExplorerError
+        from .core.segment_files import FORMATS
+        from .tasks.export_task import ExportTask
+
+        layer = self.iface.activeLayer()
+        if not isinstance(layer, QgsVectorLayer):
+            self.iface.messageBar().pushMessage(MENU_TITLE, "Select an ATL08 result layer to export first.", level=Qgis.Warning, duration=6)
+            return None
+        if not target:
+            filters = ";;".join(f"{name} (*{extension})" for name, (_, extension) in FORMATS.items())
+            target, _ = QFileDialog.getSaveFileName(self.iface.mainWindow(), f"Export {layer.name()}", "", filters)
+            if not target:
+                return None
+        try:
+            task = ExportTask(layer, target)
+        except CanopyExplorerError as error:
+            self.iface.messageBar().pushMessage(MENU_TITLE, str(error), level=Qgis.Warning, duration=8)
+            return None
+        self.export_tasks.append(task)
+        task.exported.connect(lambda path: self.iface.messageBar().pushMessage(MENU_TITLE, f"Exported to {path}", level=Qgis.Success, duration=6))
+        task.failed.connect(lambda message: self.iface.messageBar().pushMessage(MENU_TITLE, message, level=Qgis.Critical, duration=0))
+        task.taskCompleted.connect(lambda: self.export_tasks.remove(task))
+        task.taskTerminated.connect(lambda: self.export_tasks.remove(task))
+        QgsApplication.taskManager().addTask(task)
+        return task
 
     def show_dependencies(self):
         from .gui.dependencies_dialog import DependenciesDialog

@@ -65,7 +65,7 @@ def test_plugin_loads_and_shows_one_message_naming_the_missing_packages(monkeypa
         assert len(new) == 1
         assert "tiledb, pystac_client" in new[0]
         assert install_command([BY_MODULE["tiledb"], BY_MODULE["pystac_client"]]) in new[0]
-        assert plugin.menu is not None and len(plugin.actions) == 4
+        assert plugin.menu is not None and len(plugin.actions) == 5
     finally:
         plugin.unload()
 

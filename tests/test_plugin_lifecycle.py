@@ -27,10 +27,10 @@ def test_loading_adds_menu_toolbar_actions_and_provider(loaded_plugin, iface):
     menus = plugin_menu(iface)
     assert len(menus) == 1
     texts = [a.text() for a in menus[0].actions()]
-    assert texts == ["ATL08 query…", "Nearest ATL08 shots", "Check dependencies…", "Help"]
+    assert texts == ["ATL08 query…", "Nearest ATL08 shots", "Export ATL08 layer…", "Check dependencies…", "Help"]
     toolbar = iface.mainWindow().findChild(QToolBar, "CanopyExplorerToolbar")
     assert toolbar is not None and toolbar.windowTitle() == "Canopy Explorer"
-    assert [a.text() for a in toolbar.actions()] == texts
+    assert [a.text() for a in toolbar.actions()] == [t for t in texts if t != "Export ATL08 layer…"]
     assert QgsApplication.processingRegistry().providerById(PROVIDER_ID) is not None
 
 
@@ -45,9 +45,9 @@ def test_unload_removes_every_action_menu_toolbar_and_the_provider(iface, qgis_p
     assert plugin_menu(iface) == []
     assert iface.mainWindow().findChild(QToolBar, "CanopyExplorerToolbar") is None
     assert iface.mainWindow().findChild(QMenu, "CanopyExplorerMenu") is None
-    for name in ("CanopyExplorerQuery", "CanopyExplorerNearest", "CanopyExplorerDependencies", "CanopyExplorerHelp"):
+    for name in ("CanopyExplorerQuery", "CanopyExplorerNearest", "CanopyExplorerExport", "CanopyExplorerDependencies", "CanopyExplorerHelp"):
         assert iface.mainWindow().findChild(QObject, name) is None
-    assert plugin.actions == [] and len(actions) == 4
+    assert plugin.actions == [] and len(actions) == 5
     assert QgsApplication.processingRegistry().providerById(PROVIDER_ID) is None
 
 

@@ -282,3 +282,25 @@ def test_the_variable_search_hides_what_does_not_match(dialog):
     dialog.variableSearchEdit.setText("photons")
     visible = [item.text(0) for item in dialog._variable_items() if not item.isHidden()]
     assert "n_ca_photons" in visible and "h_canopy" not in visible
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".fgb", ".geojson", ".csv"])
+def test_a_result_layer_exports_to_each_format_with_its_style(dialog, loaded_plugin, iface, tmp_path, suffix):
+    dialog.use_canvas_extent()
+    dialog.run_query()
+    wait_for_tasks(dialog)
+    [layer] = result_layers()
+    iface.setActiveLayer(layer)
+    target = tmp_path / f"export{suffix}"
+    task = loaded_plugin.export_active_layer(str(target))
+    wait_until(lambda: not loaded_plugin.export_tasks)
+    QCoreApplication.processEvents()
+    assert task is not None and target.exists()
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+    if suffix == ".csv":
+        uri = f"file://{target}?type=csv&xField=longitude&yField=latitude&crs=EPSG:4326"
+        reopened = QgsVectorLayer(uri, "export", "delimitedtext")
+    else:
+        reopened = QgsVectorLayer(str(target), "export", "ogr")
+        assert reopened.renderer().type() == "graduatedSymbol"  # the style travelled with the file
+    assert reopened.featureCount() == layer.featureCount()

@@ -340,18 +340,46 @@ def _convert(source: Path, target: Path, output_format: str, layer_name: str) ->
     gdal.UseExceptions()
     driver, _ = FORMATS[output_format]
     options = {"FlatGeobuf": ["SPATIAL_INDEX=YES"], "GeoJSON": ["RFC7946=YES", "WRITE_BBOX=YES"],
-               "CSV": ["GEOMETRY=AS_XY", "SEPARATOR=COMMA"], "GPKG": []}[output_format]
+               "CSV": [], "GPKG": []}[output_format]
+    source_dataset = str(source)
+    extra = {}
+    if Path(source).suffix.lower() == ".csv":  # a CSV written here: points from its longitude/latitude columns
+        source_dataset = gdal.OpenEx(str(source), gdal.OF_VECTOR, open_options=[
+            "X_POSSIBLE_NAMES=longitude", "Y_POSSIBLE_NAMES=latitude", "AUTODETECT_TYPE=YES", "KEEP_GEOM_COLUMNS=NO"])
+        extra["srcSRS"] = "EPSG:4326"
+    if output_format == "CSV":
+        # CSV readers expect longitude/latitude columns, not a geometry: select them first
+        extra["SQLStatement"] = _csv_select(source_dataset, layer_name)
+        extra["SQLDialect"] = "SQLITE"
+    else:
+        extra["layers"] = [layer_name]
     try:
-        gdal.VectorTranslate(str(target), str(source), format=driver, layers=[layer_name],
-                             layerName=layer_name, layerCreationOptions=options)
+        gdal.VectorTranslate(str(target), source_dataset, format=driver,
+                             layerName=layer_name, layerCreationOptions=options, **extra)
     except RuntimeError as error:
         raise OutputError(f"cannot write {output_format} {target.name}: {error}") from error
     if not target.exists():
         raise OutputError(f"GDAL wrote no {output_format} file for {target.name}")
 
 
-def copy_to_format(source, target, output_format: Optional[str] = None) -> Path:
-    """Export an existing vector file (any layer written here) to another format, atomically."""
+def _csv_select(source, layer_name: str) -> str:
+    from osgeo import gdal
+
+    dataset = source if not isinstance(source, str) else gdal.OpenEx(source, gdal.OF_VECTOR)
+    layer = dataset.GetLayerByName(layer_name)
+    definition = layer.GetLayerDefn()
+    names = [definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())]
+    names = [n for n in names if n not in ("latitude", "longitude")]
+    geometry = layer.GetGeometryColumn() or "GEOMETRY"
+    columns = ", ".join([f"ST_Y({_quote(geometry)}) AS latitude", f"ST_X({_quote(geometry)}) AS longitude"] + [_quote(n) for n in names])
+    return f"SELECT {columns} FROM {_quote(layer_name)}"
+
+
+def copy_to_format(source, target, output_format: Optional[str] = None,
+                   before_publish: Optional[Callable[[Path, str], None]] = None) -> Path:
+    """Export an existing vector file (any layer written here) to another format, atomically.
+
+    ``before_publish(temporary_path, format)`` runs on the complete copy before the rename."""
     target = Path(target)
     output_format = output_format or format_for_path(target)
     from osgeo import ogr
@@ -364,8 +392,8 @@ def copy_to_format(source, target, output_format: Optional[str] = None) -> Path:
     temporary = temporary_sibling(target)
     try:
         _convert(Path(source), temporary, output_format, layer_name)
-        os.replace(temporary, target)
-    except Exception:
-        remove_quietly(temporary)
-        raise
+        _publish(temporary, target, output_format, before_publish, None)
+    except BaseException as error:
+        _discard(temporary)
+        _raise_output_error(error, target)
     return target

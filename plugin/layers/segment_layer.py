@@ -159,7 +159,8 @@ def write_styled_segments(
     def store_style(temporary: Path, output_format: str) -> None:
         breaks[:] = sample.breaks(classes)
         if colour_by and breaks:
-            save_default_style(temporary, output_format, colour_by, colour_variable, sample.minimum, breaks)
+            renderer = graduated_renderer(colour_by, colour_variable, sample.minimum, breaks)
+            save_default_style(temporary, output_format, renderer, f"Natural breaks on {colour_by}")
 
     try:
         written = write_segments(
@@ -193,7 +194,7 @@ def layer_uri(path: str, output_format: str, layer_name: str) -> tuple:
     return path, "ogr"
 
 
-def save_default_style(path: Path, output_format: str, field_name: str, variable, minimum, breaks) -> None:
+def save_default_style(path: Path, output_format: str, renderer, description: str) -> None:
     """Store the graduated style where QGIS finds it when the file is opened anywhere.
 
     GeoPackages get it in their ``layer_styles`` table; other formats get a
@@ -203,9 +204,9 @@ def save_default_style(path: Path, output_format: str, field_name: str, variable
     layer = QgsVectorLayer(uri, "style", provider)
     if not layer.isValid():
         raise QueryError(f"the written file {path.name} cannot be opened to store its style")
-    layer.setRenderer(graduated_renderer(field_name, variable, minimum, breaks))
+    layer.setRenderer(renderer)
     if output_format == "GPKG":
-        error = layer.saveStyleToDatabase(STYLE_NAME, "Natural breaks on " + field_name, True, "")
+        error = layer.saveStyleToDatabase(STYLE_NAME, description, True, "")
         if error:
             raise QueryError(f"cannot store the layer style in {path.name}: {error}")
     else:
@@ -290,3 +291,27 @@ def write_nearest_output(
         [frame], output_path, name, description, colour_by,
         columns[0].variable if columns else None, classes, check_cancel,
     )
+
+
+def layer_file(layer: QgsVectorLayer) -> str:
+    """The file behind a layer written by Canopy Explorer (any of the output formats)."""
+    source = layer.dataProvider().dataSourceUri().split("|", 1)[0]
+    if layer.providerType() == "delimitedtext":
+        from qgis.PyQt.QtCore import QUrl
+
+        source = QUrl(source.split("?", 1)[0]).toLocalFile()
+    if layer.providerType() not in ("ogr", "delimitedtext") or not Path(source).is_file():
+        raise QueryError(f"layer '{layer.name()}' is not stored in a file that can be exported")
+    return source
+
+
+def export_file(source: str, target: str, renderer=None, name: str = "") -> Path:
+    """Copy a result file to GeoPackage, FlatGeobuf, GeoJSON or CSV (by the target's extension),
+    storing ``renderer`` as its default style like query outputs. Safe to run in a task."""
+    from ..core.segment_files import copy_to_format
+
+    def store_style(temporary: Path, output_format: str) -> None:
+        if renderer is not None and output_format != "CSV":
+            save_default_style(temporary, output_format, renderer.clone(), f"Exported from {name}")
+
+    return copy_to_format(source, target, before_publish=store_style)
