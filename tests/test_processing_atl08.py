@@ -208,3 +208,57 @@ def test_a_cancelled_query_leaves_no_file(run, local_database, tmp_path):
     output = tmp_path / "cancelled.gpkg"
     run("atl08_query", query_parameters(local_database, output), feedback)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_qgis_process_runs_the_query_headless(local_database, tmp_path):
+    """qgis_process loads the plugin with iface None and runs atl08_query to a file."""
+    import json
+    import os
+    import subprocess
+
+    from test_plugin_lifecycle import ROOT, qgis_process
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "canopy_explorer").symlink_to(ROOT)
+    import sysconfig
+
+    # qgis_process runs Debian's Python: give it this environment's packages (tiledb, shapely), as a user's pip would
+    env = dict(os.environ, QGIS_PLUGINPATH=str(plugins), QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "config"), QT_QPA_PLATFORM="offscreen",
+               PYTHONPATH=sysconfig.get_paths()["purelib"])
+    subprocess.run([qgis_process(), "plugins", "enable", "canopy_explorer"], env=env, capture_output=True, text=True, timeout=120)
+    output = tmp_path / "headless.gpkg"
+    run = subprocess.run(
+        [qgis_process(), "--json", "run", "canopyexplorer:atl08_query", "--", f"CONFIG={local_database.local_path}",
+         f"ROI={REGION}", "START=2020-01-01", "END=2021-12-31", "VARIABLES=h_canopy,canopy_h_metrics:95,segment_landcover",
+         "FILTERS=h_canopy between 5 60", f"OUTPUT={output}"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    results = json.loads(run.stdout[run.stdout.index("{"):])["results"]
+    spec = SegmentQuery.create(roi=BOX, start="2020-01-01", end="2021-12-31", variables=["h_canopy"], filters="h_canopy between 5 60")
+    assert results["SEGMENTS"] == len(Atl08Database(local_database).query(spec)) > 0
+    assert QgsVectorLayer(results["OUTPUT"], "headless", "ogr").featureCount() == results["SEGMENTS"]
+
+
+def test_the_query_runs_inside_a_graphical_model(loaded_plugin, local_database, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource, QgsProcessingModelOutput
+
+    model = QgsProcessingModelAlgorithm("canopy model", "tests")
+    child = QgsProcessingModelChildAlgorithm("canopyexplorer:atl08_query")
+    child.setChildId("query")
+    static = {"CONFIG": local_database.local_path, "ROI": REGION, "START": "2020-01-01", "END": "2021-12-31",
+              "VARIABLES": "h_canopy", "FILTERS": "h_canopy >= 5", "CLASSES": 5}
+    for name, value in static.items():
+        child.addParameterSources(name, [QgsProcessingModelChildParameterSource.fromStaticValue(value)])
+    model_output = QgsProcessingModelOutput("segments")
+    model_output.setChildOutputName("OUTPUT")
+    child.setModelOutputs({"segments": model_output})
+    model.addChildAlgorithm(child)
+    model.updateDestinationParameters()
+    output = tmp_path / "model.gpkg"
+    result = processing.run(model, {"query:segments": str(output)})
+    spec = SegmentQuery.create(roi=BOX, start="2020-01-01", end="2021-12-31", variables=["h_canopy"], filters="h_canopy >= 5")
+    assert QgsVectorLayer(str(output), "m", "ogr").featureCount() == len(Atl08Database(local_database).query(spec)) > 0
+    assert result["query:segments"] == str(output)
