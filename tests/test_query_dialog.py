@@ -304,3 +304,27 @@ def test_a_result_layer_exports_to_each_format_with_its_style(dialog, loaded_plu
         reopened = QgsVectorLayer(str(target), "export", "ogr")
         assert reopened.renderer().type() == "graduatedSymbol"  # the style travelled with the file
     assert reopened.featureCount() == layer.featureCount()
+
+
+def test_a_private_bucket_is_read_with_credentials_from_the_auth_manager(dialog, s3_database, s3_server):
+    from qgis.core import QgsAuthMethodConfig
+
+    manager = QgsApplication.authManager()
+    manager.setMasterPassword("test master password", True)
+    auth = QgsAuthMethodConfig("Basic")
+    auth.setName("atl08 bucket")
+    auth.setConfig("username", "testing")
+    auth.setConfig("password", "testing")
+    assert manager.storeAuthenticationConfig(auth)[0]
+    dialog.databaseEdit.setText(f"s3://{s3_database.s3_bucket}")
+    dialog.endpointEdit.setText(s3_server)
+    dialog.authConfigSelect.setConfigId(auth.id())
+    config = dialog.database_config()
+    assert config.s3_settings["aws_access_key_id"] == "testing" and not config.anonymous
+    QTest.mouseClick(dialog.testConnectionButton, Qt.MouseButton.LeftButton)
+    wait_for_tasks(dialog)
+    assert "variables, segments from" in dialog.connectionLabel.text()
+    dialog.save_settings()
+    stored = {key: QgsSettings().value(SETTINGS + key) for key in ("database", "endpoint", "auth_config")}
+    assert stored["auth_config"] == auth.id()
+    assert "testing" not in " ".join(str(v) for v in QgsSettings().allKeys() + [QgsSettings().value(k) for k in QgsSettings().allKeys()])
