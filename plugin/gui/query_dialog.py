@@ -33,7 +33,7 @@ from ..core.query import SegmentQuery, resolve_columns
 from ..core.segment_files import FORMATS
 from ..core.variables import SCALAR, catalogue
 from ..layers.roi_source import roi_from_geometry, roi_from_layer, roi_from_rectangle
-from ..layers.segment_layer import QueryOutput, QueryRequest, load_query_layer
+from ..layers.segment_layer import QueryOutput, QueryRequest
 from ..processing.algorithm import PUBLIC_CONFIG, SAMPLE_CONFIG
 from ..resources import ui_path
 from ..tasks.connection_task import ConnectionTestTask
@@ -420,7 +420,7 @@ class QueryDialog(QDialog, FORM_CLASS):
             return None
         self.save_settings()
         task = QueryTask(request)
-        task.completed.connect(lambda output, t=task: self._query_completed(t, output))
+        task.completed.connect(lambda output, layer, t=task: self._query_completed(t, output, layer))
         task.failed.connect(self._warn)
         self.statusLabel.setText(f"Running {task.description()}… (see the task manager to follow or cancel it)")
         self._start(task)
@@ -436,7 +436,7 @@ class QueryDialog(QDialog, FORM_CLASS):
         if task in self.tasks:
             self.tasks.remove(task)
 
-    def _query_completed(self, task: QueryTask, output: QueryOutput):
+    def _query_completed(self, task: QueryTask, output: QueryOutput, layer):
         if output.needs_confirmation:
             answer = QMessageBox.question(
                 self, TITLE,
@@ -450,17 +450,12 @@ class QueryDialog(QDialog, FORM_CLASS):
             else:
                 self.statusLabel.setText("Query not run: narrow the region, time range or filters.")
             return
-        self.add_output_layer(output)
+        self.add_output_layer(output, layer)
 
-    def add_output_layer(self, output: QueryOutput):
-        if output.rows == 0:
+    def add_output_layer(self, output: QueryOutput, layer):
+        if output.rows == 0 or layer is None:
             self._message("No segments match this region, time range and filters; no layer was added.", Qgis.Info)
             self.statusLabel.setText("No segments matched.")
-            return None
-        try:
-            layer = load_query_layer(output)
-        except CanopyExplorerError as error:
-            self._warn(str(error))
             return None
         QgsProject.instance().addMapLayer(layer)
         self._message(f"{output.rows:,} segments loaded as '{output.layer_name}'.", Qgis.Success)
