@@ -386,6 +386,7 @@ def profile_styling(frame, folder: Path) -> Dict[str, float]:
     from canopy_explorer.plugin.core.natural_breaks import BreaksSample
     from canopy_explorer.plugin.core.segment_files import write_segments
     from canopy_explorer.plugin.layers import segment_layer
+    from canopy_explorer.plugin.layers.symbology import graduated_renderer
 
     phases: Dict[str, float] = {}
 
@@ -399,8 +400,10 @@ def profile_styling(frame, folder: Path) -> Dict[str, float]:
     sample = BreaksSample()
     timed("BreaksSample.add: keep a 3,000-value sample of h_canopy", sample.add, frame["h_canopy"].to_numpy())
     breaks = timed("BreaksSample.breaks: Fisher-Jenks, 5 classes on the sample", sample.breaks, 5)
+    renderer = timed("graduated_renderer: QGIS renderer from the breaks", graduated_renderer, "h_canopy", "h_canopy",
+                     sample.minimum, breaks)
     timed("save_default_style: renderer into layer_styles (QGIS)", segment_layer.save_default_style,
-          written.path, "GPKG", "h_canopy", "h_canopy", sample.minimum, breaks)
+          written.path, "GPKG", renderer, "Natural breaks on h_canopy")
     output = segment_layer.QueryOutput(str(written.path), "GPKG", LAYER_NAME, written.rows, "h_canopy", sample.minimum,
                                        breaks, {}, colour_variable="h_canopy")
     timed("load_query_layer: open, style from the file, metadata", lambda: segment_layer.load_query_layer(output).featureCount())
