@@ -1,0 +1,399 @@
+"""Sentinel-2 L2A scenes from a STAC API: where the source is, and which scenes a year has.
+
+    source = load_stac_source("configs/stac_earth_search.yaml")      # or default_stac_source()
+    scenes = search_scenes(source, boundary_wgs84, 2024, max_cloud=20)
+
+The search goes through pystac-client with ``intersects`` (the boundary, or a
+covering simplification when it has many vertices), ``datetime`` for the whole
+year, the cloud-cover condition in the query extension's dict form
+(``{"eo:cloud_cover": {"lt": 20}}``) and every page. What the server returns is
+checked again here: a server that ignores ``query`` or ``intersects`` (several do)
+must not let a cloudy or distant scene into a composite.
+"""
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .errors import ConfigurationError, QueryError, StorageError
+from .ndvi import DEFAULT_SCL_MASK_CLASSES, OFFSET_POLICIES
+
+ROLES = ("red", "nir", "scl")
+FIRST_YEAR = 2015  # Sentinel-2A launched in June 2015
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent.parent / "configs" / "stac_earth_search.yaml"
+Log = Optional[Callable[[str], None]]
+
+
+@dataclass(frozen=True)
+class StacSource:
+    """A STAC API and how to read Sentinel-2 L2A items from it."""
+
+    url: str = "https://earth-search.aws.element84.com/v1"
+    collection: str = "sentinel-2-c1-l2a"
+    red_asset: str = "red"
+    nir_asset: str = "nir"
+    scl_asset: str = "scl"
+    cloud_property: str = "eo:cloud_cover"
+    baseline_property: str = "s2:processing_baseline"
+    scl_mask_classes: Tuple[int, ...] = DEFAULT_SCL_MASK_CLASSES
+    offset_policy: str = "auto"
+    page_size: int = 100
+    max_search_vertices: int = 500
+    retries: int = 3
+    retry_delay_s: float = 1.0
+    timeout_s: float = 30.0
+    gdal_options: Mapping[str, str] = field(default_factory=dict)
+    source: str = "<in memory>"  # the file this came from, for messages
+
+    @property
+    def asset_keys(self) -> Dict[str, str]:
+        """Role ("red", "nir", "scl") to the catalogue's asset key."""
+        return {"red": self.red_asset, "nir": self.nir_asset, "scl": self.scl_asset}
+
+    def gdal_env(self) -> Dict[str, Any]:
+        """GDAL options for ``rasterio.Env`` (whole numbers as int: rasterio needs GDAL_CACHEMAX so)."""
+        return {key: int(value) if str(value).isdigit() else value for key, value in self.gdal_options.items()}
+
+    def with_changes(self, **changes) -> "StacSource":
+        source = replace(self, **changes)
+        source.validate()
+        return source
+
+    def validate(self) -> None:
+        where = f"in {self.source}"
+        if not isinstance(self.url, str) or not self.url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"stac.url {where} must be an http(s) URL, not {self.url!r}")
+        if not self.collection:
+            raise ConfigurationError(f"stac.collection {where} must name a collection")
+        for role, key in self.asset_keys.items():
+            if not key:
+                raise ConfigurationError(f"stac.assets.{role} {where} must name an asset key")
+        if self.offset_policy not in OFFSET_POLICIES:
+            raise ConfigurationError(f"stac.offset_policy {where} must be one of {', '.join(OFFSET_POLICIES)}, not {self.offset_policy!r}")
+        if any(not isinstance(c, int) or isinstance(c, bool) or not 0 <= c <= 11 for c in self.scl_mask_classes):
+            raise ConfigurationError(f"stac.scl_mask_classes {where} must be SCL classes between 0 and 11")
+        for key in ("page_size", "max_search_vertices"):
+            if getattr(self, key) < 1:
+                raise ConfigurationError(f"stac.{key} {where} must be a positive integer")
+        if self.retries < 0 or self.retry_delay_s < 0 or self.timeout_s <= 0:
+            raise ConfigurationError(f"stac.retries, retry_delay_s and timeout_s {where} must be positive")
+
+
+# --------------------------------------------------------------------------- configuration
+
+_SCALAR_KEYS = {
+    "url": (str, "url"),
+    "collection": (str, "collection"),
+    "cloud_property": (str, "cloud_property"),
+    "baseline_property": (str, "baseline_property"),
+    "offset_policy": (str, "offset_policy"),
+    "page_size": (int, "page_size"),
+    "max_search_vertices": (int, "max_search_vertices"),
+    "retries": (int, "retries"),
+    "retry_delay_s": (float, "retry_delay_s"),
+    "timeout_s": (float, "timeout_s"),
+}
+
+
+def _check_type(value, expected, key, source):
+    if expected is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if not ok:
+        raise ConfigurationError(f"stac.{key} in {source} must be {expected.__name__}, not {type(value).__name__} ({value!r})")
+
+
+def source_from_mapping(document: Mapping[str, Any], source: str = "<in memory>") -> StacSource:
+    """A validated :class:`StacSource` from a parsed YAML document with a ``stac:`` block."""
+    if not isinstance(document, Mapping) or not isinstance(document.get("stac"), Mapping):
+        raise ConfigurationError(f"{source} must contain a 'stac:' block")
+    values: Dict[str, Any] = {"source": source}
+    for key, value in document["stac"].items():
+        if key in _SCALAR_KEYS:
+            expected, name = _SCALAR_KEYS[key]
+            _check_type(value, expected, key, source)
+            values[name] = float(value) if expected is float else value
+        elif key == "assets":
+            if not isinstance(value, Mapping) or set(value) - set(ROLES):
+                raise ConfigurationError(f"stac.assets in {source} must map {', '.join(ROLES)} to asset keys")
+            for role, asset_key in value.items():
+                _check_type(asset_key, str, f"assets.{role}", source)
+                values[f"{role}_asset"] = asset_key
+        elif key == "scl_mask_classes":
+            if not isinstance(value, list):
+                raise ConfigurationError(f"stac.scl_mask_classes in {source} must be a list of SCL classes, like [0, 1, 3, 8, 9, 10]")
+            for item in value:
+                _check_type(item, int, "scl_mask_classes", source)
+            values["scl_mask_classes"] = tuple(value)
+        elif key == "gdal":
+            if not isinstance(value, Mapping):
+                raise ConfigurationError(f"stac.gdal in {source} must be a mapping of GDAL configuration options")
+            values["gdal_options"] = {str(k): str(v) for k, v in value.items()}
+        else:
+            raise ConfigurationError(f"unknown key stac.{key} in {source}")
+    stac_source = StacSource(**values)
+    stac_source.validate()
+    return stac_source
+
+
+def load_stac_source(path) -> StacSource:
+    """Read and validate a STAC source configuration (see ``configs/stac_earth_search.yaml``)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigurationError(f"cannot read configuration {path}: {error.strerror or error}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigurationError(f"{path} is not valid YAML: {error}") from None
+    return source_from_mapping(document, source=str(path))
+
+
+def default_stac_source(**changes) -> StacSource:
+    """Earth Search v1 from ``configs/stac_earth_search.yaml``, with any field changed
+    (``default_stac_source(url=..., collection=...)`` as the Processing algorithm does)."""
+    source = load_stac_source(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else StacSource(source="built-in defaults")
+    return source.with_changes(**changes) if changes else source
+
+
+# --------------------------------------------------------------------------- scenes
+
+
+@dataclass(frozen=True)
+class SceneAsset:
+    """One band of a scene: where it is and how its DN become reflectance (from ``raster:bands``)."""
+
+    key: str
+    href: str
+    scale: Optional[float] = None
+    offset: Optional[float] = None
+    nodata: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A Sentinel-2 L2A item, as much of it as a composite needs."""
+
+    id: str
+    datetime: dt.datetime
+    geometry: Any  # shapely footprint in EPSG:4326
+    cloud_cover: Optional[float]
+    processing_baseline: Optional[str]
+    epsg: Optional[int]
+    assets: Mapping[str, SceneAsset]  # by role: "red", "nir", "scl"; a missing band is absent
+
+    @property
+    def missing_roles(self) -> Tuple[str, ...]:
+        return tuple(role for role in ROLES if role not in self.assets)
+
+
+def parse_years(years) -> Tuple[int, ...]:
+    """Years from ``"2019, 2024"``, ``[2019, 2024]`` or ``2024``; sorted, unique, each checked."""
+    if isinstance(years, (int, str)):
+        years = [years] if isinstance(years, int) else [part for part in str(years).replace(";", ",").split(",")]
+    parsed = []
+    last = dt.date.today().year
+    for value in years:
+        text = str(value).strip()
+        if not text:
+            continue
+        if isinstance(value, bool) or not text.isdigit() or len(text) != 4:
+            raise QueryError(f"invalid year {text!r}: write years as four digits, like 2019, 2024")
+        year = int(text)
+        if not FIRST_YEAR <= year <= last:
+            raise QueryError(f"year {year} is outside the Sentinel-2 record ({FIRST_YEAR}-{last})")
+        parsed.append(year)
+    if not parsed:
+        raise QueryError("no year given: enter one or more years, like 2019, 2024")
+    return tuple(sorted(set(parsed)))
+
+
+def _check_max_cloud(max_cloud) -> float:
+    if isinstance(max_cloud, bool) or not isinstance(max_cloud, (int, float)) or not 0 < max_cloud <= 100:
+        raise QueryError(f"the cloud-cover threshold must be a percentage above 0 and at most 100, not {max_cloud!r}")
+    return float(max_cloud)
+
+
+def polygonal_boundary(boundary):
+    """The boundary as a valid (multi)polygon, or a QueryError saying what is wrong with it."""
+    import shapely
+    from shapely.geometry import GeometryCollection, MultiPolygon, Polygon
+
+    if boundary is None or not isinstance(boundary, shapely.Geometry) or boundary.is_empty:
+        raise QueryError("the boundary is empty: choose a polygon layer with at least one feature")
+    if not boundary.is_valid:
+        boundary = shapely.make_valid(boundary)
+    if isinstance(boundary, GeometryCollection):
+        parts = [g for g in boundary.geoms if isinstance(g, (Polygon, MultiPolygon))]
+        boundary = shapely.union_all(parts) if parts else boundary
+    if not isinstance(boundary, (Polygon, MultiPolygon)) or boundary.area <= 0:
+        raise QueryError(f"the boundary must be a polygon or multipolygon, not a {boundary.geom_type}")
+    return boundary
+
+
+def search_geometry(boundary, max_vertices: int):
+    """What ``intersects`` sends: the boundary itself, or for a complex one a simplification
+    buffered by its tolerance, which still covers the boundary (the exact test follows locally)."""
+    import shapely
+
+    if shapely.get_num_coordinates(boundary) <= max_vertices:
+        return boundary
+    minx, miny, maxx, maxy = boundary.bounds
+    tolerance = max(maxx - minx, maxy - miny) / 200.0
+    for _ in range(8):
+        covering = boundary.buffer(tolerance, join_style="mitre").simplify(tolerance / 2)
+        covering = covering.buffer(tolerance, join_style="mitre")
+        if shapely.get_num_coordinates(covering) <= max_vertices and covering.covers(boundary):
+            return covering
+        tolerance *= 2
+    return shapely.box(minx, miny, maxx, maxy)
+
+
+def _float(value) -> Optional[float]:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _parse_datetime(text) -> Optional[dt.datetime]:
+    if not text:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def scene_from_item(item: Mapping[str, Any], source: StacSource) -> Scene:
+    """A :class:`Scene` from a STAC item dictionary (assets by role, ``raster:bands`` scaling)."""
+    from shapely.geometry import shape
+
+    properties = item.get("properties") or {}
+    assets = {}
+    for role, key in source.asset_keys.items():
+        asset = (item.get("assets") or {}).get(key)
+        if not asset or not asset.get("href"):
+            continue
+        band = (asset.get("raster:bands") or [{}])[0] or {}
+        assets[role] = SceneAsset(
+            key=key, href=str(asset["href"]), scale=_float(band.get("scale")), offset=_float(band.get("offset")),
+            nodata=_float(band.get("nodata")),
+        )
+    epsg = properties.get("proj:epsg")
+    if epsg is None and str(properties.get("proj:code", "")).upper().startswith("EPSG:"):
+        epsg = properties["proj:code"].split(":")[1]
+    baseline = properties.get(source.baseline_property)
+    return Scene(
+        id=str(item.get("id")),
+        datetime=_parse_datetime(properties.get("datetime") or properties.get("start_datetime")),
+        geometry=shape(item["geometry"]) if item.get("geometry") else None,
+        cloud_cover=_float(properties.get(source.cloud_property)),
+        processing_baseline=None if baseline is None else str(baseline),
+        epsg=int(epsg) if epsg is not None and str(epsg).isdigit() else None,
+        assets=assets,
+    )
+
+
+def _stac_client(source: StacSource):
+    from pystac_client import Client
+    from pystac_client.stac_api_io import StacApiIO
+    from urllib3.util.retry import Retry
+
+    retry = Retry(
+        total=source.retries, connect=source.retries, read=source.retries, status=source.retries,
+        backoff_factor=source.retry_delay_s, status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "POST"}), raise_on_status=False,
+    )
+    stac_io = StacApiIO(timeout=source.timeout_s, max_retries=retry)
+    return Client.open(source.url, stac_io=stac_io)
+
+
+def _api_failure(source: StacSource, error: Exception) -> StorageError:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return StorageError(f"the STAC API at {source.url} did not answer the search (after {source.retries} retries): {text}")
+
+
+def search_scenes(source: StacSource, boundary_wgs84, year: int, max_cloud: float, cover_whole: bool = False, log: Log = None) -> List[Scene]:
+    """The scenes of ``year`` that intersect the boundary with cloud cover below ``max_cloud`` percent.
+
+    ``boundary_wgs84`` is a shapely (multi)polygon in EPSG:4326. With ``cover_whole`` only
+    scenes whose footprint covers the whole boundary are kept (the seed's rule); by default
+    every intersecting scene is kept and the composite mosaics them. Scenes come back in
+    time order; an empty list is a valid answer (the caller words the message).
+    """
+    from pystac_client.exceptions import APIError
+
+    (year,) = parse_years([year])
+    max_cloud = _check_max_cloud(max_cloud)
+    boundary = polygonal_boundary(boundary_wgs84)
+    minx, miny, maxx, maxy = boundary.bounds
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise QueryError("the boundary passed to the STAC search is not in EPSG:4326 longitude/latitude")
+    start = dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc)
+    end = dt.datetime(year + 1, 1, 1, tzinfo=dt.timezone.utc)
+    try:
+        client = _stac_client(source)
+        search = client.search(
+            method="POST",
+            collections=[source.collection],
+            intersects=search_geometry(boundary, source.max_search_vertices),
+            datetime=f"{year}-01-01T00:00:00Z/{year}-12-31T23:59:59Z",
+            query={source.cloud_property: {"lt": max_cloud}},
+            limit=source.page_size,
+        )
+        items = list(search.items_as_dicts())  # follows every "next" link
+    except NotImplementedError as error:
+        raise StorageError(f"{source.url} is not a STAC API with item search: {error}") from None
+    except (APIError, OSError, ValueError, json.JSONDecodeError) as error:
+        raise _api_failure(source, error) from None
+    except Exception as error:  # requests' and pystac's own errors: unreachable, not JSON, not STAC
+        raise _api_failure(source, error) from None
+
+    scenes, seen = [], set()
+    for item in items:
+        scene = scene_from_item(item, source)
+        if scene.id in seen:
+            continue
+        seen.add(scene.id)
+        collection = item.get("collection")
+        if collection and collection != source.collection:
+            _say(log, f"{scene.id}: skipped, collection {collection} is not {source.collection}")
+            continue
+        if scene.cloud_cover is None or not scene.cloud_cover < max_cloud:
+            _say(log, f"{scene.id}: skipped, {source.cloud_property} {scene.cloud_cover} is not below {max_cloud:g}")
+            continue
+        if scene.datetime is None or not start <= scene.datetime < end:
+            _say(log, f"{scene.id}: skipped, acquired {scene.datetime} outside {year}")
+            continue
+        if scene.geometry is None or not scene.geometry.intersects(boundary):
+            _say(log, f"{scene.id}: skipped, its footprint does not intersect the boundary")
+            continue
+        if cover_whole and not scene.geometry.covers(boundary):
+            _say(log, f"{scene.id}: skipped, its footprint does not cover the whole boundary")
+            continue
+        scenes.append(scene)
+    scenes.sort(key=lambda s: (s.datetime, s.id))
+    _say(log, f"{year}: {len(scenes)} scene(s) with {source.cloud_property} < {max_cloud:g}% from {len(items)} returned by {source.url}")
+    return scenes
+
+
+def _say(log: Log, message: str) -> None:
+    if log is not None:
+        log(message)
+
+
+def utm_epsg(lon: float, lat: float) -> int:
+    """The UTM zone's EPSG code (WGS 84 / UTM) at a position, for boundaries in degrees."""
+    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    return (32600 if lat >= 0 else 32700) + zone
