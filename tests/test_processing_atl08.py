@@ -262,3 +262,12 @@ def test_the_query_runs_inside_a_graphical_model(loaded_plugin, local_database, 
     spec = SegmentQuery.create(roi=BOX, start="2020-01-01", end="2021-12-31", variables=["h_canopy"], filters="h_canopy >= 5")
     assert QgsVectorLayer(str(output), "m", "ogr").featureCount() == len(Atl08Database(local_database).query(spec)) > 0
     assert result["query:segments"] == str(output)
+
+
+def test_an_open_time_range_reads_every_date_and_names_the_layer_so(run, local_database, tmp_path):
+    from canopy_explorer.plugin.layers.segment_layer import query_layer_name
+
+    result = run("atl08_query", query_parameters(local_database, tmp_path / "all.gpkg", START="", END=""))
+    spec = SegmentQuery.create(roi=BOX, variables=["h_canopy"], filters="h_canopy between 5 60\nn_te_photons >= 10")
+    assert result["SEGMENTS"] == len(Atl08Database(local_database).query(spec)) > len(engine_frame(local_database)) * 0.99
+    assert query_layer_name(("h_canopy",), spec) == "ATL08 h_canopy all dates"

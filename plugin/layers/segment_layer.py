@@ -19,7 +19,7 @@ from ..core.config import DatabaseConfig
 from ..core.database import Atl08Database
 from ..core.errors import QueryError
 from ..core.natural_breaks import BreaksSample
-from ..core.query import NS_PER_DAY, SegmentQuery
+from ..core.query import SegmentQuery
 from ..core.segment_files import write_segments
 from .symbology import graduated_renderer
 
@@ -84,13 +84,25 @@ def query_layer_name(variables, spec: SegmentQuery) -> str:
     start, end = _dates(spec)
     first = variables[0] if variables else "segments"
     more = f" +{len(variables) - 1}" if len(variables) > 1 else ""
-    years = start[:4] if start[:4] == end[:4] else f"{start[:4]}-{end[:4]}"
+    if not start and not end:
+        years = "all dates"
+    elif start[:4] == end[:4]:
+        years = start[:4]
+    else:
+        years = f"{start[:4] or '…'}-{end[:4] or '…'}"
     return f"ATL08 {first}{more} {years}"
 
 
 def _dates(spec: SegmentQuery):
-    as_text = lambda ns: str(np.datetime64(int(ns), "ns").astype("datetime64[D]" if not spec.sub_day else "datetime64[s]"))
-    return as_text(spec.start_ns), as_text(min(spec.end_ns, spec.start_ns + 200 * 365 * NS_PER_DAY))
+    """Start and end as ISO text, empty for an open bound."""
+    unit = "datetime64[s]" if spec.sub_day else "datetime64[D]"
+
+    def as_text(ns: int) -> str:
+        if ns in (np.iinfo(np.int64).min, np.iinfo(np.int64).max):
+            return ""
+        return str(np.datetime64(int(ns), "ns").astype(unit))
+
+    return as_text(spec.start_ns), as_text(spec.end_ns)
 
 
 def _region_text(spec: SegmentQuery) -> str:
