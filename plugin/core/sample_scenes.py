@@ -44,11 +44,14 @@ ASSET_FILES = {"red": "red.tif", "nir": "nir.tif", "scl": "scl.tif"}
 Reflectance = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (x, y) pixel centres -> reflectance
 
 
-def pattern(base: float, step_x: int, step_y: int, period: int, shift: float = 0.0) -> Reflectance:
-    """A reflectance that varies pixel to pixel in exact 0.0001 steps (whole DN), for tests."""
+def pattern(base: float, step_x: int, step_y: int, period: int, shift: float = 0.0, mix: int = 0) -> Reflectance:
+    """A reflectance that varies pixel to pixel in exact 0.0001 steps (whole DN), for tests.
+    ``mix`` adds a column x row term, which makes the pattern irregular (and incompressible)."""
 
     def evaluate(x, y):
-        index = (np.floor(x / RESOLUTION).astype(np.int64) * step_x + np.floor(y / RESOLUTION).astype(np.int64) * step_y) % period
+        column = np.floor(x / RESOLUTION).astype(np.int64)
+        row = np.floor(y / RESOLUTION).astype(np.int64)
+        index = (column * step_x + row * step_y + (column % period) * (row % period) * mix) % period
         return base + shift + DEFAULT_SCALE * index
 
     return evaluate

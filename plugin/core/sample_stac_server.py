@@ -15,7 +15,8 @@ Range header, status, bytes sent), so tests can check what a client asked for. F
 for error tests: ``--fail-asset-pattern REGEX`` (answer those asset paths with
 ``--fail-status``, default 503), ``--fail-rate P`` (that share of asset requests fails,
 deterministic with ``--seed``), ``--fail-search N`` (the first N searches fail),
-``--stall SECONDS`` (delay answers to paths matching ``--stall-pattern``).
+``--stall SECONDS`` (delay answers to paths matching ``--stall-pattern``),
+``--ignore-query`` (answer as servers without the query extension do: ignore ``query``).
 
 Run it in its own process (``SampleStacServer``): a server thread inside a process that
 opens files over HTTP with rasterio can deadlock, since the open holds the GIL.
@@ -63,9 +64,10 @@ class SearchError(ValueError):
 
 
 class Catalogue:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, ignore_query: bool = False):
         from shapely.geometry import shape
 
+        self.ignore_query = ignore_query
         self.folder = Path(folder).resolve()
         self.collections: Dict[str, Dict] = {}
         self.items: List[Dict] = []
@@ -108,6 +110,8 @@ class Catalogue:
             geometry = bbox_geometry if geometry is None else geometry.intersection(bbox_geometry)
         start, end = _interval(params.get("datetime"))
         query = params.get("query") or {}
+        if self.ignore_query:
+            query = {}
         if isinstance(query, str):
             query = json.loads(query)
         if not isinstance(query, dict):
@@ -214,23 +218,23 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, document, status=200, body=None) -> None:
         data = json.dumps(document).encode("utf-8")
+        self._record(status, len(data), body)  # before answering: a client that got the answer finds it logged
         self.send_response(status)
         self.send_header("Content-Type", "application/geo+json" if document.get("type") == "FeatureCollection" else "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        self._record(status, len(data), body)
 
     def _error(self, status: int, message: str, body=None, kind="api") -> None:
         data = json.dumps({"code": HTTPStatus(status).phrase, "description": message}).encode("utf-8")
+        self._record(status, len(data), body, kind)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        self._record(status, len(data), body, kind)
 
     def _stall(self) -> None:
         if self.options.stall and re.search(self.options.stall_pattern, self.path):
@@ -370,28 +374,28 @@ class Handler(BaseHTTPRequestHandler):
         header = self.headers.get("Range")
         ranges = _parse_ranges(header, size) if header else None
         if header and not ranges:
+            self._record(416, 0, kind="asset")
             self.send_response(416)
             self.send_header("Content-Range", f"bytes */{size}")
             self.send_header("Content-Length", "0")
             self.end_headers()
-            return self._record(416, 0, kind="asset")
+            return None
         with open(target, "rb") as handle:
             if not ranges:
+                self._record(200, 0 if self.command == "HEAD" else size, kind="asset")
                 self.send_response(200)
                 self.send_header("Content-Type", "image/tiff")
                 self.send_header("Accept-Ranges", "bytes")
                 self.send_header("Content-Length", str(size))
                 self.end_headers()
-                sent = 0
                 if self.command != "HEAD":
-                    data = handle.read()
-                    self.wfile.write(data)
-                    sent = len(data)
-                return self._record(200, sent, kind="asset")
+                    self.wfile.write(handle.read())
+                return None
             if len(ranges) == 1:
                 first, last = ranges[0]
                 handle.seek(first)
                 data = handle.read(last - first + 1)
+                self._record(206, len(data), kind="asset")
                 self.send_response(206)
                 self.send_header("Content-Type", "image/tiff")
                 self.send_header("Accept-Ranges", "bytes")
@@ -400,7 +404,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
-                return self._record(206, len(data), kind="asset")
+                return None
             boundary = "SAMPLESTACBOUNDARY"
             parts = []
             for first, last in ranges:
@@ -410,6 +414,7 @@ class Handler(BaseHTTPRequestHandler):
                     + handle.read(last - first + 1) + b"\r\n"
                 )
             data = b"".join(parts) + f"--{boundary}--\r\n".encode("ascii")
+            self._record(206, len(data), kind="asset")
             self.send_response(206)
             self.send_header("Content-Type", f"multipart/byteranges; boundary={boundary}")
             self.send_header("Accept-Ranges", "bytes")
@@ -417,7 +422,6 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
-            self._record(206, len(data), kind="asset")
 
 
 def _parse_ranges(header: str, size: int):
@@ -450,7 +454,7 @@ def serve(folder, host: str = "127.0.0.1", port: int = 0, log: Optional[str] = N
         stall_pattern=faults.get("stall_pattern") or ".",
     )
     handler = type("SampleStacHandler", (Handler,), {
-        "catalogue": Catalogue(Path(folder)), "options": options, "counters": {"search": 0},
+        "catalogue": Catalogue(Path(folder), ignore_query=bool(faults.get("ignore_query"))), "options": options, "counters": {"search": 0},
         "random_source": random.Random(faults.get("seed", 0)), "log_lock": threading.Lock(),
     })
     ThreadingHTTPServer.daemon_threads = True
@@ -476,13 +480,14 @@ def parse_args(argv=None):
     parser.add_argument("--fail-search", type=int, default=0, help="fail the first N search requests")
     parser.add_argument("--stall", type=float, default=0.0, help="seconds to wait before answering (see --stall-pattern)")
     parser.add_argument("--stall-pattern", default=".", help="regular expression of the paths to stall")
+    parser.add_argument("--ignore-query", action="store_true", help="ignore the query parameter, as servers without the query extension do")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    faults = {k: getattr(args, k) for k in ("fail_asset_pattern", "fail_status", "fail_rate", "fail_search", "stall", "stall_pattern", "seed")}
+    faults = {k: getattr(args, k) for k in ("fail_asset_pattern", "fail_status", "fail_rate", "fail_search", "stall", "stall_pattern", "ignore_query", "seed")}
 
     def ready(port):
         print(f"serving {args.folder} as a STAC API at http://{args.host}:{port}/", flush=True)
@@ -530,7 +535,9 @@ class SampleStacServer:
         if self.log_path:
             command += ["--log", str(self.log_path)]
         for key, value in self.faults.items():
-            if value is not None and value is not False:
+            if value is True:
+                command.append(f"--{key.replace('_', '-')}")
+            elif value is not None and value is not False:
                 command += [f"--{key.replace('_', '-')}", str(value)]
         return command
 
