@@ -170,7 +170,7 @@ def stac_catalogue(tmp_path_factory):
 @pytest.fixture
 def stac_server(stac_catalogue, tmp_path):
     """The catalogue served by the sample STAC API in its own process, with a request log."""
-    with SampleStacServer(stac_catalogue, log=tmp_path / "requests.jsonl") as server:
+    with SampleStacServer(stac_catalogue, log=tmp_path / "server" / "requests.jsonl") as server:
         yield server
 
 

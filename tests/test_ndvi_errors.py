@@ -1,0 +1,150 @@
+"""NDVI composites with bad input: clear errors, the other scenes still used, nothing half-written."""
+
+import numpy as np
+import pytest
+import rasterio
+from shapely.geometry import LineString
+
+from canopy_explorer.plugin.core.errors import Cancelled, QueryError, StorageError
+from canopy_explorer.plugin.core.ndvi_composite import build_composite, composite_years
+from canopy_explorer.plugin.core.sample_stac_server import SampleStacServer, free_port
+from canopy_explorer.plugin.core.stac_search import search_scenes
+from stac_fixtures import *  # noqa: F401,F403
+from stac_fixtures import BOUNDARY, BOUNDARY_CRS, boundary_wgs84, expected_stack, grid_centres, make_source
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name != "server") if folder.exists() else []
+
+
+def test_no_scenes_names_the_year_and_the_threshold_and_writes_nothing(stac_server, tmp_path):
+    with pytest.raises(QueryError) as error:
+        composite_years(make_source(stac_server.url), BOUNDARY, BOUNDARY_CRS, "2022, 2023", 4, tmp_path)
+    message = str(error.value)
+    # G_2022 has 3 % cloud cover, the 2023 scenes 5 % and more: only 2023 is empty
+    assert "eo:cloud_cover below 4% in 2023 (" in message and "2022" not in message
+    assert "raise the cloud-cover threshold" in message
+    assert _files(tmp_path) == []
+
+
+def test_a_year_without_any_scene_is_named(stac_server, tmp_path):
+    with pytest.raises(QueryError, match=r"in 2018 \(sentinel-2-c1-l2a"):
+        composite_years(make_source(stac_server.url), BOUNDARY, BOUNDARY_CRS, [2018, 2022], 20, tmp_path)
+    assert _files(tmp_path) == []
+
+
+def test_scene_missing_a_band_is_left_out_and_reported(stac_server, tmp_path):
+    source = make_source(stac_server.url)
+    found = {s.id: s for s in search_scenes(source, boundary_wgs84(), 2020, max_cloud=20)}
+    report = build_composite([found["NONIR_2020"], found["OK_2020"]], BOUNDARY, BOUNDARY_CRS, 2020, tmp_path / "c.tif", source)
+
+    assert report.scenes_used == ("OK_2020",)
+    assert report.scenes_failed == (("NONIR_2020", "no 'nir' asset"),)
+    with rasterio.open(report.path) as dataset:
+        median = dataset.read(1)
+        x, y = grid_centres(dataset.transform, dataset.shape)
+        assert dataset.tags()["SCENES_FAILED"] == "NONIR_2020"
+    np.testing.assert_allclose(median, expected_stack(["OK_2020"], x, y)[0], rtol=2e-6, atol=2e-7, equal_nan=True)
+
+
+def test_unreachable_asset_is_retried_then_reported_and_the_other_scenes_used(stac_catalogue, tmp_path):
+    with SampleStacServer(stac_catalogue, log=tmp_path / "log.jsonl", fail_asset_pattern="BROKEN_2020/red") as server:
+        source = make_source(server.url, retries=2)
+        found = search_scenes(source, boundary_wgs84(), 2020, max_cloud=20)
+        found = [s for s in found if s.id != "NONIR_2020"]
+        lines = []
+        report = build_composite(found, BOUNDARY, BOUNDARY_CRS, 2020, tmp_path / "c.tif", source, log=lines.append)
+        broken = [r for r in server.requests(kind="asset") if "BROKEN_2020/red" in r["path"]]
+
+    assert report.scenes_used == ("OK_2020",)
+    assert [scene_id for scene_id, _ in report.scenes_failed] == ["BROKEN_2020"]
+    reason = report.scenes_failed[0][1]
+    assert "BROKEN_2020/red.tif" in reason and "3 attempts" in reason
+    assert len(broken) >= 3 and all(r["status"] == 503 for r in broken)
+    assert any("BROKEN_2020: left out" in line for line in lines)
+    assert "could not be read: BROKEN_2020" in report.summary()
+    with rasterio.open(report.path) as dataset:
+        x, y = grid_centres(dataset.transform, dataset.shape)
+        np.testing.assert_allclose(dataset.read(1), expected_stack(["OK_2020"], x, y)[0], rtol=2e-6, atol=2e-7, equal_nan=True)
+
+
+def test_when_no_scene_can_be_read_it_is_a_storage_error_and_no_file(stac_catalogue, tmp_path):
+    with SampleStacServer(stac_catalogue, fail_asset_pattern="/scenes/") as server:
+        source = make_source(server.url, retries=0)
+        found = search_scenes(source, boundary_wgs84(), 2023, max_cloud=20)
+        with pytest.raises(StorageError, match="none of the 3 scene"):
+            build_composite(found, BOUNDARY, BOUNDARY_CRS, 2023, tmp_path / "c.tif", source)
+    assert _files(tmp_path) == []
+
+
+def test_unreachable_stac_api_fails_before_writing(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(StorageError, match=url):
+        composite_years(make_source(url, retries=0), BOUNDARY, BOUNDARY_CRS, [2023], 20, tmp_path / "out")
+    assert _files(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize("years", ["twenty", "1999", "2019, 2o24", ""])
+def test_invalid_years_are_refused_before_any_request(stac_server, tmp_path, years):
+    with pytest.raises(QueryError, match="year"):
+        composite_years(make_source(stac_server.url), BOUNDARY, BOUNDARY_CRS, years, 20, tmp_path)
+    assert stac_server.requests() == []
+
+
+@pytest.mark.parametrize("crs", [None, "", "EPSG:999999"])
+def test_boundary_without_a_usable_crs_is_refused_before_any_request(stac_server, tmp_path, crs):
+    with pytest.raises(QueryError, match="coordinate reference system"):
+        composite_years(make_source(stac_server.url), BOUNDARY, crs, [2023], 20, tmp_path)
+    assert stac_server.requests() == []
+
+
+def test_boundary_that_is_not_a_polygon_is_refused(stac_server, tmp_path):
+    with pytest.raises(QueryError, match="polygon"):
+        composite_years(make_source(stac_server.url), LineString([(0, 0), (1, 1)]), BOUNDARY_CRS, [2023], 20, tmp_path)
+
+
+def test_cancel_leaves_no_file_behind(stac_server, tmp_path):
+    source = make_source(stac_server.url)
+    found = search_scenes(source, boundary_wgs84(), 2023, max_cloud=20)
+    calls = []
+
+    def check_cancel():
+        calls.append(1)
+        if len(calls) > 2:
+            raise Cancelled("cancelled by the user")
+
+    with pytest.raises(Cancelled):
+        build_composite(found, BOUNDARY, BOUNDARY_CRS, 2023, tmp_path / "c.tif", source, block_size=32, check_cancel=check_cancel)
+    assert _files(tmp_path) == []
+
+
+def test_cancel_while_writing_leaves_no_file_behind(stac_server, tmp_path):
+    """Cancelled in pass 2, after every scene was read: the partial GeoTIFF and the scratch stack go too."""
+    source = make_source(stac_server.url)
+    found = search_scenes(source, boundary_wgs84(), 2023, max_cloud=20)
+    progress = []
+
+    def check_cancel():
+        if progress and progress[-1] > 0.85:
+            raise Cancelled("cancelled by the user")
+
+    with pytest.raises(Cancelled):
+        build_composite(found, BOUNDARY, BOUNDARY_CRS, 2023, tmp_path / "c.tif", source, block_size=32,
+                        progress=progress.append, check_cancel=check_cancel)
+    assert max(progress) > 0.85
+    assert _files(tmp_path) == []
+
+
+def test_an_existing_composite_is_replaced_only_when_the_new_one_is_complete(stac_server, tmp_path):
+    source = make_source(stac_server.url)
+    target = tmp_path / "ndvi_composite_2023.tif"
+    target.write_bytes(b"previous composite")
+    found = search_scenes(source, boundary_wgs84(), 2023, max_cloud=20)
+
+    with pytest.raises(Cancelled):
+        build_composite(found, BOUNDARY, BOUNDARY_CRS, 2023, target, source, check_cancel=lambda: (_ for _ in ()).throw(Cancelled("stop")))
+    assert target.read_bytes() == b"previous composite" and _files(tmp_path) == ["ndvi_composite_2023.tif"]
+
+    build_composite(found, BOUNDARY, BOUNDARY_CRS, 2023, target, source)
+    with rasterio.open(target) as dataset:
+        assert dataset.count == 2
