@@ -19,9 +19,10 @@ def scenes(server, year, ids, **source_changes):
     return [found[i] for i in ids]
 
 
-def composite(server, tmp_path, year, ids, name="out.tif", **source_changes):
+def composite(server, tmp_path, year, ids, name="out.tif", block_size=64, **source_changes):
+    """Small blocks (64 pixels) so that every composite here spans several blocks."""
     source = make_source(server.url, **source_changes)
-    report = build_composite(scenes(server, year, ids), BOUNDARY, BOUNDARY_CRS, year, tmp_path / name, source, block_size=64)
+    report = build_composite(scenes(server, year, ids), BOUNDARY, BOUNDARY_CRS, year, tmp_path / name, source, block_size=block_size)
     with rasterio.open(report.path) as dataset:
         median, count = dataset.read(1), dataset.read(2)
         transform, shape = dataset.transform, dataset.shape
@@ -150,7 +151,8 @@ def test_an_explicit_output_crs_is_honoured(stac_server, tmp_path):
 
 
 def test_only_the_window_under_the_boundary_is_fetched(stac_server, tmp_path):
-    composite(stac_server, tmp_path, 2023, ["A_2023"])
+    # default blocks: with 64-pixel ones GDAL's read-ahead for sequential reads fetches a little more
+    composite(stac_server, tmp_path, 2023, ["A_2023"], block_size=512)
 
     red = [r for r in stac_server.requests(kind="asset") if r["path"] == "/scenes/A_2023/red.tif"]
     size = (next(stac_server.folder.glob("scenes/A_2023/red.tif"))).stat().st_size
@@ -176,3 +178,20 @@ def test_composite_years_writes_one_named_file_per_year_with_progress(stac_serve
 def test_cover_whole_leaves_partial_scenes_out_of_the_composite(stac_server, tmp_path):
     reports = composite_years(make_source(stac_server.url), BOUNDARY, BOUNDARY_CRS, [2023], 20, tmp_path, cover_whole=True)
     assert reports[0].scenes_used == ("A_2023", "B_2023")
+
+
+def test_aligned_reads_and_the_warper_give_the_same_composite(stac_server, tmp_path, monkeypatch):
+    """Bands on the output lattice are read directly (SCL upsampled by repetition); forcing them
+    through the WarpedVRT path must not change a single pixel."""
+    from canopy_explorer.plugin.core import ndvi_composite
+
+    ids = ["A_2023", "B_2023", "C_2023"]
+    _, direct, direct_count, _, _ = composite(stac_server, tmp_path, 2023, ids, name="direct.tif")
+    calls = []
+    original = ndvi_composite._aligned_factor
+    monkeypatch.setattr(ndvi_composite, "_aligned_factor", lambda dataset, grid: calls.append(original(dataset, grid)))
+    _, warped, warped_count, _, _ = composite(stac_server, tmp_path, 2023, ids, name="warped.tif")
+
+    assert sorted(set(calls)) == [1, 2]  # red and nir at 10 m, SCL at 20 m: all on the lattice
+    np.testing.assert_array_equal(direct, warped)
+    np.testing.assert_array_equal(direct_count, warped_count)

@@ -271,6 +271,22 @@ class SampleCatalogue:
     years: Tuple[int, ...]
 
 
+def landscape_reflectance(bounds, seed: int = 42, epsg: int = UTM_32N):
+    """Summer (red, nir) reflectance and land cover of the sample landscape on a 10 m grid
+    over ``bounds`` (west, south, east, north in ``epsg``), pixel centres."""
+    from pyproj import Transformer
+
+    x, y = _centres(bounds, RESOLUTION)
+    lon, lat = Transformer.from_crs(epsg, 4326, always_xy=True).transform(x, y)
+    cover = Landscape(seed).land_cover(lat, lon)
+    red = np.full(cover.shape, _FOREST_REFLECTANCE[0])
+    nir = np.full(cover.shape, _FOREST_REFLECTANCE[1])
+    for code, (red_value, nir_value) in _COVER_REFLECTANCE.items():
+        red[cover == code] = red_value
+        nir[cover == code] = nir_value
+    return red, nir, cover
+
+
 def sample_boundary(region: Tuple[float, float, float, float] = SAMPLE_REGION, size_km: float = 4.0):
     """A city-like polygon (EPSG:32632) about ``size_km`` across at the centre of ``region``."""
     from pyproj import Transformer
@@ -305,7 +321,6 @@ def generate_sample_catalogue(
     ones 05.10 (offset -0.1). With the defaults: 10 scenes, 800 x 800 pixels each,
     about 15 MB, written in a few seconds; the boundary is 400 x 400 pixels.
     """
-    from pyproj import Transformer
     from shapely.geometry import Point, Polygon
 
     folder = Path(folder)
@@ -315,14 +330,7 @@ def generate_sample_catalogue(
     west, south = np.floor((cx - half) / 60.0) * 60.0, np.floor((cy - half) / 60.0) * 60.0
     bounds = (west, south, west + 2 * half, south + 2 * half)
 
-    x, y = _centres(bounds, RESOLUTION)
-    lon, lat = Transformer.from_crs(UTM_32N, 4326, always_xy=True).transform(x, y)
-    cover = Landscape(seed).land_cover(lat, lon)
-    base_red = np.full(cover.shape, _FOREST_REFLECTANCE[0])
-    base_nir = np.full(cover.shape, _FOREST_REFLECTANCE[1])
-    for code, (red, nir) in _COVER_REFLECTANCE.items():
-        base_red[cover == code] = red
-        base_nir[cover == code] = nir
+    base_red, base_nir, cover = landscape_reflectance(bounds, seed)
     crops = cover == CROPLAND
 
     specs = []

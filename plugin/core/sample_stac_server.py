@@ -172,6 +172,12 @@ def _matches(properties: Dict, query: Dict) -> bool:
                 raise SearchError(f"unsupported query operator {operator!r}")
             if value is None:
                 return False
+            if isinstance(operand, str) and isinstance(value, (int, float)):
+                # pystac-client's list form ("eo:cloud_cover<5") sends the number as text; Earth Search accepts it
+                try:
+                    operand = float(operand)
+                except ValueError:
+                    return False
             try:
                 if not _OPERATORS[operator](value, operand):
                     return False
