@@ -7,7 +7,7 @@ values, computed in the background. Breaks are class upper bounds, the last one
 being the maximum, as in mapclassify.
 """
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -101,3 +101,18 @@ class BreaksSample:
         bounds = fisher_jenks(np.concatenate([self._values, [self.minimum, self.maximum]]), k)
         bounds[-1] = self.maximum
         return bounds
+
+
+def raster_breaks(path, k: int = 5, band: int = 1, size: int = SAMPLE_SIZE) -> Tuple[Optional[float], List[float]]:
+    """(minimum, natural breaks) of a raster band's valid values, from a decimated read
+    (GDAL serves it from an overview when the file has them)."""
+    import rasterio
+
+    with rasterio.open(path) as dataset:
+        scale = max(1.0, (dataset.width * dataset.height / (size * 16)) ** 0.5)
+        shape = (max(1, int(dataset.height / scale)), max(1, int(dataset.width / scale)))
+        values = dataset.read(band, out_shape=shape, masked=True).astype(np.float64).filled(np.nan)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return None, []
+    return float(values.min()), fisher_jenks(sample_for_breaks(values, size), k)

@@ -36,14 +36,20 @@ def roi_from_rectangle(rectangle: QgsRectangle, crs: QgsCoordinateReferenceSyste
 
 def roi_from_layer(layer: QgsVectorLayer, selected_only: bool = False) -> Tuple[object, str]:
     """The union of a polygon layer's features (or its selection) with the layer's CRS."""
-    import shapely
-
     if layer is None or not layer.isValid():
         raise QueryError("the region layer is missing or cannot be read")
     if layer.geometryType() != QgsWkbTypes.GeometryType.PolygonGeometry:
         raise QueryError(f"layer '{layer.name()}' has no polygons: the region of interest must be a polygon layer")
     request = QgsFeatureRequest().setNoAttributes()
     features = layer.getSelectedFeatures(request) if selected_only else layer.getFeatures(request)
+    which = "selected features" if selected_only else "features"
+    return roi_from_features(features, layer.crs(), f"layer '{layer.name()}' has no {which} with a geometry to use as the region")
+
+
+def roi_from_features(features, crs: QgsCoordinateReferenceSystem, empty_message: str) -> Tuple[object, str]:
+    """The union of features' polygons (any iterable of QgsFeature) with their CRS."""
+    import shapely
+
     parts = []
     for feature in features:
         geometry = feature.geometry()
@@ -53,7 +59,5 @@ def roi_from_layer(layer: QgsVectorLayer, selected_only: bool = False) -> Tuple[
             geometry = geometry.makeValid()
         parts.append(shapely.from_wkb(bytes(geometry.asWkb())))
     if not parts:
-        which = "selected features" if selected_only else "features"
-        raise QueryError(f"layer '{layer.name()}' has no {which} with a geometry to use as the region")
-    union = shapely.union_all(parts)
-    return union, _crs_text(layer.crs())
+        raise QueryError(empty_message)
+    return shapely.union_all(parts), _crs_text(crs)

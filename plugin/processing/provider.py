@@ -29,5 +29,6 @@ class CanopyExplorerProvider(QgsProcessingProvider):
         from .atl08_ingest import Atl08IngestAlgorithm
         from .atl08_nearest import Atl08NearestAlgorithm
         from .atl08_query import Atl08QueryAlgorithm
+        from .ndvi_composite import NdviCompositeAlgorithm
 
-        return [Atl08IngestAlgorithm(), Atl08QueryAlgorithm(), Atl08NearestAlgorithm()]
+        return [Atl08IngestAlgorithm(), Atl08QueryAlgorithm(), Atl08NearestAlgorithm(), NdviCompositeAlgorithm()]

@@ -1,0 +1,90 @@
+"""Processing: yearly median NDVI composites from Sentinel-2 L2A scenes found through a STAC API."""
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingOutputMultipleLayers,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from ..core.errors import QueryError
+from ..core.stac_search import default_stac_source
+from ..layers.ndvi_layer import write_ndvi_composites
+from ..layers.roi_source import roi_from_features
+from ..tasks.progress import feedback_progress
+from .algorithm import CanopyExplorerAlgorithm
+
+DEFAULTS = default_stac_source()
+
+
+class NdviCompositeAlgorithm(CanopyExplorerAlgorithm):
+    group_name = "Sentinel-2 NDVI"
+
+    def name(self):
+        return "ndvi_composite"
+
+    def displayName(self):  # noqa: N802
+        return "NDVI yearly median composites (Sentinel-2, STAC)"
+
+    def shortHelpString(self):  # noqa: N802
+        return (
+            "Builds one GeoTIFF per year, ndvi_composite_<year>.tif (band 1: median NDVI of the valid observations, "
+            "band 2: number of valid observations), from Sentinel-2 L2A scenes found through a STAC API.\n\n"
+            "ROI: the boundary (polygon layer, any CRS); the composite is on a 10 m grid in the boundary's CRS "
+            "(UTM when the boundary is in degrees), clipped to it.\n"
+            "YEARS: e.g. '2019, 2024'.\n"
+            "STAC_URL, COLLECTION: the catalogue (default Element 84 Earth Search, sentinel-2-c1-l2a).\n"
+            "MAX_CLOUD: scenes with more cloud cover (%) are not used.\n"
+            "COVER_WHOLE: use only scenes covering the whole boundary (the seed's rule) instead of mosaicking "
+            "every scene that intersects it.\n\n"
+            "Reflectance = DN x scale + offset from each asset's raster:bands (the -0.1 offset since processing "
+            "baseline 04.00 is applied explicitly); clouds, shadows, snow and no-data are masked with SCL. "
+            "Scenes that cannot be read are reported and left out."
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterFeatureSource("ROI", "Boundary", [QgsProcessing.TypeVectorPolygon]))
+        self.addParameter(QgsProcessingParameterString("YEARS", "Years (comma-separated)", defaultValue="2019, 2024"))
+        self.addParameter(QgsProcessingParameterString("STAC_URL", "STAC API", defaultValue=DEFAULTS.url))
+        self.addParameter(QgsProcessingParameterString("COLLECTION", "Collection", defaultValue=DEFAULTS.collection))
+        self.addParameter(QgsProcessingParameterNumber("MAX_CLOUD", "Maximum cloud cover (%)", QgsProcessingParameterNumber.Double,
+                                                       defaultValue=20.0, minValue=0.0, maxValue=100.0))
+        cover = QgsProcessingParameterBoolean("COVER_WHOLE", "Only scenes covering the whole boundary", defaultValue=False)
+        classes = QgsProcessingParameterNumber("CLASSES", "Natural-breaks classes for the style", defaultValue=5, minValue=2, maxValue=10)
+        for advanced in (cover, classes):
+            advanced.setFlags(advanced.flags() | QgsProcessingParameterBoolean.FlagAdvanced)
+            self.addParameter(advanced)
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Output folder"))
+        self.addOutput(QgsProcessingOutputMultipleLayers("COMPOSITES", "NDVI composites"))
+
+    def execute(self, parameters, context, feedback):
+        source_features = self.parameterAsSource(parameters, "ROI", context)
+        if source_features is None:
+            raise QueryError("no boundary layer given")
+        boundary, boundary_crs = roi_from_features(
+            source_features.getFeatures(), source_features.sourceCrs(), "the boundary layer has no polygon features"
+        )
+        stac = DEFAULTS.with_changes(url=self.parameterAsString(parameters, "STAC_URL", context).strip() or DEFAULTS.url,
+                                     collection=self.parameterAsString(parameters, "COLLECTION", context).strip() or DEFAULTS.collection)
+        folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
+        progress, check_cancel = feedback_progress(feedback)
+        outputs = write_ndvi_composites(
+            stac, boundary, boundary_crs, self.parameterAsString(parameters, "YEARS", context),
+            self.parameterAsDouble(parameters, "MAX_CLOUD", context), folder,
+            cover_whole=self.parameterAsBoolean(parameters, "COVER_WHOLE", context),
+            classes=self.parameterAsInt(parameters, "CLASSES", context),
+            progress=progress, check_cancel=check_cancel, log=feedback.pushInfo,
+        )
+        paths = []
+        for output in outputs:
+            feedback.pushInfo(output.report.summary())
+            for scene, reason in output.report.scenes_failed:
+                feedback.reportError(f"scene {scene} left out: {reason}")
+            path = str(output.report.path)
+            paths.append(path)
+            context.addLayerToLoadOnCompletion(path, QgsProcessingContext.LayerDetails(output.layer_name, context.project(), "COMPOSITES"))
+        return {"OUTPUT_FOLDER": folder, "COMPOSITES": paths}

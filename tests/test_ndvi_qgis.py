@@ -1,0 +1,83 @@
+"""NDVI composites from QGIS: the Processing algorithm and the background task, styled raster layers."""
+
+import time
+
+import numpy as np
+import pytest
+from qgis.core import QgsApplication, QgsFeature, QgsGeometry, QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer, QgsVectorLayer
+from qgis.PyQt.QtCore import QCoreApplication, Qt
+
+from stac_fixtures import *  # noqa: F401,F403
+from stac_fixtures import BOUNDARY, BOUNDARY_CRS, COLLECTION, make_source, read_composite
+
+from canopy_explorer.plugin.core.ndvi_composite import composite_years
+
+
+def boundary_layer():
+    layer = QgsVectorLayer(f"Polygon?crs={BOUNDARY_CRS}", "city", "memory")
+    feature = QgsFeature()
+    feature.setGeometry(QgsGeometry.fromWkt(BOUNDARY.wkt))
+    layer.dataProvider().addFeatures([feature])
+    return layer
+
+
+def run_algorithm(parameters, feedback=None):
+    import processing
+
+    return processing.run("canopyexplorer:ndvi_composite", parameters, feedback=feedback or QgsProcessingFeedback())
+
+
+def test_the_algorithm_writes_the_same_composite_as_the_engine_with_its_style(loaded_plugin, stac_server, tmp_path):
+    result = run_algorithm({"ROI": boundary_layer(), "YEARS": "2022", "STAC_URL": stac_server.url, "COLLECTION": COLLECTION,
+                            "MAX_CLOUD": 50, "CLASSES": 4, "OUTPUT_FOLDER": str(tmp_path / "qgis")})
+    [path] = result["COMPOSITES"]
+    assert path.endswith("ndvi_composite_2022.tif")
+    [report] = composite_years(make_source(stac_server.url), BOUNDARY, BOUNDARY_CRS, [2022], 50, tmp_path / "engine")
+    median, count, _, _ = read_composite(path)
+    expected_median, expected_count, _, _ = read_composite(report.path)
+    np.testing.assert_array_equal(median, expected_median)
+    np.testing.assert_array_equal(count, expected_count)
+    layer = QgsRasterLayer(path, "composite")  # opened fresh: the .qml beside it is its default style
+    renderer = layer.renderer()
+    assert renderer.type() == "singlebandpseudocolor"
+    items = renderer.shader().rasterShaderFunction().colorRampItemList()
+    assert len(items) == 4
+    assert items[-1].value == pytest.approx(np.nanmax(median), abs=1e-6)
+
+
+def test_no_scenes_is_a_clear_processing_error_and_writes_nothing(loaded_plugin, stac_server, tmp_path):
+    with pytest.raises(QgsProcessingException) as raised:
+        run_algorithm({"ROI": boundary_layer(), "YEARS": "2018", "STAC_URL": stac_server.url, "COLLECTION": COLLECTION,
+                       "MAX_CLOUD": 50, "OUTPUT_FOLDER": str(tmp_path / "out")})
+    assert "2018" in str(raised.value) and "50" in str(raised.value)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_the_task_reports_outputs_and_a_cancel_leaves_no_file(loaded_plugin, stac_server, tmp_path):
+    from canopy_explorer.plugin.layers.ndvi_layer import load_composite_layer
+    from canopy_explorer.plugin.tasks.ndvi_task import NdviCompositeTask
+
+    source = make_source(stac_server.url)
+    task = NdviCompositeTask(source, BOUNDARY, BOUNDARY_CRS, "2022", 50, str(tmp_path / "task"))
+    outputs = []
+    task.completed.connect(outputs.extend)
+    QgsApplication.taskManager().addTask(task)
+    deadline = time.monotonic() + 120
+    while not outputs:
+        assert time.monotonic() < deadline
+        QCoreApplication.processEvents()
+        time.sleep(0.01)
+    layer = load_composite_layer(outputs[0])
+    assert layer.isValid() and layer.name() == "NDVI median 2022" and layer.bandCount() == 2
+
+    cancelled = NdviCompositeTask(source, BOUNDARY, BOUNDARY_CRS, "2022", 50, str(tmp_path / "cancelled"))
+    ends = []
+    cancelled.taskTerminated.connect(lambda: ends.append("terminated"))
+    cancelled.taskCompleted.connect(lambda: ends.append("completed"))
+    cancelled.progressChanged.connect(lambda _: cancelled.cancel(), Qt.ConnectionType.DirectConnection)
+    QgsApplication.taskManager().addTask(cancelled)
+    while not ends:
+        QCoreApplication.processEvents()
+        time.sleep(0.01)
+    assert ends == ["terminated"]
+    assert [p for p in (tmp_path / "cancelled").rglob("*") if p.is_file()] == []
