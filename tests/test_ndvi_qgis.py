@@ -81,3 +81,34 @@ def test_the_task_reports_outputs_and_a_cancel_leaves_no_file(loaded_plugin, sta
         time.sleep(0.01)
     assert ends == ["terminated"]
     assert [p for p in (tmp_path / "cancelled").rglob("*") if p.is_file()] == []
+
+
+def test_the_dialog_builds_composites_for_the_chosen_region_and_loads_them_styled(loaded_plugin, stac_server, tmp_path):
+    from qgis.core import QgsProject
+    from qgis.PyQt.QtTest import QTest
+
+    from canopy_explorer.plugin.gui.query_dialog import QueryDialog
+
+    dialog = QueryDialog(loaded_plugin.iface)
+    layer = boundary_layer()
+    QgsProject.instance().addMapLayer(layer)
+    dialog.roiLayerCombo.setLayer(layer)
+    dialog.use_layer()
+    dialog.yearsEdit.setText("2022")
+    dialog.stacUrlEdit.setText(stac_server.url)
+    dialog.collectionEdit.setText(COLLECTION)
+    dialog.maxCloudSpin.setValue(50)
+    dialog.ndviFolderWidget.setFilePath(str(tmp_path))
+    QTest.mouseClick(dialog.buildNdviButton, Qt.MouseButton.LeftButton)
+    deadline = time.monotonic() + 120
+    while dialog.tasks:
+        assert time.monotonic() < deadline
+        QCoreApplication.processEvents()
+        time.sleep(0.01)
+    QCoreApplication.processEvents()
+    [composite] = [l for l in QgsProject.instance().mapLayers().values() if l.name() == "NDVI median 2022"]
+    assert composite.renderer().type() == "singlebandpseudocolor"
+    assert (tmp_path / "ndvi_composite_2022.tif").exists()
+    QgsProject.instance().removeAllMapLayers()
+    dialog.clear_canvas_items()
+    dialog.deleteLater()

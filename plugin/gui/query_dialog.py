@@ -1,4 +1,4 @@
-"""The ATL08 query dialog: database, region, time, variables, filters, output; runs QueryTasks.
+"""The main dialog: ATL08 queries (database, region, time, variables, filters, output) and NDVI composites.
 
 The dialog only gathers values and shows results: the query itself is
 ``write_query_output`` in a ``QueryTask``, the same code the Processing
@@ -7,6 +7,8 @@ algorithm runs.
 
 import datetime as dt
 from typing import Dict, List, Optional, Tuple
+
+from shapely.geometry import box as shapely_box
 
 from qgis.core import (
     Qgis,
@@ -32,11 +34,14 @@ from ..core.presets import PRESETS
 from ..core.query import SegmentQuery, resolve_columns
 from ..core.segment_files import FORMATS
 from ..core.variables import SCALAR, catalogue
+from ..core.stac_search import default_stac_source
+from ..layers.ndvi_layer import load_composite_layer
 from ..layers.roi_source import roi_from_geometry, roi_from_layer, roi_from_rectangle
 from ..layers.segment_layer import QueryOutput, QueryRequest
 from ..processing.algorithm import PUBLIC_CONFIG, SAMPLE_CONFIG
 from ..resources import ui_path
 from ..tasks.connection_task import ConnectionTestTask
+from ..tasks.ndvi_task import NdviCompositeTask
 from ..tasks.query_task import NearestTask, QueryTask
 from .map_tools import POLYGON, ROI_FILL, ROI_STROKE, ROI_STROKE_WIDTH, PointPickTool, PolygonRoiTool, RectangleRoiTool
 
@@ -102,6 +107,11 @@ class QueryDialog(QDialog, FORM_CLASS):
         self.outputFormatCombo.currentIndexChanged.connect(self._output_format_changed)
         self.pickNearestButton.clicked.connect(self.pick_nearest_point)
         self.runButton.clicked.connect(self.run_query)
+        self.buildNdviButton.clicked.connect(self.build_ndvi_composites)
+        self.ndviFolderWidget.setStorageMode(QgsFileWidget.GetDirectory)
+        stac = default_stac_source()
+        self.stacUrlEdit.setText(stac.url)
+        self.collectionEdit.setText(stac.collection)
         self.closeButton.clicked.connect(self.close)
 
         self.startDateEdit.setDate(QDate(2018, 10, 13))
@@ -500,6 +510,42 @@ class QueryDialog(QDialog, FORM_CLASS):
             self.nearest_marker.setPenWidth(3)
         self.nearest_marker.setCenter(point)
 
+    # ------------------------------------------------------------------ NDVI composites
+
+    def build_ndvi_composites(self) -> Optional[NdviCompositeTask]:
+        try:
+            if self.roi is None:
+                raise QueryError("choose the region first (Region and time): draw it, use the canvas extent or a polygon layer")
+            folder = self.ndviFolderWidget.filePath().strip()
+            if not folder:
+                raise QueryError("choose an output folder for the composites")
+            roi, crs = self.roi
+            boundary = roi if not isinstance(roi, tuple) else shapely_box(*roi)
+            source = default_stac_source().with_changes(url=self.stacUrlEdit.text().strip(), collection=self.collectionEdit.text().strip())
+            task = NdviCompositeTask(source, boundary, crs, self.yearsEdit.text(), self.maxCloudSpin.value(), folder,
+                                     cover_whole=self.coverWholeCheck.isChecked(), classes=self.classesSpin.value())
+        except CanopyExplorerError as error:
+            self._warn(str(error))
+            return None
+        self.save_settings()
+        task.completed.connect(self._composites_built)
+        task.failed.connect(self._warn)
+        self.statusLabel.setText(f"Running {task.description()}… (progress per scene in the task manager)")
+        self._start(task)
+        return task
+
+    def _composites_built(self, outputs):
+        for output in outputs:
+            try:
+                QgsProject.instance().addMapLayer(load_composite_layer(output))
+            except CanopyExplorerError as error:
+                self._warn(str(error))
+                continue
+            if output.report.scenes_failed:
+                self._message(output.report.summary(), Qgis.Warning)
+        self._message(f"{len(outputs)} NDVI composite(s) loaded.", Qgis.Success)
+        self.statusLabel.setText("; ".join(output.report.summary() for output in outputs))
+
     # ------------------------------------------------------------------ messages and settings
 
     def _message(self, text: str, level=Qgis.Info):
@@ -522,6 +568,10 @@ class QueryDialog(QDialog, FORM_CLASS):
         settings.setValue(SETTINGS + "output_path", self.outputFileWidget.filePath())
         settings.setValue(SETTINGS + "classes", self.classesSpin.value())
         settings.setValue(SETTINGS + "max_rows", self.maxRowsSpin.value())
+        for key, widget in (("ndvi_years", self.yearsEdit), ("stac_url", self.stacUrlEdit), ("stac_collection", self.collectionEdit)):
+            settings.setValue(SETTINGS + key, widget.text())
+        settings.setValue(SETTINGS + "ndvi_folder", self.ndviFolderWidget.filePath())
+        settings.setValue(SETTINGS + "max_cloud", self.maxCloudSpin.value())
 
     def restore_settings(self):
         settings = QgsSettings()
@@ -536,6 +586,10 @@ class QueryDialog(QDialog, FORM_CLASS):
         self.outputFileWidget.setFilePath(settings.value(SETTINGS + "output_path", ""))
         self.classesSpin.setValue(int(settings.value(SETTINGS + "classes", 5)))
         self.maxRowsSpin.setValue(int(settings.value(SETTINGS + "max_rows", 2_000_000)))
+        for key, widget in (("ndvi_years", self.yearsEdit), ("stac_url", self.stacUrlEdit), ("stac_collection", self.collectionEdit)):
+            widget.setText(settings.value(SETTINGS + key, widget.text()))
+        self.ndviFolderWidget.setFilePath(settings.value(SETTINGS + "ndvi_folder", ""))
+        self.maxCloudSpin.setValue(float(settings.value(SETTINGS + "max_cloud", 20.0)))
 
     def closeEvent(self, event):  # noqa: N802
         self._stop_drawing()
