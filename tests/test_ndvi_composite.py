@@ -195,3 +195,25 @@ def test_aligned_reads_and_the_warper_give_the_same_composite(stac_server, tmp_p
     assert sorted(set(calls)) == [1, 2]  # red and nir at 10 m, SCL at 20 m: all on the lattice
     np.testing.assert_array_equal(direct, warped)
     np.testing.assert_array_equal(direct_count, warped_count)
+
+
+@pytest.mark.parametrize("positional_io", [True, False], ids=["pread", "seek (Windows)"])
+def test_scratch_stack_returns_what_each_scene_wrote(tmp_path, monkeypatch, positional_io):
+    from canopy_explorer.plugin.core.ndvi_composite import CompositeGrid, _SceneStack
+    from affine import Affine
+
+    if not positional_io:
+        monkeypatch.delattr("os.pread", raising=False)
+        monkeypatch.delattr("os.pwrite", raising=False)
+    grid = CompositeGrid(crs=None, transform=Affine(10, 0, 0, 0, -10, 0), width=70, height=45)
+    blocks = grid.blocks(32)
+    stack = _SceneStack(tmp_path / "stack", blocks, slots=3)
+    rng = np.random.default_rng(0)
+    written = {(b, s): rng.random((int(w.height), int(w.width))).astype(np.float32) for b, w in enumerate(blocks) for s in range(3)}
+    for (block, slot), values in written.items():
+        stack.write(block, slot, values)
+    for block in range(len(blocks)):
+        rows = int(blocks[block].height)
+        np.testing.assert_array_equal(stack.read(block, [2, 0], 1, rows), np.stack([written[block, 2][1:], written[block, 0][1:]]))
+    stack.close()
+    assert not (tmp_path / "stack").exists()

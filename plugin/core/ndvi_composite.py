@@ -48,7 +48,7 @@ from .stac_search import Scene, StacSource, parse_years, polygonal_boundary, sea
 
 DEFAULT_BLOCK_SIZE = 512
 DEFAULT_WORKERS = 4
-MEDIAN_BUDGET_BYTES = 48 * 2**20  # pass 2 holds at most about this much of the scene stack at once
+MEDIAN_BUDGET_BYTES = 8 * 2**20  # pass 2 holds about this much of the scene stack at once (x3 while sorting)
 COG_BLOCK_SIZE = 256
 BAND_DESCRIPTIONS = ("median_ndvi", "valid_observations")
 
@@ -183,15 +183,45 @@ class _SceneStack:
         self.starts = np.concatenate([[0], np.cumsum(pixels)[:-1]]) * slots * 4
         self.pixels = pixels
         self.written = np.zeros((len(blocks), slots), dtype=bool)
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
         os.ftruncate(self.fd, int(pixels.sum()) * slots * 4)
+        self._lock = threading.Lock()  # Windows has no pread/pwrite: seek and transfer under a lock there
+
+    def _write_at(self, data: bytes, offset: int) -> None:
+        view = memoryview(data)
+        if hasattr(os, "pwrite"):
+            while view:
+                view = view[os.pwrite(self.fd, view, offset + len(data) - len(view)):]
+            return
+        with self._lock:
+            os.lseek(self.fd, offset, os.SEEK_SET)
+            while view:
+                view = view[os.write(self.fd, view):]
+
+    def _read_at(self, size: int, offset: int) -> bytes:
+        if hasattr(os, "pread"):
+            parts = []
+            while size:
+                part = os.pread(self.fd, size, offset)
+                if not part:
+                    raise OSError(f"the scratch file {self.path} is shorter than expected")
+                parts.append(part)
+                size, offset = size - len(part), offset + len(part)
+            return b"".join(parts)
+        with self._lock:
+            os.lseek(self.fd, offset, os.SEEK_SET)
+            parts = []
+            while size:
+                part = os.read(self.fd, size)
+                if not part:
+                    raise OSError(f"the scratch file {self.path} is shorter than expected")
+                parts.append(part)
+                size -= len(part)
+            return b"".join(parts)
 
     def write(self, block: int, slot: int, values: np.ndarray) -> None:
         data = np.ascontiguousarray(values, dtype=np.float32).tobytes()
-        offset = int(self.starts[block] + slot * self.pixels[block] * 4)
-        view = memoryview(data)
-        while view:
-            view = view[os.pwrite(self.fd, view, offset + len(data) - len(view)):]
+        self._write_at(data, int(self.starts[block] + slot * self.pixels[block] * 4))
 
     def read(self, block: int, slots: Sequence[int], row0: int, row1: int) -> np.ndarray:
         window = self.blocks[block]
@@ -199,8 +229,7 @@ class _SceneStack:
         out = np.empty((len(slots), row1 - row0, width), dtype=np.float32)
         for i, slot in enumerate(slots):
             offset = int(self.starts[block] + (slot * self.pixels[block] + row0 * width) * 4)
-            size = (row1 - row0) * width * 4
-            data = os.pread(self.fd, size, offset)
+            data = self._read_at((row1 - row0) * width * 4, offset)
             out[i] = np.frombuffer(data, dtype=np.float32).reshape(row1 - row0, width)
         return out
 

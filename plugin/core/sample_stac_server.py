@@ -514,6 +514,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
+def _python() -> str:
+    """A Python interpreter: ours, unless we run inside an application (QGIS's sys.executable is qgis)."""
+    name = Path(sys.executable).name.lower()
+    if name.startswith("python"):
+        return sys.executable
+    import shutil
+
+    return shutil.which("python3") or shutil.which("python") or sys.executable
+
+
 class SampleStacServer:
     """The server in its own process on a free loopback port, as a context manager.
 
@@ -523,12 +533,12 @@ class SampleStacServer:
             server.requests(kind="api")      # what clients asked for
     """
 
-    def __init__(self, folder, host: str = "127.0.0.1", port: Optional[int] = None, log=None, python: str = sys.executable, **faults):
+    def __init__(self, folder, host: str = "127.0.0.1", port: Optional[int] = None, log=None, python: Optional[str] = None, **faults):
         self.folder = Path(folder)
         self.host = host
         self.port = port or free_port(host)
         self.log_path = Path(log) if log else None
-        self.python = python
+        self.python = python or _python()
         self.faults = faults
         self.process: Optional[subprocess.Popen] = None
 

@@ -314,7 +314,11 @@ def _stac_client(source: StacSource):
         allowed_methods=frozenset({"GET", "POST"}), raise_on_status=False,
     )
     stac_io = StacApiIO(timeout=source.timeout_s, max_retries=retry)
-    return Client.open(source.url, stac_io=stac_io)
+    try:
+        return Client.open(source.url, stac_io=stac_io), stac_io
+    except BaseException:
+        stac_io.session.close()
+        raise
 
 
 def _api_failure(source: StacSource, error: Exception) -> StorageError:
@@ -342,8 +346,9 @@ def search_scenes(source: StacSource, boundary_wgs84, year: int, max_cloud: floa
         raise QueryError("the boundary passed to the STAC search is not in EPSG:4326 longitude/latitude")
     start = dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc)
     end = dt.datetime(year + 1, 1, 1, tzinfo=dt.timezone.utc)
+    stac_io = None
     try:
-        client = _stac_client(source)
+        client, stac_io = _stac_client(source)
         search = client.search(
             method="POST",
             collections=[source.collection],
@@ -359,6 +364,9 @@ def search_scenes(source: StacSource, boundary_wgs84, year: int, max_cloud: floa
         raise _api_failure(source, error) from None
     except Exception as error:  # requests' and pystac's own errors: unreachable, not JSON, not STAC
         raise _api_failure(source, error) from None
+    finally:
+        if stac_io is not None:
+            stac_io.session.close()
 
     scenes, seen = [], set()
     for item in items:
