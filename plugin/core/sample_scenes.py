@@ -287,13 +287,17 @@ def landscape_reflectance(bounds, seed: int = 42, epsg: int = UTM_32N):
     return red, nir, cover
 
 
-def sample_boundary(region: Tuple[float, float, float, float] = SAMPLE_REGION, size_km: float = 4.0):
-    """A city-like polygon (EPSG:32632) about ``size_km`` across at the centre of ``region``."""
+# Where the sample "city" sits in the sample region: the most varied spot of the landscape
+# (forest, fields, meadows, shrubs, a village and a lake within 4 km).
+SAMPLE_CITY_CENTRE = (51.1, 10.15)  # latitude, longitude
+
+
+def sample_boundary(centre: Tuple[float, float] = SAMPLE_CITY_CENTRE, size_km: float = 4.0):
+    """A city-like polygon (EPSG:32632) about ``size_km`` across around ``centre`` (latitude, longitude)."""
     from pyproj import Transformer
     from shapely.geometry import Polygon
 
-    lat = (region[0] + region[1]) / 2
-    lon = (region[2] + region[3]) / 2
+    lat, lon = centre
     x0, y0 = Transformer.from_crs(4326, UTM_32N, always_xy=True).transform(lon, lat)
     angles = np.linspace(0, 2 * np.pi, 13)[:-1]
     radius = size_km * 500.0 * np.array([1.0, 0.8, 0.95, 0.7, 0.9, 1.0, 0.85, 0.75, 0.95, 0.8, 1.0, 0.9])
@@ -310,11 +314,13 @@ def generate_sample_catalogue(
     seed: int = 42,
     collection: str = COLLECTION,
     block_size: int = 512,
+    centre: Optional[Tuple[float, float]] = None,
     progress: Optional[Callable[[float], None]] = None,
 ) -> SampleCatalogue:
     """A deterministic catalogue over the sample landscape (the ATL08 sample's, ``seed`` 42).
 
-    Scenes cover a ``size_km`` square at the centre of ``region`` (UTM 32N, 10 m): per
+    Scenes cover a ``size_km`` square around ``centre`` (latitude, longitude; by default
+    ``SAMPLE_CITY_CENTRE`` in the sample region, else the middle of ``region``) in UTM 32N at 10 m: per
     year, ``scenes_per_year`` dates in the growing season, one with a partial
     (diagonal) footprint, clouds with shadows on some, and one too cloudy for a 30 %
     threshold. Years before 2022 use processing baseline 02.14 (no offset), later
@@ -324,7 +330,11 @@ def generate_sample_catalogue(
     from shapely.geometry import Point, Polygon
 
     folder = Path(folder)
-    boundary = sample_boundary(region, boundary_km)
+    if centre is None:
+        centre = SAMPLE_CITY_CENTRE if tuple(region) == SAMPLE_REGION else ((region[0] + region[1]) / 2, (region[2] + region[3]) / 2)
+    if not (region[0] <= centre[0] <= region[1] and region[2] <= centre[1] <= region[3]):
+        raise ValueError(f"the catalogue centre {centre} is outside the region {region}")
+    boundary = sample_boundary(centre, boundary_km)
     cx, cy = boundary.centroid.x, boundary.centroid.y
     half = size_km * 500.0
     west, south = np.floor((cx - half) / 60.0) * 60.0, np.floor((cy - half) / 60.0) * 60.0
@@ -332,6 +342,14 @@ def generate_sample_catalogue(
 
     base_red, base_nir, cover = landscape_reflectance(bounds, seed)
     crops = cover == CROPLAND
+    # Fields and meadows as 250 m parcels, each with its own vigour and its own harvest date.
+    parcel_rng = np.random.default_rng([seed, 0xF1E1D])
+    rows, cols = cover.shape
+    parcels = parcel_rng.random(((rows + 24) // 25, (cols + 24) // 25, 2))
+    parcels = np.repeat(np.repeat(parcels, 25, axis=0), 25, axis=1)[:rows, :cols]
+    open_land = np.isin(cover, (CROPLAND, HERBACEOUS, SHRUBS))
+    vigour = np.where(open_land, 0.6 + 0.7 * parcels[..., 0], 1.0)
+    harvest_day = 150 + 110 * parcels[..., 1]
 
     specs = []
     rng = np.random.default_rng([seed, 0x5E2])
@@ -340,10 +358,12 @@ def generate_sample_catalogue(
         for index, day in enumerate(days):
             when = dt.datetime(year, 1, 1, 10, 30, tzinfo=dt.timezone.utc) + dt.timedelta(days=int(day) - 1)
             season = float(np.sin(np.pi * (day - 80) / 220.0))  # green-up to late summer
-            noise_red = rng.normal(0, 0.004, size=cover.shape)
-            noise_nir = rng.normal(0, 0.01, size=cover.shape)
-            red = np.clip(base_red + noise_red + np.where(crops, 0.04 * (1 - season), 0.0), 0.005, 0.9)
-            nir = np.clip(base_nir * (0.75 + 0.25 * season) + noise_nir, 0.005, 0.9)
+            harvested = crops & (day > harvest_day)  # bare soil after the harvest
+            noise_red = 1 + rng.normal(0, 0.05, size=cover.shape)
+            noise_nir = 1 + rng.normal(0, 0.03, size=cover.shape)
+            red = np.where(harvested, 0.14, base_red + np.where(crops, 0.04 * (1 - season), 0.0)) * noise_red
+            nir = np.where(harvested, 0.2, base_nir * vigour * (0.75 + 0.25 * season)) * noise_nir
+            red, nir = np.clip(red, 0.005, 0.9), np.clip(nir, 0.005, 0.9)
             footprint = None
             if index == 1:  # the edge of an orbit swath crosses the area diagonally
                 footprint = Polygon([(bounds[0], bounds[1]), (bounds[2], bounds[1]), (bounds[2], bounds[3] - 0.2 * (bounds[3] - bounds[1])),
