@@ -281,16 +281,23 @@ def report_markdown(results, params, machine_text) -> str:
             f"{engine['max_rss_kb'] / 1024:.0f} ({(engine['max_rss_kb'] - engine['after_imports_kb']) / 1024:.0f}) | "
             f"{single['max_rss_kb'] / 1024:.0f} | {'n/a' if diff is None else f'{diff:.1e}'} |"
         )
-    first, last = results[0], results[-1]
-    growth_engine = (last["engine"]["max_rss_kb"] - first["engine"]["max_rss_kb"]) / 1024
-    growth_seed = (last["seed"]["max_rss_kb"] - first["seed"]["max_rss_kb"]) / 1024
+    def spread(key):
+        peaks = [r[key]["max_rss_kb"] / 1024 for r in results]
+        return min(peaks), max(peaks)
+
     speedups = [r["seed"]["wall_s"] / r["engine"]["wall_s"] for r in results]
+    engine_low, engine_high = spread("engine")
+    single_low, single_high = spread("engine_1")
+    seed_low, seed_high = spread("seed")
+    counts = f"{results[0]['scenes']} to {results[-1]['scenes']} scenes"
     lines += [
         "",
         f"Speed-up {min(speedups):.1f}x to {max(speedups):.1f}x (target: at least 3x: {'met' if min(speedups) >= 3 else 'missed'}). "
-        f"From {first['scenes']} to {last['scenes']} scenes the engine's peak memory changes by {growth_engine:+.0f} MB "
-        f"(the seed's by {growth_seed:+.0f} MB): target \"does not grow with the number of scenes\": "
-        f"{'met' if growth_engine < 32 else 'missed'}.",
+        f"Peak memory over {counts}: engine {engine_low:.0f}-{engine_high:.0f} MB (1 thread {single_low:.0f}-{single_high:.0f} MB), "
+        f"seed {seed_low:.0f}-{seed_high:.0f} MB. Target \"does not grow with the number of scenes\": "
+        f"{'met' if engine_high - engine_low < 32 else 'missed'} (the engine's spread is run-to-run noise of the allocator and "
+        f"GDAL's caches, which are capped: 64 MB block cache, 8 MB per open file, 4 reading threads; the median pass reads "
+        f"strips of at most 8 MB of the scene stack whatever the number of scenes).",
         "",
         "Why: the seed reads every asset whole (all COG tiles, as float) to keep the pixels under the boundary and "
         "writes and re-reads a GeoTIFF per scene; the engine fetches only the tiles under the boundary (Range requests "
@@ -334,9 +341,17 @@ def main(argv=None) -> int:
     parser.add_argument("--boundary-wgs84")
     parser.add_argument("--output")
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from <workdir>/ndvi/ndvi_composite.json")
     args = parser.parse_args(argv)
     if args.run:
         return child_main(args)
+    if args.report_only:
+        saved = json.loads((args.workdir / "ndvi" / "ndvi_composite.json").read_text())
+        text = report_markdown(saved["results"], saved["params"], saved.get("machine") or machine())
+        print(text)
+        if not args.no_docs:
+            write_section(args.out / "BENCHMARKS.md", text)
+        return 0
 
     if any(n < 1 or n > MAX_SCENES for n in args.scenes):
         parser.error(f"--scenes must be between 1 and {MAX_SCENES}")
@@ -362,9 +377,11 @@ def main(argv=None) -> int:
             row["comparison"] = compare(row["seed"]["path"], row["engine"]["path"])
             results.append(row)
     params = {"scene_km": args.scene_km, "boundary_km": args.boundary_km}
-    text = report_markdown(results, params, machine())
+    machine_text = machine()
+    text = report_markdown(results, params, machine_text)
     print(text)
-    (workdir / "ndvi_composite.json").write_text(json.dumps({"params": params, "results": results}, indent=1))
+    (workdir / "ndvi_composite.json").write_text(json.dumps({"params": params, "results": results, "machine": machine_text,
+                                                             "date": time.strftime("%Y-%m-%d")}, indent=1))
     if not args.no_docs:
         write_section(args.out / "BENCHMARKS.md", text)
         log(f"wrote the section to {args.out / 'BENCHMARKS.md'}")
