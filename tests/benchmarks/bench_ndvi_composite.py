@@ -42,6 +42,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 MARK_START, MARK_END = "<!-- ndvi-composite:start -->", "<!-- ndvi-composite:end -->"
+# Installed with --no-deps (Debian provides rasterio, xarray, pyproj, numpy, requests, dateutil). pystac 1.14.3:
+# from 1.15 pystac is a meta-package whose code lives in pystac-core and pystac-ext-* dependencies.
 SEED_PACKAGES = ["rioxarray==0.15.0", "pystac-client==0.9.1", "pystac==1.14.3", "shapely==2.2.0"]
 YEAR = 2021
 MAX_SCENES = 16
