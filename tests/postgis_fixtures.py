@@ -1,0 +1,151 @@
+"""A real PostgreSQL 15 + PostGIS 3 server for the tests, on a loopback port, in a temporary folder.
+
+    from postgis_fixtures import *   # noqa: F401,F403  (gives the ``postgis_server`` fixture)
+
+    def test_something(postgis_server):
+        district_stats_postgis(postgis_server.conninfo, ...)
+
+The server is Debian's ``postgresql-15`` (installed by ``scripts/setup.sh``): ``initdb``
+into a fresh folder under the system temporary directory, started with ``pg_ctl`` on a
+free port of 127.0.0.1 and a private socket folder, and removed at the end of the
+session. PostgreSQL refuses to run as root, so when the tests run as root the server
+runs as an unprivileged system user (``postgres`` if the package created it, else
+``nobody``) that owns the folder.
+
+Connections over TCP need a password (scram-sha-256), so a wrong password is refused
+as it would be by a real server; the socket (trust) is only used to create the test
+role, the database and the PostGIS extensions. Durability is switched off
+(``fsync``, ``synchronous_commit``, ``full_page_writes``): the cluster is thrown away.
+"""
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+__all__ = ["postgis_server", "PostgisServer"]
+
+ADMIN = "canopy_admin"
+ROLE = "canopy_tester"
+PASSWORD = "s3cret-pw"
+DATABASE = "canopy"
+SETUP_HINT = "run `make setup` (scripts/setup.sh installs postgresql-15, postgresql-15-postgis-3 and postgis)"
+
+
+@dataclass(frozen=True)
+class PostgisServer:
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str
+    socket_dir: str
+
+    @property
+    def conninfo(self) -> str:
+        return f"host={self.host} port={self.port} dbname={self.dbname} user={self.user} password={self.password} connect_timeout=5"
+
+    def conninfo_with(self, **changes) -> str:
+        values = dict(host=self.host, port=self.port, dbname=self.dbname, user=self.user, password=self.password,
+                      connect_timeout=5)
+        values.update(changes)
+        return " ".join(f"{key}={value}" for key, value in values.items())
+
+    def admin_connect(self, dbname=None):
+        """A superuser connection over the private socket (for checks that need the catalogue as a whole)."""
+        import psycopg
+
+        return psycopg.connect(host=self.socket_dir, port=self.port, dbname=dbname or self.dbname, user=ADMIN,
+                               autocommit=True)
+
+
+def _binaries() -> Path:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/15/bin")) or sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    for folder in candidates:
+        if os.path.exists(os.path.join(folder, "initdb")) and os.path.exists(os.path.join(folder, "pg_ctl")):
+            return Path(folder)
+    pytest.fail(f"PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql: {SETUP_HINT}",
+                pytrace=False)
+
+
+def _postgis_installed(binaries: Path) -> bool:
+    share = subprocess.run([str(binaries / "pg_config"), "--sharedir"], capture_output=True, text=True).stdout.strip() \
+        if (binaries / "pg_config").exists() else f"/usr/share/postgresql/{binaries.parent.name}"
+    return bool(glob.glob(os.path.join(share or "/usr/share/postgresql/15", "extension", "postgis_raster.control")))
+
+
+def _server_user():
+    """None when not root; otherwise an unprivileged account to run the server as."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    pytest.fail("running as root and no unprivileged user (postgres, nobody) to run PostgreSQL as", pytrace=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _run(command, user, log_file=None, check=True, timeout=120):
+    if user is not None:
+        command = ["runuser", "-u", user.pw_name, "--"] + command
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                            cwd="/")
+    if check and result.returncode != 0:
+        log = Path(log_file).read_text() if log_file and Path(log_file).exists() else ""
+        pytest.fail(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{log}", pytrace=False)
+    return result
+
+
+@pytest.fixture(scope="session")
+def postgis_server():
+    """A running PostgreSQL + PostGIS (with raster) server; a database owned by a password-protected role."""
+    import psycopg
+
+    binaries = _binaries()
+    if not _postgis_installed(binaries):
+        pytest.fail(f"PostGIS raster is not installed for PostgreSQL ({binaries}): {SETUP_HINT}", pytrace=False)
+    user = _server_user()
+    # Not pytest's tmp_path: its folders are private to root, and the server may run as another user.
+    root = Path(tempfile.mkdtemp(prefix="canopy-postgis-"))
+    data, sockets, log_file = root / "data", root / "socket", root / "server.log"
+    sockets.mkdir()
+    if user is not None:
+        for path in (root, sockets):
+            os.chown(path, user.pw_uid, user.pw_gid)
+    port = _free_port()
+    started = False
+    try:
+        _run([str(binaries / "initdb"), "-D", str(data), "-U", ADMIN, "--auth-local=trust",
+              "--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"], user)
+        options = (f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
+                   "-c full_page_writes=off -c shared_buffers=128MB -c max_connections=40")
+        _run([str(binaries / "pg_ctl"), "-D", str(data), "-l", str(log_file), "-o", options, "-w", "-t", "60", "start"],
+             user, log_file)
+        started = True
+        with psycopg.connect(host=str(sockets), port=port, dbname="postgres", user=ADMIN, autocommit=True) as admin:
+            admin.execute(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'")
+            admin.execute(f"CREATE DATABASE {DATABASE} OWNER {ROLE}")
+        with psycopg.connect(host=str(sockets), port=port, dbname=DATABASE, user=ADMIN, autocommit=True) as admin:
+            admin.execute("CREATE EXTENSION postgis")
+            admin.execute("CREATE EXTENSION postgis_raster")
+        yield PostgisServer("127.0.0.1", port, DATABASE, ROLE, PASSWORD, str(sockets))
+    finally:
+        if started:
+            _run([str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "-t", "30", "stop"], user,
+                 check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
