@@ -395,6 +395,7 @@ class StatsResult:
     crs: str  # of the tables' geometries
     district_count: int
     database: Optional[str] = None  # "schema, table prefix" in PostGIS mode
+    database_tables: Tuple[Tuple[str, str], ...] = ()  # (layer name, quoted schema.table) in PostGIS mode
     notes: Tuple[str, ...] = field(default_factory=tuple)
 
     def layer(self, name: str) -> StatsLayer:
