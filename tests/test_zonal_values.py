@@ -1,0 +1,147 @@
+"""District statistics: embedded and PostGIS modes against numpy over pixel centres, and against each other."""
+
+import math
+
+import pytest
+import shapely
+
+from postgis_fixtures import *  # noqa: F401,F403
+from zonal_fixtures import CRS, YEARS, district_shapes, districts, expected_stats, layer_names, read_table, write_composites
+
+from canopy_explorer.plugin.core.district_stats import NDVI_LAYOUT
+from canopy_explorer.plugin.core.postgis_stats import district_stats_postgis
+from canopy_explorer.plugin.core.zonal_stats import district_stats_embedded
+
+TOLERANCE = 1e-6
+STATS = ("pixel_count", "min_ndvi", "max_ndvi", "mean_ndvi", "stddev_ndvi")
+
+
+@pytest.fixture(scope="module")
+def composites(tmp_path_factory):
+    return write_composites(tmp_path_factory.mktemp("composites"))
+
+
+@pytest.fixture(scope="module")
+def embedded_output(composites, tmp_path_factory):
+    output = tmp_path_factory.mktemp("embedded") / "district_stats.gpkg"
+    result = district_stats_embedded(districts(), list(composites.values()), output)
+    return output, result
+
+
+def assert_close(actual, expected, what):
+    if expected is None:
+        assert actual is None, f"{what}: expected NULL, got {actual}"
+    else:
+        assert actual is not None and math.isclose(actual, expected, rel_tol=0, abs_tol=TOLERANCE), \
+            f"{what}: {actual} != {expected}"
+
+
+def assert_matches_numpy(gpkg, composites):
+    for year, path in composites.items():
+        table = read_table(gpkg, f"ndvi_stats_{year}")
+        assert set(table) == {i for i, _ in district_shapes()}
+        for identifier, geometry in district_shapes():
+            count, minimum, maximum, mean, stddev = expected_stats(path, geometry)
+            row = table[identifier]
+            assert row["year"] == year
+            assert row["pixel_count"] == count, f"{year} {identifier}: {row['pixel_count']} pixels, expected {count}"
+            for field, value in zip(STATS[1:], (minimum, maximum, mean, stddev)):
+                assert_close(row[field], value, f"{year} {identifier} {field}")
+
+
+def assert_same_tables(first, second, layers):
+    for layer in layers:
+        a, b = read_table(first, layer), read_table(second, layer)
+        assert set(a) == set(b), layer
+        for identifier in a:
+            for field, value in a[identifier].items():
+                if field == "geom":
+                    assert a[identifier]["geom"].equals(b[identifier]["geom"]), f"{layer} {identifier} geometry"
+                elif isinstance(value, float) or isinstance(b[identifier][field], float):
+                    assert_close(b[identifier][field], value, f"{layer} {identifier} {field}")
+                else:
+                    assert b[identifier][field] == value, f"{layer} {identifier} {field}"
+
+
+def test_embedded_statistics_equal_numpy_over_pixel_centres(embedded_output, composites):
+    output, result = embedded_output
+    assert_matches_numpy(output, composites)
+    assert result.years == YEARS
+    assert layer_names(output) == sorted([f"ndvi_stats_{y}" for y in YEARS] + ["ndvi_stats_latest", "ndvi_stats_change"])
+
+
+def test_district_outside_the_raster_or_between_pixel_centres_has_count_zero_and_null_statistics(embedded_output):
+    output, _ = embedded_output
+    for year in YEARS:
+        table = read_table(output, f"ndvi_stats_{year}")
+        for identifier in ("C; DROP TABLE districts; --", "H tiny"):
+            assert table[identifier]["pixel_count"] == 0
+            assert all(table[identifier][f] is None for f in STATS[1:])
+
+
+def test_nan_pixels_are_left_out_and_partial_overlap_counts_only_pixels_inside(embedded_output, composites):
+    output, _ = embedded_output
+    table = read_table(output, "ndvi_stats_2019")
+    assert 0 < table["F nan"]["pixel_count"] < shapely.area(dict(district_shapes())["F nan"]) / 100
+    # B spans x 2703.3..3350.7 m and y 1203.3..1606.9 m; the raster ends at x = 3000 m:
+    # centres 2705..2995 (30 columns) and 1205..1605 (41 rows) count
+    assert table["B partial's"]["pixel_count"] == 30 * 41
+
+
+def test_geometries_are_stored_in_the_raster_crs_as_multipolygons(embedded_output):
+    from osgeo import ogr
+
+    output, result = embedded_output
+    assert result.crs == CRS
+    dataset = ogr.Open(str(output))
+    layer = dataset.GetLayerByName("ndvi_stats_latest")
+    assert layer.GetSpatialRef().GetAuthorityCode(None) == "32632"
+    assert layer.GetGeomType() == ogr.wkbMultiPolygon
+    hole = read_table(output, "ndvi_stats_latest")["D hole"]["geom"]
+    assert len(hole.geoms[0].interiors) == 1
+
+
+@pytest.mark.parametrize("loader", ["python", "raster2pgsql"])
+def test_postgis_statistics_equal_numpy_and_the_embedded_mode(postgis_server, composites, embedded_output, tmp_path, loader):
+    output = tmp_path / "postgis.gpkg"
+    result = district_stats_postgis(postgis_server.conninfo, districts(), list(composites.values()),
+                                    prefix=f"values_{loader}_", output_gpkg=output, loader=loader)
+    assert result.years == YEARS
+    assert_matches_numpy(output, composites)
+    layers = [f"ndvi_stats_{y}" for y in YEARS] + ["ndvi_stats_latest", "ndvi_stats_change"]
+    assert_same_tables(embedded_output[0], output, layers)
+    embedded_breaks = {layer.name: layer.breaks for layer in embedded_output[1].layers}
+    for layer in result.layers:
+        assert layer.breaks == pytest.approx(embedded_breaks[layer.name], abs=TOLERANCE)
+
+
+def test_postgis_tables_are_what_raster2pgsql_dash_i_c_m_makes(postgis_server, composites, tmp_path):
+    district_stats_postgis(postgis_server.conninfo, districts(), {2019: composites[2019]}, schema="layout",
+                           loader="python")
+    with postgis_server.admin_connect() as conn:
+        srid, scale_x, scale_y, block_x, block_y, nodata, extent = conn.execute(
+            "SELECT srid, scale_x, scale_y, blocksize_x, blocksize_y, nodata_values, ST_AsText(extent) "
+            "FROM raster_columns WHERE r_table_schema = 'layout' AND r_table_name = 'ndvi_2019'").fetchone()
+        assert (srid, scale_x, scale_y) == (32632, 10, -10)
+        assert (block_x, block_y) in ((256, 256), (None, None))
+        assert math.isnan(nodata[0])
+        assert extent is not None
+        tiles = conn.execute("SELECT count(*), max(ST_Width(rast)), min(ST_Width(rast)) FROM layout.ndvi_2019").fetchone()
+        assert tiles == (4, 256, 300 - 256)
+        indexes = " ".join(row[0] for row in conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'layout'").fetchall())
+        assert "st_convexhull(rast)" in indexes.lower()
+        assert "districts USING gist (geom)" in indexes
+        column_type = conn.execute("SELECT type FROM geometry_columns WHERE f_table_schema = 'layout' "
+                                   "AND f_table_name = 'districts'").fetchone()[0]
+        assert column_type == "MULTIPOLYGON"
+
+
+def test_breaks_are_in_the_result_for_every_published_layer(embedded_output):
+    _, result = embedded_output
+    kinds = {layer.name: layer.kind for layer in result.layers}
+    assert kinds == {"ndvi_stats_2019": "year", "ndvi_stats_2020": "year", "ndvi_stats_2021": "year",
+                     "ndvi_stats_latest": "latest", "ndvi_stats_change": "change"}
+    latest = result.layer("ndvi_stats_latest")
+    assert latest.field == NDVI_LAYOUT.primary and len(latest.breaks) == 5
+    assert result.layer("ndvi_stats_change").field == "mean_ndvi_change"
