@@ -228,7 +228,9 @@ def publish_statistics(path, layout: StatsLayout, districts: Districts, years: M
 
 
 def export_geojson(gpkg, layer: str, target) -> Path:
-    """One layer of a GeoPackage as GeoJSON in EPSG:4326 (RFC 7946), written atomically."""
+    """One layer of a GeoPackage as GeoJSON in EPSG:4326 (longitude, latitude; 8 decimals, about 1 mm), written
+    atomically. Not GDAL's RFC 7946 mode: it writes one-part multipolygons as polygons, and the
+    layers keep one geometry type, as the seed's ``ndvi_stats_latest.geojson`` does."""
     from osgeo import gdal
 
     gdal.UseExceptions()
@@ -245,7 +247,8 @@ def export_geojson(gpkg, layer: str, target) -> Path:
     temporary = temporary_sibling(target)
     try:
         gdal.VectorTranslate(str(temporary), source, format="GeoJSON", layers=[layer], layerName=layer,
-                             dstSRS="EPSG:4326", reproject=True, layerCreationOptions=["RFC7946=YES", "WRITE_BBOX=YES"])
+                             dstSRS="EPSG:4326", reproject=True, geometryType="PROMOTE_TO_MULTI",
+                             layerCreationOptions=["COORDINATE_PRECISION=8", "WRITE_BBOX=YES"])
         os.replace(temporary, target)
     except (RuntimeError, OSError) as error:
         remove_quietly(temporary)
