@@ -40,11 +40,13 @@ def atl08_layout(column: str, statistic: Optional[str] = None) -> StatsLayout:
 
 def _column_for(variable: str) -> str:
     from .query import resolve_columns
+    from .variables import get_variable
 
     columns = resolve_columns([variable])
     if len(columns) != 1:
-        raise QueryError(f"'{variable}' has {len(columns)} values per segment: pick one label, "
-                         f"for example '{variable}:{columns[-1].name.rsplit('_', 1)[-1].lstrip('p')}'")
+        labels = get_variable(variable.split(":")[0].strip()).labels
+        example = f", for example '{variable}:{labels[-1]}'" if labels else ""
+        raise QueryError(f"'{variable}' has {len(columns)} values per segment: pick one label{example}")
     return columns[0].name
 
 

@@ -1,0 +1,87 @@
+"""ATL08 per district and year, against pandas over every segment of the sample database."""
+
+import numpy as np
+import pytest
+import shapely
+from pyproj import Transformer
+
+from zonal_fixtures import read_table
+
+from canopy_explorer.plugin.core.atl08_district_stats import district_stats_atl08
+from canopy_explorer.plugin.core.database import Atl08Database
+from canopy_explorer.plugin.core.district_stats import Districts
+from canopy_explorer.plugin.core.errors import QueryError
+from canopy_explorer.plugin.core.query import SegmentQuery
+
+UTM = "EPSG:32632"
+
+
+def utm_districts():
+    """Strips of the sample region (45.0-45.3 N, 7.0-7.3 E) in UTM 32N, one with a hole, one far away."""
+    to_utm = Transformer.from_crs("EPSG:4326", UTM, always_xy=True)
+
+    def project(geometry):
+        geometry = shapely.segmentize(geometry, 0.005)
+        return shapely.transform(geometry, lambda xy: np.column_stack(to_utm.transform(xy[:, 0], xy[:, 1])))
+
+    west = shapely.box(7.0, 45.0, 7.1, 45.3)
+    middle = shapely.box(7.1, 45.0, 7.2, 45.3).difference(shapely.box(7.12, 45.1, 7.18, 45.2))
+    east = shapely.box(7.2, 45.0, 7.3, 45.15)
+    far = shapely.box(8.5, 46.0, 8.6, 46.1)
+    return Districts.create([10, 20, 30, 40], [project(g) for g in (west, middle, east, far)], UTM)
+
+
+def expected(config, districts, filters=None):
+    """{(id, year): (count, median, mean, p95)} from every segment of the region, without the engine's assignment."""
+    frame = Atl08Database(config).query(SegmentQuery.create(roi=(6.9, 44.9, 7.4, 45.4), variables=["h_canopy"],
+                                                            filters=filters))
+    frame = frame[np.isfinite(frame["h_canopy"])]
+    x, y = Transformer.from_crs("EPSG:4326", UTM, always_xy=True).transform(frame["longitude"].to_numpy(),
+                                                                           frame["latitude"].to_numpy())
+    result = {}
+    for identifier, geometry in zip(districts.ids, districts.geometries):
+        inside = frame[shapely.contains_xy(geometry, x, y)]
+        for year, group in inside.groupby(inside["time"].dt.year):
+            values = group["h_canopy"].to_numpy(dtype=float)
+            result[(identifier, year)] = (len(values), np.median(values), values.mean(), np.percentile(values, 95))
+    return result
+
+
+@pytest.mark.parametrize("filters", [None, "h_canopy between 5 60"])
+def test_segments_per_district_and_year_equal_pandas(local_database, tmp_path, filters):
+    districts = utm_districts()
+    truth = expected(local_database, districts, filters)
+    assert {year for _, year in truth} == {2020, 2021} and len(truth) >= 5
+    result = district_stats_atl08(districts, local_database, tmp_path / "canopy.gpkg", filters=filters)
+    assert result.years == (2020, 2021)
+    for year in result.years:
+        table = read_table(tmp_path / "canopy.gpkg", f"h_canopy_stats_{year}")
+        assert set(table) == {10, 20, 30, 40}
+        for identifier in districts.ids:
+            row = table[identifier]
+            if (identifier, year) not in truth:
+                assert row["segment_count"] == 0 and row["median_h_canopy"] is None
+                continue
+            count, median, mean, p95 = truth[(identifier, year)]
+            assert row["segment_count"] == count
+            assert row["median_h_canopy"] == pytest.approx(median, abs=1e-9)
+            assert row["mean_h_canopy"] == pytest.approx(mean, abs=1e-9)
+            assert row["p95_h_canopy"] == pytest.approx(p95, abs=1e-9)
+    latest = read_table(tmp_path / "canopy.gpkg", "h_canopy_stats_latest")
+    assert latest[40]["year"] is None and latest[40]["segment_count"] == 0
+    assert all(latest[i]["year"] == max(y for (j, y) in truth if j == i) for i in (10, 20, 30))
+    assert result.layer("h_canopy_stats_latest").field == "median_h_canopy"
+    assert result.layer("h_canopy_stats_change").field == "median_h_canopy_change"
+
+
+def test_a_filter_that_matches_nothing_is_a_clear_error(local_database, tmp_path):
+    with pytest.raises(QueryError, match="no ATL08 segment"):
+        district_stats_atl08(utm_districts(), local_database, tmp_path / "canopy.gpkg", filters="h_canopy > 1000")
+    assert not (tmp_path / "canopy.gpkg").exists()
+
+
+def test_a_whole_profile_variable_must_name_one_label(local_database, tmp_path):
+    with pytest.raises(QueryError, match="pick one label"):
+        district_stats_atl08(utm_districts(), local_database, tmp_path / "canopy.gpkg", variable="canopy_h_metrics")
+    result = district_stats_atl08(utm_districts(), local_database, tmp_path / "canopy.gpkg", variable="canopy_h_metrics:95")
+    assert result.layer("canopy_h_metrics_p95_stats_latest").field == "median_canopy_h_metrics_p95"
