@@ -25,12 +25,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-__all__ = ["postgis_server", "PostgisServer"]
+__all__ = ["postgis_server", "PostgisServer", "PostgisUnavailable", "running_postgis"]
 
 ADMIN = "canopy_admin"
 ROLE = "canopy_tester"
@@ -66,19 +67,21 @@ class PostgisServer:
                                autocommit=True)
 
 
+class PostgisUnavailable(RuntimeError):
+    """PostgreSQL or PostGIS is not installed, or the server did not start."""
+
+
 def _binaries() -> Path:
     candidates = sorted(glob.glob("/usr/lib/postgresql/15/bin")) or sorted(glob.glob("/usr/lib/postgresql/*/bin"))
     for folder in candidates:
         if os.path.exists(os.path.join(folder, "initdb")) and os.path.exists(os.path.join(folder, "pg_ctl")):
             return Path(folder)
-    pytest.fail(f"PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql: {SETUP_HINT}",
-                pytrace=False)
+    raise PostgisUnavailable(f"PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql: {SETUP_HINT}")
 
 
 def _postgis_installed(binaries: Path) -> bool:
-    share = subprocess.run([str(binaries / "pg_config"), "--sharedir"], capture_output=True, text=True).stdout.strip() \
-        if (binaries / "pg_config").exists() else f"/usr/share/postgresql/{binaries.parent.name}"
-    return bool(glob.glob(os.path.join(share or "/usr/share/postgresql/15", "extension", "postgis_raster.control")))
+    version = binaries.parent.name
+    return bool(glob.glob(f"/usr/share/postgresql/{version}/extension/postgis_raster.control"))
 
 
 def _server_user():
@@ -90,7 +93,7 @@ def _server_user():
             return pwd.getpwnam(name)
         except KeyError:
             continue
-    pytest.fail("running as root and no unprivileged user (postgres, nobody) to run PostgreSQL as", pytrace=False)
+    raise PostgisUnavailable("running as root and no unprivileged user (postgres, nobody) to run PostgreSQL as")
 
 
 def _free_port() -> int:
@@ -106,18 +109,20 @@ def _run(command, user, log_file=None, check=True, timeout=120):
                             cwd="/")
     if check and result.returncode != 0:
         log = Path(log_file).read_text() if log_file and Path(log_file).exists() else ""
-        pytest.fail(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{log}", pytrace=False)
+        raise PostgisUnavailable(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{log}")
     return result
 
 
-@pytest.fixture(scope="session")
-def postgis_server():
-    """A running PostgreSQL + PostGIS (with raster) server; a database owned by a password-protected role."""
+@contextmanager
+def running_postgis(settings: str = ""):
+    """Start a throw-away PostgreSQL + PostGIS server; yields a PostgisServer; stops it and removes its folder.
+
+    ``settings``: extra ``-c name=value`` options for the server (the benchmark raises memory limits)."""
     import psycopg
 
     binaries = _binaries()
     if not _postgis_installed(binaries):
-        pytest.fail(f"PostGIS raster is not installed for PostgreSQL ({binaries}): {SETUP_HINT}", pytrace=False)
+        raise PostgisUnavailable(f"PostGIS raster is not installed for PostgreSQL ({binaries}): {SETUP_HINT}")
     user = _server_user()
     # Not pytest's tmp_path: its folders are private to root, and the server may run as another user.
     root = Path(tempfile.mkdtemp(prefix="canopy-postgis-"))
@@ -132,7 +137,7 @@ def postgis_server():
         _run([str(binaries / "initdb"), "-D", str(data), "-U", ADMIN, "--auth-local=trust",
               "--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"], user)
         options = (f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
-                   "-c full_page_writes=off -c shared_buffers=128MB -c max_connections=40")
+                   f"-c full_page_writes=off -c shared_buffers=128MB -c max_connections=40 {settings}")
         _run([str(binaries / "pg_ctl"), "-D", str(data), "-l", str(log_file), "-o", options, "-w", "-t", "60", "start"],
              user, log_file)
         started = True
@@ -149,3 +154,16 @@ def postgis_server():
                  check=False)
         shutil.rmtree(root, ignore_errors=True)
 
+
+@pytest.fixture(scope="session")
+def postgis_server():
+    """A running PostgreSQL + PostGIS (with raster) server; a database owned by a password-protected role."""
+    context = running_postgis()
+    try:
+        server = context.__enter__()
+    except PostgisUnavailable as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield server
+    finally:
+        context.__exit__(None, None, None)
