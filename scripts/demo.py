@@ -7,9 +7,11 @@
    retrievals" filters, and reports what came back;
 4. in a headless QGIS, writes demo_output/: the styled GeoPackage of that query
    (with the region as a second layer), a shaded-relief base map of the sample
-   landscape, a QGIS project holding both over the base map (with a print
-   layout), and a PNG of that layout rendered by QGIS; the PNG is also copied
-   to docs/img/demo_map.png for the README.
+   landscape, Sentinel-2 NDVI median composites for 2019 and 2024 over a small
+   city in the sample landscape (synthetic scenes served by a loopback STAC API),
+   a QGIS project holding them all (with two print layouts), and PNGs of those
+   layouts rendered by QGIS; the ATL08 map is also copied to
+   docs/img/demo_map.png for the README.
 
 Everything in demo_output/ is built in a hidden staging folder and renamed into
 place only when complete, so an interrupted run leaves the previous outputs
@@ -46,6 +48,8 @@ ROI_LAYER_NAME = "region_of_interest"
 BASEMAP_NAME = "basemap.tif"
 PROJECT_NAME = "canopy_explorer_demo.qgz"
 IMAGE_NAME = "canopy_explorer_demo.png"
+NDVI_IMAGE_NAME = "canopy_explorer_ndvi.png"
+NDVI_MAX_CLOUD = 30.0  # drops the one very cloudy sample scene per year
 IMAGE_SIZE = (1600, 1200)  # pixels
 PAGE_MM = (240.0, 180.0)  # the layout page, same aspect as the image
 MAP_CRS = "EPSG:32632"  # UTM 32N: the sample region (9.5-10.5 E) without the 1.6:1 stretch of degrees
@@ -99,7 +103,7 @@ def main(argv=None) -> int:
 
     print(f"4/4 writing the styled layer, a QGIS project and a map rendered by QGIS to {args.output}")
     started = time.perf_counter()
-    written = write_map_outputs(config, spec, database, args.output)
+    written = write_map_outputs(config, spec, database, args.output, args.data or ROOT / "sample_data")
     for path in written:
         print(f"    wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
     if args.docs_image is not None:
@@ -142,7 +146,7 @@ def write_docs_image(source: Path, target: Path, max_bytes: int = DOCS_IMAGE_MAX
     return how
 
 
-def write_map_outputs(config, spec, database, output_dir: Path):
+def write_map_outputs(config, spec, database, output_dir: Path, data_dir: Path):
     """Build every output in a staging folder inside ``output_dir``, then rename each into place."""
     output_dir.mkdir(parents=True, exist_ok=True)
     for stale in output_dir.glob(".partial-*"):  # left by a run that was killed; an hour is far longer than a run
@@ -150,7 +154,7 @@ def write_map_outputs(config, spec, database, output_dir: Path):
             shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=output_dir))
     try:
-        names = build_in_qgis(config, spec, database, staging)
+        names = build_in_qgis(config, spec, database, staging, data_dir)
         leftovers = sorted(p.name for p in staging.iterdir() if p.name not in names)
         if leftovers:  # e.g. a GeoPackage -wal file: moving the database without it would lose data
             raise RuntimeError(f"unexpected files left by QGIS in {staging}: {', '.join(leftovers)}")
@@ -184,7 +188,7 @@ def write_roi_layer(path: Path, roi) -> None:
 # --------------------------------------------------------------------------- QGIS
 
 
-def build_in_qgis(config, spec, database, folder: Path):
+def build_in_qgis(config, spec, database, folder: Path, data_dir: Path):
     """Write the GeoPackage, base map, project and PNG into ``folder``; returns their names in publish order."""
     from qgis.core import QgsApplication
 
@@ -195,15 +199,16 @@ def build_in_qgis(config, spec, database, folder: Path):
     application = QgsApplication([], False)
     application.initQgis()
     try:
-        return _build(config, spec, database, folder)
+        return _build(config, spec, database, folder, data_dir)
     finally:
         application.exitQgis()
 
 
-def _build(config, spec, database, folder: Path):
+def _build(config, spec, database, folder: Path, data_dir: Path):
     from qgis.core import Qgis, QgsProject, QgsRasterLayer, QgsVectorLayer
 
     from canopy_explorer.plugin.core.sample_basemap import write_basemap
+    from canopy_explorer.plugin.layers.ndvi_layer import load_composite_layer
     from canopy_explorer.plugin.layers.segment_layer import QueryRequest, load_query_layer, write_query_output
 
     request = QueryRequest(config, spec, DEMO_VARIABLES, GOOD_CANOPY, output_path=str(folder / GEOPACKAGE_NAME))
@@ -216,6 +221,7 @@ def _build(config, spec, database, folder: Path):
     map_extent = _map_extent(_crs(MAP_CRS), MAP_FRAME_MM[2], MAP_FRAME_MM[3])
     # The landscape model is defined everywhere: draw it over the whole map frame, not just the granules' box.
     write_basemap(folder / BASEMAP_NAME, _degrees_around(map_extent), seed=SAMPLE_SEED, pixel_degrees=0.0006)
+    composites = _ndvi_composites(folder, data_dir / "stac")
 
     project = QgsProject()
     project.setFilePathStorage(Qgis.FilePathType.Relative)
@@ -230,16 +236,125 @@ def _build(config, spec, database, folder: Path):
             raise RuntimeError(f"QGIS cannot open the demo layer '{layer.name()}' ({layer.source()})")
     _style_basemap(basemap)
     _style_roi(roi)
-    for layer in (basemap, segments, roi):  # added last is drawn on top
+    ndvi_layers = [load_composite_layer(c) for c in composites]
+    for layer in (basemap, *ndvi_layers, segments, roi):  # added last is drawn on top
         project.addMapLayer(layer)
+    # Map themes (layer ids, not paths) give each layout map its layers: the ATL08 map shows the
+    # latest composite under the segments, the NDVI page one year per map.
+    themes = project.mapThemeCollection()
+    themes.insert("ATL08", _theme(project, [basemap, ndvi_layers[-1], segments, roi]))
+    for composite, layer in zip(composites, ndvi_layers):
+        themes.insert(f"NDVI {composite.report.year}", _theme(project, [basemap, layer]))
+    for layer in ndvi_layers[:-1]:  # the project opens showing the latest year only
+        project.layerTreeRoot().findLayer(layer.id()).setItemVisibilityChecked(False)
 
     layout = _layout(project, output, segments, roi, map_extent)
-    project.layoutManager().addLayout(layout)
+    ndvi_layout = _ndvi_layout(project, composites, ndvi_layers)
+    for item in (layout, ndvi_layout):
+        project.layoutManager().addLayout(item)
     if not project.write(str(folder / PROJECT_NAME)):
         raise RuntimeError(f"cannot write the QGIS project: {project.error()}")
     _export_png(layout, folder / IMAGE_NAME)
+    _export_png(ndvi_layout, folder / NDVI_IMAGE_NAME)
     project.clear()  # releases the files before they are moved
-    return [GEOPACKAGE_NAME, BASEMAP_NAME, PROJECT_NAME, IMAGE_NAME]
+    ndvi_files = [name for c in composites for name in (c.report.path.name, c.report.path.with_suffix(".qml").name)]
+    return [GEOPACKAGE_NAME, BASEMAP_NAME, *ndvi_files, PROJECT_NAME, IMAGE_NAME, NDVI_IMAGE_NAME]
+
+
+def _ndvi_composites(folder: Path, catalogue_dir: Path):
+    """NDVI composites for the sample catalogue's years, found through a loopback STAC API."""
+    from canopy_explorer.plugin.core.sample_scenes import generate_sample_catalogue
+    from canopy_explorer.plugin.core.sample_stac_server import SampleStacServer
+    from canopy_explorer.plugin.core.stac_search import default_stac_source
+    from canopy_explorer.plugin.layers.ndvi_layer import write_ndvi_composites
+
+    catalogue = generate_sample_catalogue(catalogue_dir)
+    with SampleStacServer(catalogue.folder) as server:
+        composites = write_ndvi_composites(
+            default_stac_source(url=server.url, collection=catalogue.collection), catalogue.boundary,
+            catalogue.boundary_crs, catalogue.years, NDVI_MAX_CLOUD, folder,
+        )
+    for composite in composites:
+        print(f"    {composite.report.summary()}; natural breaks {', '.join(f'{b:.2f}' for b in composite.breaks)}")
+    return composites
+
+
+def _theme(project, layers):
+    from qgis.core import QgsMapThemeCollection
+
+    record = QgsMapThemeCollection.MapThemeRecord()
+    record.setLayerRecords([QgsMapThemeCollection.MapThemeLayerRecord(layer) for layer in layers])
+    return record
+
+
+def _ndvi_layout(project, composites, layers):
+    """One map per year side by side over the city, with the NDVI classes and a note."""
+    from qgis.core import (
+        QgsLayoutItemLabel,
+        QgsLayoutItemLegend,
+        QgsLayoutItemMap,
+        QgsLayoutPoint,
+        QgsLayoutSize,
+        QgsMapLayerLegendUtils,
+        QgsPrintLayout,
+        QgsRectangle,
+        QgsUnitTypes,
+    )
+    from qgis.PyQt.QtGui import QColor, QFont
+
+    mm = QgsUnitTypes.LayoutMillimeters
+    layout = QgsPrintLayout(project)
+    layout.initializeDefaults()
+    layout.setName("NDVI composites")
+    layout.pageCollection().page(0).setPageSize(QgsLayoutSize(PAGE_MM[0], PAGE_MM[1], mm))
+
+    def add(item, x, y, width, height):
+        layout.addLayoutItem(item)
+        item.attemptMove(QgsLayoutPoint(x, y, mm))
+        item.attemptResize(QgsLayoutSize(width, height, mm))
+
+    def label(text, size, bold=False):
+        item = QgsLayoutItemLabel(layout)
+        item.setText(text)
+        font = QFont("DejaVu Sans")
+        font.setPointSizeF(size)
+        font.setBold(bold)
+        item.setFont(font)
+        item.setFontColor(QColor("#222222"))
+        return item
+
+    add(label("Sentinel-2 NDVI median composites over the sample city", 17, bold=True), 6, 4, 228, 10)
+    extent = QgsRectangle(layers[0].extent())
+    extent.scale(1.05)
+    width = (PAGE_MM[0] - 6 - 6 - 6 - 50) / len(layers)
+    for index, (composite, layer) in enumerate(zip(composites, layers)):
+        x = 6 + index * (width + 6)
+        map_item = QgsLayoutItemMap(layout)
+        add(map_item, x, 26, width, width)
+        map_item.setCrs(layer.crs())
+        map_item.setExtent(extent)
+        map_item.setFollowVisibilityPreset(True)
+        map_item.setFollowVisibilityPresetName(f"NDVI {composite.report.year}")
+        map_item.setFrameEnabled(True)
+        add(label(f"{composite.report.year}: median of {len(composite.report.scenes_used)} scenes", 11, bold=True), x, 18, width, 7)
+    legend = QgsLayoutItemLegend(layout)
+    legend.setTitle("NDVI")
+    legend.setAutoUpdateModel(False)
+    root = legend.model().rootGroup()
+    root.clear()
+    node = root.addLayer(layers[-1])
+    node.setCustomProperty("legend/title-label", f"NDVI {composites[-1].report.year}")
+    # the first legend entry of a pseudocolour layer names the band; the classes say more
+    QgsMapLayerLegendUtils.setLegendNodeOrder(node, list(range(1, len(composites[-1].breaks) + 1)))
+    legend.model().refreshLayerLegend(node)
+    legend.setBackgroundEnabled(False)
+    add(legend, PAGE_MM[0] - 50, 26, 44, 80)
+    legend.adjustBoxSize()
+    add(label("Synthetic Sentinel-2 L2A scenes (sample_scenes) served by a loopback STAC API; clouds, shadows and "
+              "cirrus masked with SCL; scenes above 30 % cloud cover left out. Classes: natural breaks of the "
+              f"latest year. {composites[0].report.crs}, 10 m. Made with Canopy Explorer and QGIS by `make demo`.", 7),
+        PAGE_MM[0] - 50, 120, 44, 50)
+    return layout
 
 
 def _crs(authid: str):
@@ -352,6 +467,8 @@ def _layout(project, output, segments, roi, map_extent):
     # absolute paths (into the staging folder) in 3.22, where layer sources elsewhere are relative.
     # setExtent, not zoomToExtent: on a new map item 3.22's zoomToExtent divides by an empty extent
     map_item.setExtent(map_extent)
+    map_item.setFollowVisibilityPreset(True)
+    map_item.setFollowVisibilityPresetName("ATL08")
     map_item.setFrameEnabled(True)
     map_item.setFrameStrokeColor(QColor("#666666"))
 

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.slow
 POLYGON = shapely.Polygon([(9.6, 50.6), (10.3, 50.65), (10.35, 51.2), (9.9, 51.4), (9.55, 51.1)])
 FOREST = [111, 112, 113, 114, 115, 116, 121, 122, 123, 124, 125, 126]
 SEGMENT_LAYER = "ATL08 h_canopy +2 2019-2023"
-OUTPUTS = ("atl08_canopy.gpkg", "basemap.tif", "canopy_explorer_demo.qgz", "canopy_explorer_demo.png")
+NDVI_FILES = ("ndvi_composite_2019.tif", "ndvi_composite_2019.qml", "ndvi_composite_2024.tif", "ndvi_composite_2024.qml")
+OUTPUTS = ("atl08_canopy.gpkg", "basemap.tif", *NDVI_FILES, "canopy_explorer_demo.qgz", "canopy_explorer_demo.png",
+           "canopy_explorer_ndvi.png")
 
 
 def run_demo(output: Path, data: Path) -> str:
@@ -140,7 +142,8 @@ def test_project_holds_the_styled_segment_layer_over_the_base_layer(demo, qgis_a
     project = QgsProject()
     assert project.read(str(project_path)), project.error()
     layers = {layer.name(): layer for layer in project.mapLayers().values()}
-    assert set(layers) == {SEGMENT_LAYER, "Region of interest", "Sample landscape (shaded land cover)"}
+    assert set(layers) == {SEGMENT_LAYER, "Region of interest", "Sample landscape (shaded land cover)", "NDVI median 2019",
+                           "NDVI median 2024"}
     assert all(layer.isValid() for layer in layers.values())
 
     segments = layers[SEGMENT_LAYER]
@@ -170,7 +173,27 @@ def test_project_holds_the_styled_segment_layer_over_the_base_layer(demo, qgis_a
     assert "<datasource>./atl08_canopy.gpkg|layername=" in xml
     assert "<datasource>./basemap.tif</datasource>" in xml
     assert str(demo["output"]) not in xml
-    assert [layout.name() for layout in project.layoutManager().layouts()] == ["Canopy Explorer demo"]
+    assert [layout.name() for layout in project.layoutManager().layouts()] == ["Canopy Explorer demo", "NDVI composites"]
+    for year in (2019, 2024):
+        composite = layers[f"NDVI median {year}"]
+        assert composite.renderer().type() == "singlebandpseudocolor"
+        assert f"<datasource>./ndvi_composite_{year}.tif</datasource>" in xml
+
+
+def test_ndvi_composites_hold_median_and_count_and_are_drawn_in_their_own_png(demo, qgis_app):
+    import rasterio
+
+    for year in (2019, 2024):
+        with rasterio.open(demo["output"] / f"ndvi_composite_{year}.tif") as dataset:
+            median, count = dataset.read(1), dataset.read(2)
+            assert dataset.crs.to_epsg() == 32632 and dataset.res == (10.0, 10.0)
+            assert dataset.overviews(1), "a COG with overviews"
+        valid = np.isfinite(median)
+        assert valid.sum() > 10_000 and np.all((median[valid] >= -1) & (median[valid] <= 1))
+        assert np.all(count[valid] >= 1) and np.all(np.isnan(count[~valid]) | (count[~valid] == 0))
+    width, height, rgb = _rgb(demo["output"] / "canopy_explorer_ndvi.png")
+    assert (width, height) == (1600, 1200)
+    assert len(np.unique(rgb.reshape(-1, 3) @ np.array([65536, 256, 1]))) > 500
 
 
 def test_png_is_a_1600_by_1200_map_rendered_with_the_segment_colours(demo, qgis_app):
