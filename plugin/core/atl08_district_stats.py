@@ -71,7 +71,7 @@ def district_stats_atl08(
 
     ``database``: an ``Atl08Database`` or a ``DatabaseConfig``. ``filters``, ``start``, ``end``:
     as in ``SegmentQuery.create``. The latest and change tables follow the rules of
-    ``district_stats`` (an existing file keeps earlier years; ``replace_latest`` starts afresh).
+    ``district_stats`` (an existing file keeps earlier years; ``replace_latest`` starts the latest table afresh).
     """
     import shapely
     from pyproj import CRS, Transformer
@@ -141,7 +141,7 @@ def district_stats_atl08(
             stats[f"mean_{column}"][index] = values.mean()
             stats[f"p95_{column}"][index] = np.percentile(values, 95)
         years_rows[year] = stats_rows(layout, prepared, year, counts, stats)
-    layers = publish_statistics(output_gpkg, layout, prepared, years_rows, classes, start_empty=replace_latest,
+    layers = publish_statistics(output_gpkg, layout, prepared, years_rows, classes, replace_latest=replace_latest,
                                 before_publish=before_publish, check_cancel=check_cancel)
     if progress:
         progress(1.0)

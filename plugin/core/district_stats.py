@@ -159,6 +159,7 @@ class Districts:
         import shapely
 
         target = _crs_text(target_crs, "raster")
+        project = _projection(self.crs, target)
         geometries, repairs = [], []
         for identifier, geometry in zip(self.ids, self.geometries):
             if geometry is None or geometry.is_empty:
@@ -168,10 +169,11 @@ class Districts:
             reason = None if geometry.is_valid else shapely.is_valid_reason(geometry)
             if reason:
                 geometry = shapely.make_valid(geometry)
-            geometry = _reproject(geometry, self.crs, target)
-            if not geometry.is_valid:  # a projection can fold a thin shape
-                reason = reason or shapely.is_valid_reason(geometry)
-                geometry = shapely.make_valid(geometry)
+            if project is not None:
+                geometry = project(geometry)
+                if not geometry.is_valid:  # a projection can fold a thin shape
+                    reason = reason or shapely.is_valid_reason(geometry)
+                    geometry = shapely.make_valid(geometry)
             geometry = _multipolygon(geometry)
             if reason:
                 repairs.append((identifier, f"invalid geometry repaired ({reason})"))
@@ -225,16 +227,21 @@ def same_crs(a: str, b: str) -> bool:
     return a == b or CRS.from_user_input(a) == CRS.from_user_input(b)
 
 
-def _reproject(geometry, source: str, target: str):
+def _projection(source: str, target: str):
+    """A function projecting shapely geometries from ``source`` to ``target`` (densified so long edges
+    follow the projection), or None when the two CRSs are the same."""
     if same_crs(source, target):
-        return geometry
+        return None
     import shapely
     from pyproj import CRS, Transformer
 
-    minx, miny, maxx, maxy = geometry.bounds
-    geometry = shapely.segmentize(geometry, max(maxx - minx, maxy - miny) / 64 or 1.0)
     transformer = Transformer.from_crs(CRS.from_user_input(source), CRS.from_user_input(target), always_xy=True)
-    return shapely.transform(geometry, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
+
+    def project(geometry):
+        minx, miny, maxx, maxy = geometry.bounds
+        geometry = shapely.segmentize(geometry, max(maxx - minx, maxy - miny) / 64 or 1.0)
+        return shapely.transform(geometry, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
+    return project
 
 
 def _multipolygon(geometry):

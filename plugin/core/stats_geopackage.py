@@ -23,7 +23,7 @@ from .segment_files import remove_quietly, temporary_sibling
 class StatsGeoPackage:
     """Edit a copy of ``path`` (or a new file), then ``publish()`` or ``abort()``."""
 
-    def __init__(self, path, layout: StatsLayout, crs: str, id_type: str, start_empty: bool = False):
+    def __init__(self, path, layout: StatsLayout, crs: str, id_type: str):
         from osgeo import gdal, ogr
 
         ogr.UseExceptions()
@@ -42,7 +42,7 @@ class StatsGeoPackage:
             raise OutputError(f"output folder {folder} is not writable")
         self.temporary = temporary_sibling(self.path)
         try:
-            if self.path.exists() and not start_empty:
+            if self.path.exists():
                 shutil.copyfile(self.path, self.temporary)
                 self.dataset = ogr.Open(str(self.temporary), update=1)
                 if self.dataset is None or self.dataset.GetDriver().GetName() != "GPKG":
@@ -190,17 +190,18 @@ BeforePublish = Optional[Callable[[Path, Tuple[StatsLayer, ...]], None]]
 
 def publish_statistics(path, layout: StatsLayout, districts: Districts, years: Mapping[int, Sequence[Row]], classes: int,
                        latest: Optional[Sequence[Row]] = None, change: Optional[Sequence[Row]] = None,
-                       start_empty: bool = False, before_publish: BeforePublish = None,
+                       replace_latest: bool = False, before_publish: BeforePublish = None,
                        check_cancel: CheckCancel = None) -> Tuple[StatsLayer, ...]:
     """Write the year tables, the latest and the change table to the GeoPackage ``path``, atomically.
 
     Without ``latest``/``change`` (embedded and ATL08 modes) they are derived from what the
     file holds: ``years`` are upserted into its latest table and the change table is
-    computed from all its year tables. The PostGIS mode passes the server's tables.
+    computed from all its year tables (``replace_latest``: the latest table starts afresh from
+    ``years``; the other tables in the file are kept). The PostGIS mode passes the server's tables.
     ``before_publish(temporary_path, layers)`` runs on the complete copy (the QGIS side
     stores each layer's default style there) before it is renamed into place.
     """
-    store = StatsGeoPackage(path, layout, districts.crs, districts.id_type, start_empty)
+    store = StatsGeoPackage(path, layout, districts.crs, districts.id_type)
     try:
         description = "Canopy Explorer district statistics"
         for year, rows in sorted(years.items()):
@@ -208,7 +209,8 @@ def publish_statistics(path, layout: StatsLayout, districts: Districts, years: M
                 check_cancel()
             store.write(layout.year_table(year), rows, layout.fields, f"{description}, {year}")
         if latest is None:
-            latest = merge_latest(layout, store.read(layout.latest_table), years, districts)
+            existing = None if replace_latest else store.read(layout.latest_table)
+            latest = merge_latest(layout, existing, years, districts)
         store.write(layout.latest_table, latest, layout.fields, f"{description}: newest year with data per district")
         if change is None:
             change = change_rows(layout, store.year_tables(), latest)
