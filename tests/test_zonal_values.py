@@ -145,3 +145,31 @@ def test_breaks_are_in_the_result_for_every_published_layer(embedded_output):
     latest = result.layer("ndvi_stats_latest")
     assert latest.field == NDVI_LAYOUT.primary and len(latest.breaks) == 5
     assert result.layer("ndvi_stats_change").field == "mean_ndvi_change"
+
+
+def test_pixel_centres_exactly_on_an_edge_go_the_same_way_as_in_postgis(postgis_server, composites, tmp_path):
+    # edges through rows and columns of pixel centres (x, y = 5, 15, 25, ... m): numpy's contains_xy
+    # leaves those pixels out, GDAL's rasterizer (which ST_Clip uses) takes some; both modes must agree
+    from canopy_explorer.plugin.core.district_stats import Districts
+    from zonal_fixtures import rect
+
+    shapes = {"on centres": rect(5, 5, 105, 205), "diagonal": shapely.Polygon([(500005, 5699995), (500405, 5699595),
+                                                                                 (500005, 5699595)]),
+              "tile edge": rect(2555, 2455, 2605, 2605)}
+    on_centres = Districts.create(list(shapes), list(shapes.values()), CRS)
+    rasters = {2019: composites[2019]}
+    district_stats_embedded(on_centres, rasters, tmp_path / "embedded.gpkg")
+    district_stats_postgis(postgis_server.conninfo, on_centres, rasters, prefix="centres_", output_gpkg=tmp_path / "pg.gpkg")
+    assert_same_tables(tmp_path / "embedded.gpkg", tmp_path / "pg.gpkg", ["ndvi_stats_2019"])
+    counts = {i: r["pixel_count"] for i, r in read_table(tmp_path / "embedded.gpkg", "ndvi_stats_2019").items()}
+    # the case was really on the edge: 11 x 21 centres on the closed rectangle, 9 x 19 strictly inside
+    assert 9 * 19 < counts["on centres"] < 11 * 21
+
+
+def test_progress_rises_to_one(composites, tmp_path, postgis_server):
+    for run in (lambda p: district_stats_embedded(districts(), composites, tmp_path / "e.gpkg", progress=p),
+                lambda p: district_stats_postgis(postgis_server.conninfo, districts(), composites, prefix="progress_",
+                                                 progress=p)):
+        seen = []
+        run(seen.append)
+        assert seen[-1] == 1.0 and all(0 <= a <= b <= 1 for a, b in zip(seen, seen[1:])) and len(seen) > 3
