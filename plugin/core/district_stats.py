@@ -23,7 +23,7 @@ in SQL in ``postgis_stats``; the tests hold both to the same results.
 
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -403,7 +403,6 @@ class StatsResult:
     district_count: int
     database: Optional[str] = None  # "schema, table prefix" in PostGIS mode
     database_tables: Tuple[Tuple[str, str], ...] = ()  # (layer name, quoted schema.table) in PostGIS mode
-    notes: Tuple[str, ...] = field(default_factory=tuple)
 
     def layer(self, name: str) -> StatsLayer:
         for layer in self.layers:
