@@ -206,13 +206,14 @@ def layer_uri(path: str, output_format: str, layer_name: str) -> tuple:
     return path, "ogr"
 
 
-def save_default_style(path: Path, output_format: str, renderer, description: str) -> None:
+def save_default_style(path: Path, output_format: str, renderer, description: str, layer_name: Optional[str] = None) -> None:
     """Store the graduated style where QGIS finds it when the file is opened anywhere.
 
-    GeoPackages get it in their ``layer_styles`` table; other formats get a
-    ``.qml`` next to the file, which QGIS loads as the default style.
+    GeoPackages get it in their ``layer_styles`` table (for ``layer_name``, by
+    default the first layer); other formats get a ``.qml`` next to the file,
+    which QGIS loads as the default style.
     """
-    uri, provider = layer_uri(str(path), output_format, _layer_name_in(path, output_format))
+    uri, provider = layer_uri(str(path), output_format, layer_name or _layer_name_in(path, output_format))
     layer = QgsVectorLayer(uri, "style", provider)
     if not layer.isValid():
         raise QueryError(f"the written file {path.name} cannot be opened to store its style")

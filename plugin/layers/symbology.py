@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 
 from qgis.core import (
     QgsColorBrewerColorRamp,
+    QgsFillSymbol,
     QgsGradientColorRamp,
     QgsGradientStop,
     QgsGraduatedSymbolRenderer,
@@ -19,7 +20,7 @@ from ..core.errors import UnknownVariableError
 from ..core.variables import get_variable
 
 
-def _gradient(colours: Sequence[str]) -> QgsGradientColorRamp:
+def gradient(colours: Sequence[str]) -> QgsGradientColorRamp:
     step = 1.0 / (len(colours) - 1)
     stops = [QgsGradientStop(i * step, QColor(c)) for i, c in enumerate(colours[1:-1], start=1)]
     return QgsGradientColorRamp(QColor(colours[0]), QColor(colours[-1]), False, stops)
@@ -36,8 +37,8 @@ def colour_ramp_for(variable: Optional[str]):
     if category == "Canopy":
         return QgsColorBrewerColorRamp("Greens", 9)
     if category == "Terrain":
-        return _gradient(TERRAIN)
-    return _gradient(VIRIDIS)
+        return gradient(TERRAIN)
+    return gradient(VIRIDIS)
 
 
 def _category(variable: Optional[str]) -> str:
@@ -62,15 +63,20 @@ def _format(value: float, units: str) -> str:
     return f"{value:.{digits}f}" + (f" {units}" if units else "")
 
 
-def graduated_renderer(field: str, variable: Optional[str], minimum: float, breaks: Sequence[float]) -> QgsGraduatedSymbolRenderer:
-    """Classes [minimum, b1], (b1, b2], ... coloured along the variable's ramp, labelled with units."""
-    ramp = colour_ramp_for(variable)
+def graduated_renderer(field: str, variable: Optional[str], minimum: float, breaks: Sequence[float], ramp=None,
+                       geometry: str = "point") -> QgsGraduatedSymbolRenderer:
+    """Classes [minimum, b1], (b1, b2], ... coloured along the variable's ramp (or ``ramp``), labelled with units;
+    ``geometry`` "point" (segments) or "polygon" (districts)."""
+    ramp = ramp or colour_ramp_for(variable)
     units = units_for(variable)
     ranges = []
     lower = minimum
     count = len(breaks)
     for index, upper in enumerate(breaks):
-        symbol = QgsMarkerSymbol.createSimple({"name": "circle", "size": "1.8", "outline_style": "no"})
+        if geometry == "polygon":
+            symbol = QgsFillSymbol.createSimple({"outline_color": "#555555", "outline_width": "0.2"})
+        else:
+            symbol = QgsMarkerSymbol.createSimple({"name": "circle", "size": "1.8", "outline_style": "no"})
         symbol.setColor(ramp.color(index / (count - 1) if count > 1 else 1.0))
         label = f"{_format(lower, units)} – {_format(upper, units)}"
         ranges.append(QgsRendererRange(lower, upper, symbol, label))

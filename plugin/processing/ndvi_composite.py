@@ -1,6 +1,8 @@
 """Processing: yearly median NDVI composites from Sentinel-2 L2A scenes found through a STAC API."""
 
 from qgis.core import (
+    QgsFeatureRequest,
+    QgsProcessingFeatureSource,
     QgsProcessing,
     QgsProcessingContext,
     QgsProcessingOutputMultipleLayers,
@@ -65,9 +67,8 @@ class NdviCompositeAlgorithm(CanopyExplorerAlgorithm):
         source_features = self.parameterAsSource(parameters, "ROI", context)
         if source_features is None:
             raise QueryError("no boundary layer given")
-        boundary, boundary_crs = roi_from_features(
-            source_features.getFeatures(), source_features.sourceCrs(), "the boundary layer has no polygon features"
-        )
+        features = source_features.getFeatures(QgsFeatureRequest(), QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks)
+        boundary, boundary_crs = roi_from_features(features, source_features.sourceCrs(), "the boundary layer has no polygon features")
         stac = DEFAULTS.with_changes(url=self.parameterAsString(parameters, "STAC_URL", context).strip() or DEFAULTS.url,
                                      collection=self.parameterAsString(parameters, "COLLECTION", context).strip() or DEFAULTS.collection)
         folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)

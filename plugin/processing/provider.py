@@ -30,5 +30,6 @@ class CanopyExplorerProvider(QgsProcessingProvider):
         from .atl08_nearest import Atl08NearestAlgorithm
         from .atl08_query import Atl08QueryAlgorithm
         from .ndvi_composite import NdviCompositeAlgorithm
+        from .zonal_stats import ZonalStatsAlgorithm
 
-        return [Atl08IngestAlgorithm(), Atl08QueryAlgorithm(), Atl08NearestAlgorithm(), NdviCompositeAlgorithm()]
+        return [Atl08IngestAlgorithm(), Atl08QueryAlgorithm(), Atl08NearestAlgorithm(), NdviCompositeAlgorithm(), ZonalStatsAlgorithm()]

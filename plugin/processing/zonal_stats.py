@@ -1,0 +1,88 @@
+"""Processing: per-district NDVI statistics per year, a latest table and a change table (PostGIS or embedded)."""
+
+from qgis.core import (
+    QgsFeatureRequest,
+    QgsProcessingFeatureSource,
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingOutputMultipleLayers,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterProviderConnection,
+)
+
+from ..core.errors import QueryError
+from ..core.stats_geopackage import export_geojson
+from ..layers.district_layer import districts_from_features, write_district_stats
+from ..tasks.progress import feedback_progress
+from .algorithm import CanopyExplorerAlgorithm
+
+
+class ZonalStatsAlgorithm(CanopyExplorerAlgorithm):
+    group_name = "District statistics"
+
+    def name(self):
+        return "zonal_stats"
+
+    def displayName(self):  # noqa: N802
+        return "District NDVI statistics (PostGIS or embedded)"
+
+    def shortHelpString(self):  # noqa: N802
+        return (
+            "Per district and year: pixel count, minimum, maximum, mean and standard deviation of NDVI "
+            "(pixels whose centre is inside the district, as PostGIS ST_Clip), in tables ndvi_stats_<year>; "
+            "ndvi_stats_latest keeps, for each district, its newest year with data (older years never overwrite "
+            "newer ones); ndvi_stats_change holds latest minus earliest.\n\n"
+            "DISTRICTS and ID_FIELD: the polygons and their identifier.\n"
+            "RASTERS: NDVI composites; the year is the 4-digit year in each file name (ndvi_composite_2019.tif).\n"
+            "DATABASE: a saved PostgreSQL connection (PostGIS) to compute the statistics in the database "
+            "(tables in its public schema); empty computes them here (embedded), with the same results.\n"
+            "OUTPUT: a GeoPackage with every table, each with its natural-breaks default style; re-running "
+            "updates it (the latest table is upserted).\n"
+            "GEOJSON: optionally, the latest table as GeoJSON in EPSG:4326."
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterFeatureSource("DISTRICTS", "Districts", [QgsProcessing.TypeVectorPolygon]))
+        self.addParameter(QgsProcessingParameterField("ID_FIELD", "District id field", parentLayerParameterName="DISTRICTS"))
+        self.addParameter(QgsProcessingParameterMultipleLayers("RASTERS", "NDVI composites", QgsProcessing.TypeRaster))
+        self.addParameter(QgsProcessingParameterProviderConnection("DATABASE", "PostgreSQL connection (empty: embedded)",
+                                                                   "postgres", optional=True))
+        self.addParameter(QgsProcessingParameterNumber("CLASSES", "Natural-breaks classes", defaultValue=5, minValue=2, maxValue=12))
+        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Statistics GeoPackage", "GeoPackage (*.gpkg)"))
+        self.addParameter(QgsProcessingParameterFileDestination("GEOJSON", "Latest statistics as GeoJSON", "GeoJSON (*.geojson)",
+                                                                optional=True, createByDefault=False))
+        self.addOutput(QgsProcessingOutputMultipleLayers("LAYERS", "Statistics layers"))
+
+    def execute(self, parameters, context, feedback):
+        source = self.parameterAsSource(parameters, "DISTRICTS", context)
+        if source is None:
+            raise QueryError("no districts layer given")
+        id_field = self.parameterAsString(parameters, "ID_FIELD", context)
+        # the engine repairs invalid districts and reports each one, rather than Processing refusing them
+        features = source.getFeatures(QgsFeatureRequest(), QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks)
+        districts = districts_from_features(features, source.sourceCrs(), id_field)
+        rasters = [layer.source() for layer in self.parameterAsLayerList(parameters, "RASTERS", context)]
+        output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
+        progress, check_cancel = feedback_progress(feedback)
+        result = write_district_stats(
+            districts, rasters, output, self.parameterAsConnectionName(parameters, "DATABASE", context) or "",
+            classes=self.parameterAsInt(parameters, "CLASSES", context), progress=progress, check_cancel=check_cancel,
+            log=feedback.pushInfo,
+        )
+        for district, reason in result.repairs:
+            feedback.reportError(f"district {district}: {reason}")
+        feedback.pushInfo(result.summary())
+        outputs = {"OUTPUT": str(result.output), "LAYERS": []}
+        geojson = self.parameterAsFileOutput(parameters, "GEOJSON", context)
+        if geojson:
+            latest = next(layer.name for layer in result.layers if layer.kind == "latest")
+            outputs["GEOJSON"] = str(export_geojson(result.output, latest, geojson))
+        for table in result.layers:
+            uri = f"{result.output}|layername={table.name}"
+            outputs["LAYERS"].append(uri)
+            context.addLayerToLoadOnCompletion(uri, QgsProcessingContext.LayerDetails(table.name, context.project(), "LAYERS"))
+        return outputs

@@ -1,0 +1,114 @@
+"""District statistics from QGIS: the zonal_stats algorithm, embedded and through a saved PostGIS connection."""
+
+import json
+
+import pytest
+from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer, QgsVectorLayer
+from qgis.PyQt.QtCore import QVariant
+
+from postgis_fixtures import *  # noqa: F401,F403
+from zonal_fixtures import CRS, YEARS, district_shapes, expected_stats, read_table, write_composites
+
+
+def districts_layer():
+    layer = QgsVectorLayer(f"MultiPolygon?crs={CRS}", "districts", "memory")
+    layer.dataProvider().addAttributes([QgsField("district code", QVariant.String)])
+    layer.updateFields()
+    features = []
+    for district_id, geometry in district_shapes():
+        feature = QgsFeature(layer.fields())
+        feature["district code"] = district_id
+        feature.setGeometry(QgsGeometry.fromWkt(geometry.wkt))
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    return layer
+
+
+def run_zonal(parameters):
+    import processing
+
+    return processing.run("canopyexplorer:zonal_stats", parameters, feedback=QgsProcessingFeedback())
+
+
+@pytest.fixture
+def composites(tmp_path):
+    return write_composites(tmp_path / "composites")
+
+
+def parameters(composites, output, **changes):
+    values = {"DISTRICTS": districts_layer(), "ID_FIELD": "district code",
+              "RASTERS": [QgsRasterLayer(str(path), path.stem) for path in composites.values()],
+              "DATABASE": "", "CLASSES": 5, "OUTPUT": str(output)}
+    values.update(changes)
+    return values
+
+
+def test_embedded_statistics_match_numpy_and_every_table_is_styled(loaded_plugin, composites, tmp_path):
+    result = run_zonal(parameters(composites, tmp_path / "stats.gpkg", GEOJSON=str(tmp_path / "latest.geojson")))
+    names = sorted(uri.split("layername=")[1] for uri in result["LAYERS"])
+    assert names == sorted([f"ndvi_stats_{y}" for y in YEARS] + ["ndvi_stats_latest", "ndvi_stats_change"])
+    shapes = dict(district_shapes())
+    for year in YEARS:
+        rows = read_table(result["OUTPUT"], f"ndvi_stats_{year}")
+        for district_id, geometry in shapes.items():
+            count, low, high, mean, _ = expected_stats(composites[year], geometry)
+            assert rows[district_id]["pixel_count"] == count
+            if count:
+                assert rows[district_id]["mean_ndvi"] == pytest.approx(mean, abs=1e-6)
+                assert rows[district_id]["min_ndvi"] == pytest.approx(low, abs=1e-6)
+    for uri in result["LAYERS"]:
+        layer = QgsVectorLayer(uri, "reopened", "ogr")  # the default style comes from layer_styles
+        assert layer.renderer().type() == "graduatedSymbol", uri
+        assert len(layer.renderer().ranges()) == 5, uri
+    latest = json.loads((tmp_path / "latest.geojson").read_text())
+    assert len(latest["features"]) == len(shapes)
+    x, y = latest["features"][0]["geometry"]["coordinates"][0][0][0][:2]
+    assert 9 < x < 10 and 51 < y < 52  # EPSG:4326 longitude, latitude
+
+
+def test_a_saved_postgis_connection_gives_the_same_statistics(loaded_plugin, composites, tmp_path, postgis_server):
+    from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsDataSourceUri, QgsProviderRegistry, QgsSettings
+
+    manager = QgsApplication.authManager()
+    manager.setMasterPassword("test master password", True)
+    auth = QgsAuthMethodConfig("Basic")
+    auth.setName("zonal test server")
+    auth.setConfig("username", postgis_server.user)
+    auth.setConfig("password", postgis_server.password)
+    assert manager.storeAuthenticationConfig(auth)[0]
+    uri = QgsDataSourceUri()
+    uri.setConnection(postgis_server.host, str(postgis_server.port), postgis_server.dbname, "", "", QgsDataSourceUri.SslDisable, auth.id())
+    metadata = QgsProviderRegistry.instance().providerMetadata("postgres")
+    metadata.saveConnection(metadata.createConnection(uri.uri(False), {}), "zonal test")
+    stored = " ".join(str(QgsSettings().value(key)) for key in QgsSettings().allKeys())
+    assert postgis_server.password not in stored  # the password lives in the auth database only
+
+    embedded = run_zonal(parameters(composites, tmp_path / "embedded.gpkg"))
+    in_database = run_zonal(parameters(composites, tmp_path / "postgis.gpkg", DATABASE="zonal test"))
+    for year in YEARS:
+        a = read_table(embedded["OUTPUT"], f"ndvi_stats_{year}")
+        b = read_table(in_database["OUTPUT"], f"ndvi_stats_{year}")
+        assert set(a) == set(b)
+        for district_id in a:
+            assert a[district_id]["pixel_count"] == b[district_id]["pixel_count"]
+            for field in ("min_ndvi", "max_ndvi", "mean_ndvi", "stddev_ndvi"):
+                if a[district_id][field] is None:
+                    assert b[district_id][field] is None
+                else:
+                    assert a[district_id][field] == pytest.approx(b[district_id][field], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"DATABASE": "no such connection"}, "no saved PostgreSQL connection named 'no such connection'"),
+        ({"RASTERS": []}, "composite"),
+    ],
+)
+def test_bad_input_is_a_clear_processing_error(loaded_plugin, composites, tmp_path, changes, message):
+    output = tmp_path / "out" / "stats.gpkg"
+    output.parent.mkdir()
+    with pytest.raises(QgsProcessingException) as raised:
+        run_zonal(parameters(composites, output, **changes))
+    assert message in str(raised.value)
+    assert list(output.parent.iterdir()) == []
