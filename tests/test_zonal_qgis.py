@@ -112,3 +112,41 @@ def test_bad_input_is_a_clear_processing_error(loaded_plugin, composites, tmp_pa
         run_zonal(parameters(composites, output, **changes))
     assert message in str(raised.value)
     assert list(output.parent.iterdir()) == []
+
+
+def test_the_dialog_computes_statistics_for_the_ticked_composites_and_loads_styled_tables(loaded_plugin, composites, tmp_path):
+    import time
+
+    from qgis.core import QgsProject
+    from qgis.PyQt.QtCore import QCoreApplication, Qt
+    from qgis.PyQt.QtTest import QTest
+
+    from canopy_explorer.plugin.gui.query_dialog import QueryDialog
+
+    project = QgsProject.instance()
+    districts = districts_layer()
+    rasters = [QgsRasterLayer(str(path), path.stem) for path in composites.values()]
+    project.addMapLayers([districts, *rasters])
+    dialog = QueryDialog(loaded_plugin.iface)
+    dialog.districtsLayerCombo.setLayer(districts)
+    dialog.idFieldCombo.setField("district code")
+    dialog.tabs.setCurrentWidget(dialog.districtsTab)  # lists the project's composites
+    assert dialog.rastersList.count() == len(YEARS)
+    dialog.rastersList.item(0).setCheckState(Qt.CheckState.Unchecked)  # leave the first year out
+    dialog.statsOutputWidget.setFilePath(str(tmp_path / "dialog_stats.gpkg"))
+    dialog.geojsonCheck.setChecked(True)
+    QTest.mouseClick(dialog.computeStatsButton, Qt.MouseButton.LeftButton)
+    deadline = time.monotonic() + 60
+    while dialog.tasks:
+        assert time.monotonic() < deadline
+        QCoreApplication.processEvents()
+        time.sleep(0.01)
+    QCoreApplication.processEvents()
+    loaded = {layer.name(): layer for layer in project.mapLayers().values() if layer.name().startswith("ndvi_stats")}
+    skipped = min(YEARS)
+    assert set(loaded) == {f"ndvi_stats_{y}" for y in YEARS if y != skipped} | {"ndvi_stats_latest", "ndvi_stats_change"}
+    assert all(layer.renderer().type() == "graduatedSymbol" for layer in loaded.values())
+    assert (tmp_path / "dialog_stats_latest.geojson").exists()
+    project.removeAllMapLayers()
+    dialog.clear_canvas_items()
+    dialog.deleteLater()

@@ -1,4 +1,5 @@
-"""The main dialog: ATL08 queries (database, region, time, variables, filters, output) and NDVI composites.
+"""The main dialog: ATL08 queries (database, region, time, variables, filters, output), NDVI composites
+and district statistics.
 
 The dialog only gathers values and shows results: the query itself is
 ``write_query_output`` in a ``QueryTask``, the same code the Processing
@@ -6,6 +7,7 @@ algorithm runs.
 """
 
 import datetime as dt
+from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from shapely.geometry import box as shapely_box
@@ -20,12 +22,14 @@ from qgis.core import (
     QgsMapLayerProxyModel,
     QgsMessageLog,
     QgsProject,
+    QgsProviderRegistry,
+    QgsRasterLayer,
     QgsSettings,
 )
 from qgis.gui import QgsFileWidget, QgsRubberBand, QgsVertexMarker
 from qgis.PyQt import uic
 from qgis.PyQt.QtCore import QDate, Qt
-from qgis.PyQt.QtWidgets import QComboBox, QDialog, QFileDialog, QLineEdit, QMessageBox, QTreeWidgetItem
+from qgis.PyQt.QtWidgets import QComboBox, QDialog, QFileDialog, QLineEdit, QListWidgetItem, QMessageBox, QTreeWidgetItem
 
 from ..core.config import DatabaseConfig, config_from_source
 from ..core.errors import CanopyExplorerError, ConfigurationError, QueryError
@@ -35,12 +39,15 @@ from ..core.query import SegmentQuery, resolve_columns
 from ..core.segment_files import FORMATS
 from ..core.variables import SCALAR, catalogue
 from ..core.stac_search import default_stac_source
+from ..core.district_stats import year_of
+from ..layers.district_layer import districts_from_layer, load_statistics_layers
 from ..layers.ndvi_layer import load_composite_layer
 from ..layers.roi_source import roi_from_geometry, roi_from_layer, roi_from_rectangle
 from ..layers.segment_layer import QueryOutput, QueryRequest
 from ..processing.algorithm import PUBLIC_CONFIG, SAMPLE_CONFIG
 from ..resources import ui_path
 from ..tasks.connection_task import ConnectionTestTask
+from ..tasks.district_task import DistrictStatsTask
 from ..tasks.ndvi_task import NdviCompositeTask
 from ..tasks.query_task import NearestTask, QueryTask
 from .map_tools import POLYGON, ROI_FILL, ROI_STROKE, ROI_STROKE_WIDTH, PointPickTool, PolygonRoiTool, RectangleRoiTool
@@ -108,6 +115,13 @@ class QueryDialog(QDialog, FORM_CLASS):
         self.pickNearestButton.clicked.connect(self.pick_nearest_point)
         self.runButton.clicked.connect(self.run_query)
         self.buildNdviButton.clicked.connect(self.build_ndvi_composites)
+        self.districtsLayerCombo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
+        self.districtsLayerCombo.layerChanged.connect(self.idFieldCombo.setLayer)
+        self.idFieldCombo.setLayer(self.districtsLayerCombo.currentLayer())
+        self.statsOutputWidget.setStorageMode(QgsFileWidget.SaveFile)
+        self.statsOutputWidget.setFilter("GeoPackage (*.gpkg)")
+        self.tabs.currentChanged.connect(lambda _: (self.refresh_composites(), self.refresh_connections()))
+        self.computeStatsButton.clicked.connect(self.compute_district_stats)
         self.ndviFolderWidget.setStorageMode(QgsFileWidget.GetDirectory)
         stac = default_stac_source()
         self.stacUrlEdit.setText(stac.url)
@@ -545,6 +559,71 @@ class QueryDialog(QDialog, FORM_CLASS):
                 self._message(output.report.summary(), Qgis.Warning)
         self._message(f"{len(outputs)} NDVI composite(s) loaded.", Qgis.Success)
         self.statusLabel.setText("; ".join(output.report.summary() for output in outputs))
+
+    # ------------------------------------------------------------------ district statistics
+
+    def refresh_composites(self):
+        """List the project's raster layers whose source names a year, keeping what was ticked."""
+        ticked = {self.rastersList.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.rastersList.count())
+                  if self.rastersList.item(i).checkState() == Qt.CheckState.Checked}
+        self.rastersList.clear()
+        for layer in QgsProject.instance().mapLayers().values():
+            if not isinstance(layer, QgsRasterLayer):
+                continue
+            try:
+                year = year_of(layer.source())
+            except CanopyExplorerError:
+                continue
+            item = QListWidgetItem(f"{layer.name()} ({year})")
+            item.setData(Qt.ItemDataRole.UserRole, layer.source())
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if not ticked or layer.source() in ticked else Qt.CheckState.Unchecked)
+            self.rastersList.addItem(item)
+
+    def refresh_connections(self):
+        """The saved PostgreSQL connections, after "none" (embedded)."""
+        current = self.postgresCombo.currentData()
+        self.postgresCombo.clear()
+        self.postgresCombo.addItem("None: compute here (embedded)", "")
+        metadata = QgsProviderRegistry.instance().providerMetadata("postgres")
+        for name in sorted(metadata.connections() if metadata else {}):
+            self.postgresCombo.addItem(name, name)
+        index = self.postgresCombo.findData(current)
+        self.postgresCombo.setCurrentIndex(max(index, 0))
+
+    def chosen_composites(self) -> List[str]:
+        return [self.rastersList.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.rastersList.count())
+                if self.rastersList.item(i).checkState() == Qt.CheckState.Checked]
+
+    def compute_district_stats(self) -> Optional[DistrictStatsTask]:
+        try:
+            output = self.statsOutputWidget.filePath().strip()
+            if not output:
+                raise QueryError("choose the GeoPackage for the statistics")
+            if not output.lower().endswith(".gpkg"):
+                output += ".gpkg"
+            districts = districts_from_layer(self.districtsLayerCombo.currentLayer(), self.idFieldCombo.currentField())
+            geojson = str(Path(output).with_name(Path(output).stem + "_latest.geojson")) if self.geojsonCheck.isChecked() else None
+            task = DistrictStatsTask(districts, self.chosen_composites(), output, self.postgresCombo.currentData() or "",
+                                     self.classesSpin.value(), geojson)
+        except CanopyExplorerError as error:
+            self._warn(str(error))
+            return None
+        task.completed.connect(self._district_stats_done)
+        task.failed.connect(self._warn)
+        self.statusLabel.setText(f"Running {task.description()}…")
+        self._start(task)
+        return task
+
+    def _district_stats_done(self, result):
+        for layer in load_statistics_layers(result):
+            QgsProject.instance().addMapLayer(layer)
+        if result.repairs:
+            self._message(f"{len(result.repairs)} district geometries were repaired or empty; see the log.", Qgis.Warning)
+            for district, reason in result.repairs:
+                QgsMessageLog.logMessage(f"district {district}: {reason}", LOG_TAG, Qgis.Warning)
+        self._message(result.summary(), Qgis.Success)
+        self.statusLabel.setText(result.summary())
 
     # ------------------------------------------------------------------ messages and settings
 
