@@ -85,3 +85,29 @@ def test_a_whole_profile_variable_must_name_one_label(local_database, tmp_path):
         district_stats_atl08(utm_districts(), local_database, tmp_path / "canopy.gpkg", variable="canopy_h_metrics")
     result = district_stats_atl08(utm_districts(), local_database, tmp_path / "canopy.gpkg", variable="canopy_h_metrics:95")
     assert result.layer("canopy_h_metrics_p95_stats_latest").field == "median_canopy_h_metrics_p95"
+
+
+def test_the_processing_algorithm_writes_the_same_tables_styled(loaded_plugin, local_database, tmp_path):
+    import processing
+    from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsVectorLayer
+    from qgis.PyQt.QtCore import QVariant
+
+    districts = utm_districts()
+    layer = QgsVectorLayer(f"MultiPolygon?crs={UTM}", "strips", "memory")
+    layer.dataProvider().addAttributes([QgsField("code", QVariant.Int)])
+    layer.updateFields()
+    for identifier, geometry in zip(districts.ids, districts.geometries):
+        feature = QgsFeature(layer.fields())
+        feature["code"] = identifier
+        feature.setGeometry(QgsGeometry.fromWkt(geometry.wkt))
+        layer.dataProvider().addFeatures([feature])
+    result = processing.run("canopyexplorer:atl08_district_stats", {
+        "DISTRICTS": layer, "ID_FIELD": "code", "CONFIG": local_database.local_path, "VARIABLE": "h_canopy",
+        "FILTERS": "h_canopy between 5 60", "CLASSES": 3, "OUTPUT": str(tmp_path / "qgis.gpkg")})
+    district_stats_atl08(districts, local_database, tmp_path / "engine.gpkg", filters="h_canopy between 5 60")
+    for year in (2020, 2021):
+        qgis_rows = read_table(tmp_path / "qgis.gpkg", f"h_canopy_stats_{year}")
+        engine_rows = read_table(tmp_path / "engine.gpkg", f"h_canopy_stats_{year}")
+        assert {k: v["median_h_canopy"] for k, v in qgis_rows.items()} == {k: v["median_h_canopy"] for k, v in engine_rows.items()}
+    latest = QgsVectorLayer(f"{result['OUTPUT']}|layername=h_canopy_stats_latest", "latest", "ogr")
+    assert latest.renderer().type() == "graduatedSymbol" and latest.renderer().classAttribute() == "median_h_canopy"

@@ -105,3 +105,15 @@ def load_statistics_layers(result: StatsResult) -> List[QgsVectorLayer]:
             raise QueryError(f"QGIS cannot open {table.name} in {result.output}")
         layers.append(layer)
     return layers
+
+
+def write_atl08_district_stats(
+    districts: Districts, config, output_gpkg: str, variable: str = "h_canopy", filters: str = "", start=None, end=None,
+    classes: int = 5, progress=None, check_cancel=None, log=None,
+) -> StatsResult:
+    """Per district and year: segment count, median, mean and 95th percentile of an ATL08 variable, styled."""
+    from ..core.atl08_district_stats import district_stats_atl08
+
+    return district_stats_atl08(districts, config, output_gpkg, variable=variable, filters=filters or None, start=start,
+                                end=end, classes=classes, progress=progress, check_cancel=check_cancel, log=log,
+                                before_publish=style_statistics)

@@ -30,6 +30,8 @@ class CanopyExplorerProvider(QgsProcessingProvider):
         from .atl08_nearest import Atl08NearestAlgorithm
         from .atl08_query import Atl08QueryAlgorithm
         from .ndvi_composite import NdviCompositeAlgorithm
+        from .atl08_district_stats import Atl08DistrictStatsAlgorithm
         from .zonal_stats import ZonalStatsAlgorithm
 
-        return [Atl08IngestAlgorithm(), Atl08QueryAlgorithm(), Atl08NearestAlgorithm(), NdviCompositeAlgorithm(), ZonalStatsAlgorithm()]
+        return [Atl08IngestAlgorithm(), Atl08QueryAlgorithm(), Atl08NearestAlgorithm(), NdviCompositeAlgorithm(),
+                ZonalStatsAlgorithm(), Atl08DistrictStatsAlgorithm()]
