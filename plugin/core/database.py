@@ -24,6 +24,7 @@ from .schema import DIMENSIONS
 from .storage import make_context, object_type
 
 Progress = Callable[[float], None]
+BEAM_NAMES = np.array(["gt1l", "gt1r", "gt2l", "gt2r", "gt3l", "gt3r"], dtype=object)  # beam numbers 0-5
 REQUIRED_ATTRIBUTES = ("h_canopy", "segment_id", "delta_time")
 
 
@@ -35,6 +36,11 @@ class Estimate:
     @property
     def megabytes(self) -> float:
         return self.bytes / 1e6
+
+
+def beam_names(segment_id: np.ndarray) -> np.ndarray:
+    """Beam names from the beam number in bits 32-34 of the public layout's segment_id."""
+    return BEAM_NAMES.take((np.asarray(segment_id, dtype=np.int64) >> 32) & 0x7, mode="clip")
 
 
 class Atl08Database:
@@ -63,16 +69,32 @@ class Atl08Database:
 
     # ------------------------------------------------------------------ handles
 
+    def _commits(self):
+        """What fragments the array holds now: its commit files (one listing, no fragment reads)."""
+        import tiledb
+
+        try:
+            return tuple(sorted(tiledb.VFS(ctx=self.ctx).ls(f"{self.uri}/__commits")))
+        except tiledb.TileDBError:
+            return None
+
     def _array(self):
-        """This thread's open array, reopened so that new fragments are visible."""
+        """This thread's open array, reopened when new fragments have landed.
+
+        Reopening reads every fragment's metadata again (one request per fragment on
+        S3); listing the commit files is one request, so the handle is reopened only
+        when that listing changed. Arrays without a commit folder are always reopened.
+        """
         import tiledb
 
         array = getattr(self._local, "array", None)
+        commits = self._commits()
         if array is None or not array.isopen:
             array = tiledb.open(self.uri, mode="r", ctx=self.ctx)
             self._local.array = array
-        else:
+        elif commits is None or commits != getattr(self._local, "commits", None):
             array.reopen()
+        self._local.commits = commits
         return array
 
     def close(self) -> None:
@@ -114,7 +136,9 @@ class Atl08Database:
         return to_condition(node)
 
     def _attributes(self, spec: SegmentQuery) -> List[str]:
-        wanted = ["segment_id", "beam_id"] + [c.attribute for c in spec.columns]
+        # beam_id is not read: the beam is bits 32-34 of segment_id, which costs nothing to decode,
+        # while the variable-length strings cost as much to read as a float column.
+        wanted = ["segment_id"] + [c.attribute for c in spec.columns]
         if self.has_timestamp_ns:
             wanted.append("timestamp_ns")
         missing = [a for a in wanted if a not in self.attribute_names]
@@ -139,8 +163,10 @@ class Atl08Database:
             config["py.init_buffer_bytes"] = str(init_buffer_bytes)
             array = tiledb.open(self.uri, mode="r", ctx=tiledb.Ctx(tiledb.Config(config)))
         try:
+            # with timestamp_ns the day dimension adds nothing to the output: read only the coordinates
+            dims = ["latitude", "longitude"] if self.has_timestamp_ns else list(DIMENSIONS)
             for lon_min, lat_min, lon_max, lat_max in spec.parts:
-                query = array.query(attrs=attrs, cond=condition, dims=list(DIMENSIONS), return_incomplete=init_buffer_bytes is not None)
+                query = array.query(attrs=attrs, cond=condition, dims=dims, return_incomplete=init_buffer_bytes is not None)
                 try:
                     result = query.multi_index[lat_min:lat_max, lon_min:lon_max, first_day:last_day]
                 except tiledb.TileDBError as error:
@@ -164,19 +190,20 @@ class Atl08Database:
             keep = shapely.intersects_xy(spec.polygon, raw["longitude"], raw["latitude"])
         pick = (lambda a: a[keep]) if keep is not None else (lambda a: a)
         if self.has_timestamp_ns:
-            times = pd.to_datetime(pick(raw["timestamp_ns"]), unit="ns", utc=True)
+            nanoseconds = pick(raw["timestamp_ns"]).astype(np.int64, copy=False).view("datetime64[ns]")
         else:
-            times = pd.to_datetime(pick(raw["time"]).astype(np.int64) * NS_PER_DAY, unit="ns", utc=True)
+            nanoseconds = (pick(raw["time"]).astype(np.int64) * NS_PER_DAY).view("datetime64[ns]")
+        segment_id = pick(raw["segment_id"])
         data = {
             "latitude": pick(raw["latitude"]),
             "longitude": pick(raw["longitude"]),
-            "time": times,
-            "segment_id": pick(raw["segment_id"]),
-            "beam_id": pick(raw["beam_id"]).astype(object),
+            "time": pd.DatetimeIndex(nanoseconds).tz_localize("UTC"),
+            "segment_id": segment_id,
+            "beam_id": beam_names(segment_id),
         }
         for column in spec.columns:
             data[column.name] = pick(raw[column.attribute])
-        return pd.DataFrame(data)
+        return pd.DataFrame(data, copy=False)
 
     def iter_batches(self, spec: SegmentQuery, rows: int = 500_000, progress: Optional[Progress] = None):
         """DataFrames of at most about ``rows`` segments each, for results larger than memory."""
@@ -208,6 +235,7 @@ class Atl08Database:
 
     def _empty(self, spec: SegmentQuery) -> Dict[str, np.ndarray]:
         raw = {d: np.zeros(0) for d in DIMENSIONS}
+        raw["timestamp_ns"] = np.zeros(0, dtype=np.int64)
         for name in self._attributes(spec):
             raw[name] = np.zeros(0, dtype=self.attribute_dtypes.get(name, object))
         return raw

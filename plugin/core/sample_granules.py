@@ -184,7 +184,8 @@ def _ground_track(track: Track, lat_min: float, lat_max: float):
     seg_t = np.interp(centres, distance, t)
     # Distance from the ascending node, for geolocation segment numbers.
     u_seg = np.interp(centres, distance, u)
-    return seg_lat, seg_lon, seg_t, u_seg * EARTH_RADIUS_M
+    # along-track distance from the ascending node, always positive (segment_id_beg is unsigned in ATL08)
+    return seg_lat, seg_lon, seg_t, np.mod(u_seg, 2 * np.pi) * EARTH_RADIUS_M
 
 
 def _offset(lat, lon, east_m, north_m):
