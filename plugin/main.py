@@ -152,7 +152,7 @@ class CanopyExplorerPlugin:
             self.iface.messageBar().pushMessage(MENU_TITLE, str(error), level=Qgis.Warning, duration=8)
             return None
         self.export_tasks.append(task)
-        task.exported.connect(lambda path: self.iface.messageBar().pushMessage(MENU_TITLE, f"Exported to {path}", level=Qgis.Success, duration=6))
+        task.completed.connect(lambda path: self.iface.messageBar().pushMessage(MENU_TITLE, f"Exported to {path}", level=Qgis.Success, duration=6))
         task.failed.connect(lambda message: self.iface.messageBar().pushMessage(MENU_TITLE, message, level=Qgis.Critical, duration=0))
         task.taskCompleted.connect(lambda: self.export_tasks.remove(task))
         task.taskTerminated.connect(lambda: self.export_tasks.remove(task))

@@ -164,7 +164,7 @@ class QueryDialog(QDialog, FORM_CLASS):
             return
         self.connectionLabel.setText(f"Connecting to {config.array_uri}…")
         task = ConnectionTestTask(config)
-        task.succeeded.connect(self._connection_ok)
+        task.completed.connect(self._connection_ok)
         task.failed.connect(lambda message: self.connectionLabel.setText(f"Cannot use this database: {message}"))
         self._start(task)
 
@@ -444,7 +444,7 @@ class QueryDialog(QDialog, FORM_CLASS):
             return None
         self.save_settings()
         task = QueryTask(request)
-        task.completed.connect(lambda output, layer, t=task: self._query_completed(t, output, layer))
+        task.completed.connect(lambda output, t=task: self._query_completed(t, output, t.layer))
         task.failed.connect(self._warn)
         self.statusLabel.setText(f"Running {task.description()}… (see the task manager to follow or cancel it)")
         self._start(task)
@@ -510,7 +510,7 @@ class QueryDialog(QDialog, FORM_CLASS):
         except CanopyExplorerError as error:
             self._warn(str(error))
             return None
-        task.completed.connect(self.add_output_layer)
+        task.completed.connect(lambda output, t=task: self.add_output_layer(output, t.layer))
         task.failed.connect(self._warn)
         self._start(task)
         return task

@@ -1,0 +1,61 @@
+"""The one task shape: engine work in ``run()``, results and errors handed to the main thread in ``finished()``."""
+
+import traceback
+from typing import Callable, List, Optional
+
+from qgis.core import Qgis, QgsMessageLog, QgsTask
+from qgis.PyQt.QtCore import pyqtSignal
+
+from ..core.errors import Cancelled, CanopyExplorerError
+from .progress import task_progress
+
+LOG_TAG = "Canopy Explorer"
+
+
+class EngineTask(QgsTask):
+    """Runs ``work(progress, check_cancel, log)`` in the background.
+
+    Signals, emitted from ``finished()`` on the main thread: ``completed(result)``,
+    or ``failed(message)`` with a text for the message bar (details go to the log
+    panel). Nothing is emitted for a cancelled task: the engine leaves nothing behind.
+    Subclasses may override ``prepare(result)``, which also runs in the background.
+    """
+
+    completed = pyqtSignal(object)
+    failed = pyqtSignal(str)
+
+    def __init__(self, description: str, work: Callable):
+        super().__init__(description, QgsTask.CanCancel)
+        self.work = work
+        self.result = None
+        self.error: Optional[BaseException] = None
+        self.log_lines: List[str] = []
+
+    def prepare(self, result) -> None:
+        """More background work on the result before it reaches the main thread."""
+
+    def run(self) -> bool:
+        progress, check_cancel = task_progress(self)
+        try:
+            self.result = self.work(progress, check_cancel, self.log_lines.append)
+            self.prepare(self.result)
+            return True
+        except Cancelled:
+            return False
+        except CanopyExplorerError as error:
+            self.error = error
+            return False
+        except Exception as error:  # a defect, not bad input: keep the traceback for the log
+            self.error = error
+            self.log_lines.append(traceback.format_exc())
+            return False
+
+    def finished(self, result: bool) -> None:
+        for line in self.log_lines:
+            QgsMessageLog.logMessage(line, LOG_TAG, Qgis.Info)
+        if result:
+            self.completed.emit(self.result)
+        elif self.error is not None:
+            message = str(self.error) if isinstance(self.error, CanopyExplorerError) else f"unexpected error: {self.error!r}"
+            QgsMessageLog.logMessage(f"{self.description()} failed: {message}", LOG_TAG, Qgis.Critical)
+            self.failed.emit(message)
