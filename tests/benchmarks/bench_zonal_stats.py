@@ -1,7 +1,7 @@
 """District zonal statistics benchmark: embedded vs PostGIS (raster loading included) vs exactextract, same run.
 
     .venv/bin/python tests/benchmarks/bench_zonal_stats.py [--size 4000] [--districts 300] [--rounds 3]
-        [--workdir build/bench] [--markdown docs/benchmarks_zonal.md]
+        [--workdir build/bench] [--markdown docs/BENCHMARKS.md]
 
 Data (made here, deterministic): one composite as the engine writes it (``ndvi_composite_2021.tif``:
 ``--size`` x ``--size`` pixels of 10 m in UTM 32N, band 1 NDVI float32 with NaN outside a
@@ -322,7 +322,7 @@ def main() -> None:
     parser.add_argument("--districts", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workdir", default=str(REPO / "build" / "bench"))
-    parser.add_argument("--markdown", default=str(REPO / "docs" / "benchmarks_zonal.md"))
+    parser.add_argument("--markdown", default=str(REPO / "docs" / "BENCHMARKS.md"))
     parser.add_argument("--child", choices=MODES)
     parser.add_argument("--composite")
     parser.add_argument("--districts-file")
