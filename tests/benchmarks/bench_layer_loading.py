@@ -318,6 +318,7 @@ LOADERS: Dict[str, Callable] = {
 PATH_KEYS = ["baseline", "itertuples", "gpkg", "styled", "proposed", "fgb", "geojson", "csv"]  # command-line names, LOADERS' order
 LOADERS_BY_KEY = dict(zip(PATH_KEYS, LOADERS))
 PROPOSED = "GeoPackage, proposed append (prototype, see below)"
+SQLITE_ONLY = "for comparison, not in the total: the same insert inside SQLite (INSERT ... SELECT), no Python per row"
 BASELINE = "memory layer, feature by feature (baseline)"
 CANDIDATE = "GeoPackage: write_segments + ogr layer"
 
@@ -378,7 +379,30 @@ def profile_geopackage(frame, folder: Path) -> Dict[str, float]:
     count = timed("QGIS: open the layer, featureCount()", open_layer)
     if count != len(frame):
         raise RuntimeError(f"profile: {count} features, expected {len(frame)}")
+    phases[SQLITE_ONLY] = sqlite_only_insert(path, folder / "copy.sqlite")
     return phases
+
+
+def sqlite_only_insert(source: Path, target: Path) -> float:
+    """Seconds SQLite itself takes to insert the same rows (INSERT ... SELECT, no Python per row): the insert's floor."""
+    import sqlite3
+
+    connection = sqlite3.connect(str(target), isolation_level=None)
+    try:
+        connection.execute("PRAGMA synchronous=OFF")
+        connection.execute("PRAGMA journal_mode=OFF")
+        connection.execute("ATTACH DATABASE ? AS source", (str(source),))
+        (ddl,) = connection.execute("SELECT sql FROM source.sqlite_master WHERE type = 'table' AND name = ?", (LAYER_NAME,)).fetchone()
+        connection.execute(ddl)  # same table, created in the main database
+        columns = [row[1] for row in connection.execute(f'PRAGMA main.table_info("{LAYER_NAME}")') if row[1] != "fid"]
+        names = ", ".join(f'"{name}"' for name in columns)
+        connection.execute("BEGIN")
+        started = time.perf_counter()
+        connection.execute(f'INSERT INTO main."{LAYER_NAME}" ({names}) SELECT {names} FROM source."{LAYER_NAME}" ORDER BY fid')
+        connection.execute("COMMIT")
+        return time.perf_counter() - started
+    finally:
+        connection.close()
 
 
 def profile_styling(frame, folder: Path) -> Dict[str, float]:
@@ -496,6 +520,8 @@ def report(results: Dict[int, Dict[str, List[float]]], profiles: Dict[int, Dict[
         verdicts.append(f"{rows:,} rows: {ratio:.1f}x ({'met' if ratio >= TARGET_RATIO else 'missed'})")
     lines.append(f"Target {TARGET_RATIO:g}x the per-feature baseline: " + "; ".join(verdicts) + ".")
     for rows, phases in profiles.items():
+        floor = phases.get(SQLITE_ONLY)
+        phases = {name: seconds for name, seconds in phases.items() if name != SQLITE_ONLY}
         total = sum(phases.values())
         budget = statistics.median(results[rows][BASELINE]) / TARGET_RATIO
         lines += [
@@ -508,6 +534,8 @@ def report(results: Dict[int, Dict[str, List[float]]], profiles: Dict[int, Dict[
         ]
         lines += [f"| {name} | {seconds:.3f} | {100 * seconds / total:.0f}% |" for name, seconds in phases.items()]
         lines.append(f"| total | {total:.3f} | 100% |")
+        if floor is not None:
+            lines.append(f"| *{SQLITE_ONLY}* | *{floor:.3f}* | |")
     for rows, phases in styling.items():
         lines += [
             "",
