@@ -47,7 +47,8 @@ def postgres_conninfo(connection_name: str) -> str:
     """libpq connection string of a saved QGIS PostgreSQL connection, credentials expanded from its
     auth configuration by QGIS (never logged, never stored by the plugin)."""
     metadata = QgsProviderRegistry.instance().providerMetadata("postgres")
-    connection = metadata.findConnection(connection_name) if metadata else None
+    # look the name up first: 3.22's findConnection on an unknown name corrupts memory at exit
+    connection = metadata.connections().get(connection_name) if metadata else None
     if connection is None:
         raise ConfigurationError(f"there is no saved PostgreSQL connection named '{connection_name}'")
     return QgsDataSourceUri(connection.uri()).connectionInfo(True)
