@@ -146,13 +146,15 @@ _SCALAR_KEYS = {
 _KNOWN_DIMENSIONS = ["latitude", "longitude", "time"]
 
 
-def _check_type(value, expected, key, source):
+def check_type(value, expected, key, source, block: str = "tiledb"):
+    """Raise a ConfigurationError naming ``block.key`` and the file unless ``value`` is of type ``expected``
+    (a bool is not an int; an int is a float)."""
     ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if expected is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok:
         raise ConfigurationError(
-            f"tiledb.{key} in {source} must be {expected.__name__}, not {type(value).__name__} ({value!r})"
+            f"{block}.{key} in {source} must be {expected.__name__}, not {type(value).__name__} ({value!r})"
         )
 
 
@@ -174,7 +176,7 @@ def config_from_mapping(document: Mapping[str, Any], source: str = "<in memory>"
     for key, value in block.items():
         if key in _SCALAR_KEYS:
             expected, name = _SCALAR_KEYS[key]
-            _check_type(value, expected, key, source)
+            check_type(value, expected, key, source)
             values[name] = value
         elif key == "time_range":
             if not isinstance(value, Mapping) or set(value) - {"start_time", "end_time"}:
@@ -188,7 +190,7 @@ def config_from_mapping(document: Mapping[str, Any], source: str = "<in memory>"
             if not isinstance(value, Mapping) or set(value) - allowed:
                 raise ConfigurationError(f"tiledb.spatial_range in {source} may only have {', '.join(sorted(allowed))}")
             for sub, number in value.items():
-                _check_type(number, float, f"spatial_range.{sub}", source)
+                check_type(number, float, f"spatial_range.{sub}", source)
                 values[sub] = float(number)
         elif key == "s3_settings":
             if not isinstance(value, Mapping):
@@ -207,8 +209,8 @@ def config_from_mapping(document: Mapping[str, Any], source: str = "<in memory>"
     return config
 
 
-def load_config(path) -> DatabaseConfig:
-    """Read and validate a YAML configuration; relative ``local_path`` is relative to the file."""
+def read_yaml(path) -> Any:
+    """A configuration file's parsed YAML, or a ConfigurationError naming the file."""
     import yaml
 
     path = Path(path)
@@ -217,10 +219,15 @@ def load_config(path) -> DatabaseConfig:
     except OSError as error:
         raise ConfigurationError(f"cannot read configuration {path}: {error.strerror or error}") from None
     try:
-        document = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except (yaml.YAMLError, ValueError) as error:  # ValueError: YAML dates such as 2018-13-01
         raise ConfigurationError(f"{path} is not valid YAML: {error}") from None
-    return config_from_mapping(document, source=str(path), base_dir=path.parent)
+
+
+def load_config(path) -> DatabaseConfig:
+    """Read and validate a YAML configuration; relative ``local_path`` is relative to the file."""
+    path = Path(path)
+    return config_from_mapping(read_yaml(path), source=str(path), base_dir=path.parent)
 
 
 def local_config(path, **overrides) -> DatabaseConfig:

@@ -16,8 +16,9 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from .config import check_type, read_yaml
 from .errors import ConfigurationError, QueryError, StorageError
 from .ndvi import DEFAULT_SCL_MASK_CLASSES, OFFSET_POLICIES
 
@@ -98,15 +99,6 @@ _SCALAR_KEYS = {
 }
 
 
-def _check_type(value, expected, key, source):
-    if expected is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
-    if not ok:
-        raise ConfigurationError(f"stac.{key} in {source} must be {expected.__name__}, not {type(value).__name__} ({value!r})")
-
-
 def source_from_mapping(document: Mapping[str, Any], source: str = "<in memory>") -> StacSource:
     """A validated :class:`StacSource` from a parsed YAML document with a ``stac:`` block."""
     if not isinstance(document, Mapping) or not isinstance(document.get("stac"), Mapping):
@@ -115,19 +107,19 @@ def source_from_mapping(document: Mapping[str, Any], source: str = "<in memory>"
     for key, value in document["stac"].items():
         if key in _SCALAR_KEYS:
             expected, name = _SCALAR_KEYS[key]
-            _check_type(value, expected, key, source)
+            check_type(value, expected, key, source, block="stac")
             values[name] = float(value) if expected is float else value
         elif key == "assets":
             if not isinstance(value, Mapping) or set(value) - set(ROLES):
                 raise ConfigurationError(f"stac.assets in {source} must map {', '.join(ROLES)} to asset keys")
             for role, asset_key in value.items():
-                _check_type(asset_key, str, f"assets.{role}", source)
+                check_type(asset_key, str, f"assets.{role}", source, block="stac")
                 values[f"{role}_asset"] = asset_key
         elif key == "scl_mask_classes":
             if not isinstance(value, list):
                 raise ConfigurationError(f"stac.scl_mask_classes in {source} must be a list of SCL classes, like [0, 1, 3, 8, 9, 10]")
             for item in value:
-                _check_type(item, int, "scl_mask_classes", source)
+                check_type(item, int, "scl_mask_classes", source, block="stac")
             values["scl_mask_classes"] = tuple(value)
         elif key == "gdal":
             if not isinstance(value, Mapping):
@@ -142,18 +134,8 @@ def source_from_mapping(document: Mapping[str, Any], source: str = "<in memory>"
 
 def load_stac_source(path) -> StacSource:
     """Read and validate a STAC source configuration (see ``configs/stac_earth_search.yaml``)."""
-    import yaml
-
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigurationError(f"cannot read configuration {path}: {error.strerror or error}") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigurationError(f"{path} is not valid YAML: {error}") from None
-    return source_from_mapping(document, source=str(path))
+    return source_from_mapping(read_yaml(path), source=str(path))
 
 
 def default_stac_source(**changes) -> StacSource:
