@@ -1,13 +1,13 @@
 """NDVI composites from QGIS: the Processing algorithm and the background task, styled raster layers."""
 
-import time
 
 import numpy as np
 import pytest
 from qgis.core import QgsApplication, QgsFeature, QgsGeometry, QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer, QgsVectorLayer
-from qgis.PyQt.QtCore import QCoreApplication, Qt
+from qgis.PyQt.QtCore import Qt
 
 from stac_fixtures import *  # noqa: F401,F403
+from task_waits import wait_for_tasks, wait_until
 from stac_fixtures import BOUNDARY, BOUNDARY_CRS, COLLECTION, make_source, read_composite
 
 from canopy_explorer.plugin.core.ndvi_composite import composite_years
@@ -62,11 +62,7 @@ def test_the_task_reports_outputs_and_a_cancel_leaves_no_file(loaded_plugin, sta
     outputs = []
     task.completed.connect(outputs.extend)
     QgsApplication.taskManager().addTask(task)
-    deadline = time.monotonic() + 120
-    while not outputs:
-        assert time.monotonic() < deadline
-        QCoreApplication.processEvents()
-        time.sleep(0.01)
+    wait_until(lambda: outputs, timeout=120)
     layer = load_composite_layer(outputs[0])
     assert layer.isValid() and layer.name() == "NDVI median 2022" and layer.bandCount() == 2
 
@@ -76,9 +72,7 @@ def test_the_task_reports_outputs_and_a_cancel_leaves_no_file(loaded_plugin, sta
     cancelled.taskCompleted.connect(lambda: ends.append("completed"))
     cancelled.progressChanged.connect(lambda _: cancelled.cancel(), Qt.ConnectionType.DirectConnection)
     QgsApplication.taskManager().addTask(cancelled)
-    while not ends:
-        QCoreApplication.processEvents()
-        time.sleep(0.01)
+    wait_until(lambda: ends, timeout=120)
     assert ends == ["terminated"]
     assert [p for p in (tmp_path / "cancelled").rglob("*") if p.is_file()] == []
 
@@ -100,12 +94,7 @@ def test_the_dialog_builds_composites_for_the_chosen_region_and_loads_them_style
     dialog.maxCloudSpin.setValue(50)
     dialog.ndviFolderWidget.setFilePath(str(tmp_path))
     QTest.mouseClick(dialog.buildNdviButton, Qt.MouseButton.LeftButton)
-    deadline = time.monotonic() + 120
-    while dialog.tasks:
-        assert time.monotonic() < deadline
-        QCoreApplication.processEvents()
-        time.sleep(0.01)
-    QCoreApplication.processEvents()
+    wait_for_tasks(dialog, timeout=120)
     [composite] = [l for l in QgsProject.instance().mapLayers().values() if l.name() == "NDVI median 2022"]
     assert composite.renderer().type() == "singlebandpseudocolor"
     assert (tmp_path / "ndvi_composite_2022.tif").exists()

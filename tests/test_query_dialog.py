@@ -1,6 +1,5 @@
 """The ATL08 query dialog, driven as a user drives it: widgets, canvas drawing, Run, the task, the layer."""
 
-import time
 
 import pytest
 import shapely
@@ -10,6 +9,7 @@ from qgis.PyQt.QtTest import QTest
 from qgis.PyQt.QtWidgets import QMessageBox
 
 from canvas_events import RIGHT, click, drag, map_point, press_key
+from task_waits import wait_for_tasks, wait_until
 from canopy_explorer.plugin.core.database import Atl08Database
 from canopy_explorer.plugin.core.query import SegmentQuery
 from canopy_explorer.plugin.gui.query_dialog import SETTINGS, QueryDialog
@@ -58,19 +58,6 @@ def dialog(loaded_plugin, canvas, local_database, tmp_path):
     dialog.close()
     QgsProject.instance().removeAllMapLayers()
     QgsSettings().remove(SETTINGS.rstrip("/"))
-
-
-def wait_until(condition, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        QCoreApplication.processEvents()
-        time.sleep(0.005)
-
-
-def wait_for_tasks(dialog, timeout=60.0):
-    wait_until(lambda: not dialog.tasks and QgsApplication.taskManager().countActiveTasks() == 0, timeout)
-    QCoreApplication.processEvents()
 
 
 def engine_rows(database, roi, roi_crs="EPSG:4326", variables=VARIABLES):

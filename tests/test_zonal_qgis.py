@@ -7,6 +7,7 @@ from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsProcessingException,
 from qgis.PyQt.QtCore import QVariant
 
 from postgis_fixtures import *  # noqa: F401,F403
+from task_waits import wait_for_tasks
 from zonal_fixtures import CRS, YEARS, district_shapes, expected_stats, read_table, write_composites
 
 
@@ -115,10 +116,8 @@ def test_bad_input_is_a_clear_processing_error(loaded_plugin, composites, tmp_pa
 
 
 def test_the_dialog_computes_statistics_for_the_ticked_composites_and_loads_styled_tables(loaded_plugin, composites, tmp_path):
-    import time
-
     from qgis.core import QgsProject
-    from qgis.PyQt.QtCore import QCoreApplication, Qt
+    from qgis.PyQt.QtCore import Qt
     from qgis.PyQt.QtTest import QTest
 
     from canopy_explorer.plugin.gui.query_dialog import QueryDialog
@@ -136,12 +135,7 @@ def test_the_dialog_computes_statistics_for_the_ticked_composites_and_loads_styl
     dialog.statsOutputWidget.setFilePath(str(tmp_path / "dialog_stats.gpkg"))
     dialog.geojsonCheck.setChecked(True)
     QTest.mouseClick(dialog.computeStatsButton, Qt.MouseButton.LeftButton)
-    deadline = time.monotonic() + 60
-    while dialog.tasks:
-        assert time.monotonic() < deadline
-        QCoreApplication.processEvents()
-        time.sleep(0.01)
-    QCoreApplication.processEvents()
+    wait_for_tasks(dialog, timeout=60)
     loaded = {layer.name(): layer for layer in project.mapLayers().values() if layer.name().startswith("ndvi_stats")}
     skipped = min(YEARS)
     assert set(loaded) == {f"ndvi_stats_{y}" for y in YEARS if y != skipped} | {"ndvi_stats_latest", "ndvi_stats_change"}
