@@ -381,12 +381,15 @@ class QueryDialog(QDialog, FORM_CLASS):
         return lines
 
     def validate_filters(self) -> bool:
+        """Check the filters as typed; the parser's message is kept in ``filter_error`` and shown inline."""
         lines = self.filter_lines()
+        self.filter_error = None
         try:
             if lines:
                 parse_filters(lines)
         except QueryError as error:
-            self.filterStatusLabel.setText(f"<span style='color:#b00020'>{_escape(str(error))}</span>")
+            self.filter_error = str(error)
+            self.filterStatusLabel.setText(f"<span style='color:#b00020'>{_escape(self.filter_error)}</span>")
             return False
         self.filterStatusLabel.setText(f"{len(lines)} condition(s), evaluated in the database." if lines else "No filters.")
         return True
@@ -424,7 +427,7 @@ class QueryDialog(QDialog, FORM_CLASS):
         if not variables:
             raise QueryError("choose at least one variable")
         if not self.validate_filters():
-            raise QueryError("fix the quality filters first: " + self.filterStatusLabel.text().split(">", 1)[-1].rsplit("<", 1)[0])
+            raise QueryError(f"fix the quality filters first: {self.filter_error}")
         filters = "\n".join(self.filter_lines())
         start = self.startDateEdit.date().toString("yyyy-MM-dd")
         end = self.endDateEdit.date().toString("yyyy-MM-dd")
@@ -500,7 +503,7 @@ class QueryDialog(QDialog, FORM_CLASS):
         try:
             variables = self.selected_variables() or list(DEFAULT_VARIABLES)
             if not self.validate_filters():
-                raise QueryError("fix the quality filters first")
+                raise QueryError(f"fix the quality filters first: {self.filter_error}")
             task = NearestTask(
                 self.database_config(), (wgs84.x(), wgs84.y()), self.nearestCountSpin.value(),
                 self.nearestRadiusSpin.value(), variables, "\n".join(self.filter_lines()),
