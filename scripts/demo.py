@@ -289,39 +289,15 @@ def _theme(project, layers):
 
 def _ndvi_layout(project, composites, layers):
     """One map per year side by side over the city, with the NDVI classes and a note."""
-    from qgis.core import (
-        QgsLayoutItemLabel,
-        QgsLayoutItemLegend,
-        QgsLayoutItemMap,
-        QgsLayoutPoint,
-        QgsLayoutSize,
-        QgsMapLayerLegendUtils,
-        QgsPrintLayout,
-        QgsRectangle,
-        QgsUnitTypes,
-    )
-    from qgis.PyQt.QtGui import QColor, QFont
+    from qgis.core import QgsLayoutItemLegend, QgsLayoutItemMap, QgsMapLayerLegendUtils, QgsRectangle
 
-    mm = QgsUnitTypes.LayoutMillimeters
-    layout = QgsPrintLayout(project)
-    layout.initializeDefaults()
-    layout.setName("NDVI composites")
-    layout.pageCollection().page(0).setPageSize(QgsLayoutSize(PAGE_MM[0], PAGE_MM[1], mm))
+    layout = _new_layout(project, "NDVI composites")
 
     def add(item, x, y, width, height):
-        layout.addLayoutItem(item)
-        item.attemptMove(QgsLayoutPoint(x, y, mm))
-        item.attemptResize(QgsLayoutSize(width, height, mm))
+        _place(layout, item, x, y, width, height)
 
     def label(text, size, bold=False):
-        item = QgsLayoutItemLabel(layout)
-        item.setText(text)
-        font = QFont("DejaVu Sans")
-        font.setPointSizeF(size)
-        font.setBold(bold)
-        item.setFont(font)
-        item.setFontColor(QColor("#222222"))
-        return item
+        return _label(layout, text, size, bold)
 
     add(label("Sentinel-2 NDVI median composites over the sample city", 17, bold=True), 6, 4, 228, 10)
     extent = QgsRectangle(layers[0].extent())
@@ -411,47 +387,23 @@ def _degrees_around(extent, pad: float = 0.02, step: float = 0.05):
 def _layout(project, output, segments, roi, map_extent):
     """A page with a title, the map, a legend of the query layer and region, a scale bar and a note."""
     from qgis.core import (
-        QgsLayoutItemLabel,
         QgsLayoutItemLegend,
         QgsLayoutItemMap,
         QgsLayoutItemPicture,
         QgsLayoutItemScaleBar,
         QgsLegendStyle,
         QgsTextFormat,
-        QgsLayoutPoint,
-        QgsLayoutSize,
-        QgsPrintLayout,
         QgsUnitTypes,
     )
-    from qgis.PyQt.QtCore import Qt
-    from qgis.PyQt.QtGui import QColor, QFont
+    from qgis.PyQt.QtGui import QColor
 
-    mm = QgsUnitTypes.LayoutMillimeters
-    layout = QgsPrintLayout(project)
-    layout.initializeDefaults()
-    layout.setName("Canopy Explorer demo")
-    page = layout.pageCollection().page(0)
-    page.setPageSize(QgsLayoutSize(PAGE_MM[0], PAGE_MM[1], mm))
+    layout = _new_layout(project, "Canopy Explorer demo")
 
     def place(item, x, y, width=None, height=None):
-        layout.addLayoutItem(item)
-        item.attemptMove(QgsLayoutPoint(x, y, mm))
-        if width is not None:
-            item.attemptResize(QgsLayoutSize(width, height, mm))
-
-    def font_of(size, bold=False):
-        font = QFont("DejaVu Sans")
-        font.setPointSizeF(size)
-        font.setBold(bold)
-        return font
+        _place(layout, item, x, y, width, height)
 
     def label(text, size, bold=False, colour="#222222"):
-        item = QgsLayoutItemLabel(layout)
-        item.setText(text)
-        item.setFont(font_of(size, bold))
-        item.setFontColor(QColor(colour))
-        item.setHAlign(Qt.AlignLeft)
-        return item
+        return _label(layout, text, size, bold, colour)
 
     place(label("ATL08 canopy height in a drawn region, 2019–2023", 17, bold=True), 6, 4, 228, 10)
     place(
@@ -481,7 +433,7 @@ def _layout(project, output, segments, roi, map_extent):
     root.addLayer(segments).setCustomProperty("legend/title-label", "ATL08 h_canopy")
     root.addLayer(roi)
     for style, size, bold in ((QgsLegendStyle.Title, 12, True), (QgsLegendStyle.Subgroup, 10, True), (QgsLegendStyle.SymbolLabel, 9, False)):
-        legend.setStyleFont(style, font_of(size, bold))
+        legend.setStyleFont(style, _font(size, bold))
     legend.setSymbolHeight(3.5)
     legend.setBackgroundEnabled(False)
     place(legend, 178, 21)
@@ -498,7 +450,7 @@ def _layout(project, output, segments, roi, map_extent):
     scale_bar.setBackgroundEnabled(True)
     scale_bar.setBackgroundColor(QColor(255, 255, 255, 200))
     text = QgsTextFormat()
-    text.setFont(font_of(8))
+    text.setFont(_font(8))
     text.setSize(8)
     scale_bar.setTextFormat(text)
     scale_bar.setHeight(2.5)
@@ -519,6 +471,50 @@ def _layout(project, output, segments, roi, map_extent):
         178, 120, 56, 50,
     )
     return layout
+
+
+def _new_layout(project, name: str):
+    """A print layout with one page of PAGE_MM."""
+    from qgis.core import QgsLayoutSize, QgsPrintLayout, QgsUnitTypes
+
+    layout = QgsPrintLayout(project)
+    layout.initializeDefaults()
+    layout.setName(name)
+    layout.pageCollection().page(0).setPageSize(QgsLayoutSize(PAGE_MM[0], PAGE_MM[1], QgsUnitTypes.LayoutMillimeters))
+    return layout
+
+
+def _place(layout, item, x, y, width=None, height=None) -> None:
+    """Add ``item`` at (x, y) mm, sized when a width is given."""
+    from qgis.core import QgsLayoutPoint, QgsLayoutSize, QgsUnitTypes
+
+    mm = QgsUnitTypes.LayoutMillimeters
+    layout.addLayoutItem(item)
+    item.attemptMove(QgsLayoutPoint(x, y, mm))
+    if width is not None:
+        item.attemptResize(QgsLayoutSize(width, height, mm))
+
+
+def _font(size, bold=False):
+    from qgis.PyQt.QtGui import QFont
+
+    font = QFont("DejaVu Sans")
+    font.setPointSizeF(size)
+    font.setBold(bold)
+    return font
+
+
+def _label(layout, text, size, bold=False, colour="#222222"):
+    from qgis.core import QgsLayoutItemLabel
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtGui import QColor
+
+    item = QgsLayoutItemLabel(layout)
+    item.setText(text)
+    item.setFont(_font(size, bold))
+    item.setFontColor(QColor(colour))
+    item.setHAlign(Qt.AlignLeft)
+    return item
 
 
 def _export_png(layout, path: Path) -> None:
