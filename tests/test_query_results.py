@@ -184,16 +184,40 @@ def test_nearest_uses_geodesic_metres_and_sorts(database_config, truth):
     assert frame["distance_m"].max() <= 1500
 
 
-def test_new_fragments_are_seen_by_an_open_database(tmp_path, sample_granules):
+@pytest.mark.parametrize("storage", ["local", "s3"])
+def test_new_fragments_are_seen_by_an_open_database(storage, tmp_path, sample_granules, request):
     from canopy_explorer.plugin.core.config import local_config
     from canopy_explorer.plugin.core.ingest import ingest_granules
+    from conftest import s3_config
 
-    config = local_config(tmp_path / "db")
+    if storage == "s3":
+        config = s3_config(request.getfixturevalue("s3_server"), "atl08-fresh")
+    else:
+        config = local_config(tmp_path / "db")
     ingest_granules(config, sample_granules[:1], workers=1)
     db = Atl08Database(config)
     spec = SegmentQuery.create(variables=["h_canopy"])
     before = len(db.query(spec))
+    assert len(db.query(spec)) == before  # nothing new: the open handle answers
     ingest_granules(config, sample_granules[1:2], workers=1)
     after = len(db.query(spec))
     truth = segments(sample_granules[:2])
     assert before < after == len(truth["lat"])
+
+
+def test_times_are_days_unless_exact_times_are_asked_for(database_config, truth):
+    db = Atl08Database(database_config)
+    expected = dict(zip(truth["segment_id"], truth["time"]))
+    days = db.query(SegmentQuery.create(variables=["h_canopy"]))
+    instants = db.query(SegmentQuery.create(variables=["h_canopy"], exact_times=True))
+    assert len(days) == len(instants) == len(truth["segment_id"])
+    assert str(days["time"].dt.tz) == str(instants["time"].dt.tz) == "UTC"
+    for sid, day, instant in zip(days["segment_id"], days["time"], instants.set_index("segment_id").loc[days["segment_id"], "time"]):
+        true_instant = pd.Timestamp(expected[sid]).tz_localize("UTC")
+        assert day == true_instant.floor("D")
+        assert abs(instant - true_instant) < pd.Timedelta(microseconds=1)
+    assert (instants["time"] != instants["time"].dt.floor("D")).any()
+    # sub-day bounds make the times exact by themselves
+    first = pd.Timestamp(np.sort(truth["time"])[0])
+    bounded = db.query(SegmentQuery.create(start=str(first.date()), end=(first + pd.Timedelta(hours=23)).isoformat()))
+    assert (bounded["time"] != bounded["time"].dt.floor("D")).any()

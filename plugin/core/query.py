@@ -98,9 +98,13 @@ class SegmentQuery:
     polygon: Optional[object]  # shapely geometry in EPSG:4326 for exact membership, None for boxes
     start_ns: int
     end_ns: int
-    sub_day: bool  # times finer than whole days (needs timestamp_ns)
+    sub_day: bool  # bounds finer than whole days (needs timestamp_ns)
     columns: Tuple[Column, ...]
     filter: Optional[Filter]
+    # True: the ``time`` column holds acquisition instants (timestamp_ns). False: the
+    # acquisition day, as the reference package returns, which reads far fewer bytes.
+    # Sub-day bounds imply True.
+    exact_times: bool = False
 
     @property
     def day_range(self) -> Tuple[int, int]:
@@ -115,6 +119,7 @@ class SegmentQuery:
         variables: Sequence[str] = ("h_canopy",),
         filters: Union[str, Sequence[str], Filter, None] = None,
         roi_crs: str = "EPSG:4326",
+        exact_times: bool = False,
         **keyword_filters,
     ) -> "SegmentQuery":
         from .roi import prepare_roi
@@ -132,4 +137,5 @@ class SegmentQuery:
 
             node = combine([node, filters_from_keywords(keyword_filters)])
         parts, polygon = prepare_roi(roi, roi_crs)
-        return cls(parts, polygon, start_ns, end_ns, fine_start or fine_end, columns, node)
+        sub_day = fine_start or fine_end
+        return cls(parts, polygon, start_ns, end_ns, sub_day, columns, node, exact_times or sub_day)

@@ -41,6 +41,7 @@ from ..core.variables import SCALAR, catalogue
 from ..core.stac_search import default_stac_source
 from ..core.district_stats import year_of
 from ..layers.district_layer import districts_from_layer, load_statistics_layers
+from ..layers.grid_layer import load_grid_layers
 from ..layers.ndvi_layer import load_composite_layer
 from ..layers.roi_source import roi_from_geometry, roi_from_layer, roi_from_rectangle
 from ..layers.segment_layer import QueryOutput, QueryRequest
@@ -48,6 +49,7 @@ from ..processing.algorithm import PUBLIC_CONFIG, SAMPLE_CONFIG
 from ..resources import ui_path
 from ..tasks.connection_task import ConnectionTestTask
 from ..tasks.district_task import DistrictStatsTask
+from ..tasks.grid_change_task import GridChangeTask
 from ..tasks.ndvi_task import NdviCompositeTask
 from ..tasks.query_task import NearestTask, QueryTask
 from .map_tools import POLYGON, ROI_FILL, ROI_STROKE, ROI_STROKE_WIDTH, PointPickTool, PolygonRoiTool, RectangleRoiTool
@@ -122,6 +124,9 @@ class QueryDialog(QDialog, FORM_CLASS):
         self.statsOutputWidget.setFilter("GeoPackage (*.gpkg)")
         self.tabs.currentChanged.connect(lambda _: (self.refresh_composites(), self.refresh_connections()))
         self.computeStatsButton.clicked.connect(self.compute_district_stats)
+        self.gridOutputWidget.setStorageMode(QgsFileWidget.SaveFile)
+        self.gridOutputWidget.setFilter("GeoPackage (*.gpkg);;GeoTIFF (*.tif)")
+        self.gridChangeButton.clicked.connect(self.map_grid_change)
         self.ndviFolderWidget.setStorageMode(QgsFileWidget.GetDirectory)
         stac = default_stac_source()
         self.stacUrlEdit.setText(stac.url)
@@ -432,7 +437,8 @@ class QueryDialog(QDialog, FORM_CLASS):
         start = self.startDateEdit.date().toString("yyyy-MM-dd")
         end = self.endDateEdit.date().toString("yyyy-MM-dd")
         roi, roi_crs = self.roi
-        spec = SegmentQuery.create(roi=roi, start=start, end=end, variables=variables, filters=filters or None, roi_crs=roi_crs)
+        spec = SegmentQuery.create(roi=roi, start=start, end=end, variables=variables, filters=filters or None, roi_crs=roi_crs,
+                                   exact_times=self.exactTimesCheck.isChecked())
         return QueryRequest(
             self.database_config(), spec, tuple(variables), filters, output_path=self.output_path(),
             colour_by=self.colourByCombo.currentText() or None, classes=self.classesSpin.value(),
@@ -469,11 +475,16 @@ class QueryDialog(QDialog, FORM_CLASS):
                 self, TITLE,
                 f"This query would load about {output.estimated_rows:,} segments, more than the "
                 f"{task.request.max_rows:,} you asked to be warned about. Load them anyway?\n\n"
-                "Choose No to narrow the region, time range or filters first.",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No,
+                "Choose Open to map them on an equal-area grid instead (Grid change tab), "
+                "or No to narrow the region, time range or filters first.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Open | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No,
             )
             if answer == QMessageBox.StandardButton.Yes:
                 self.run_query(ask_above=False)
+            elif answer == QMessageBox.StandardButton.Open:
+                self.tabs.setCurrentWidget(self.gridTab)
+                self.statusLabel.setText("Choose the periods, cell size and output, then map the change on a grid.")
             else:
                 self.statusLabel.setText("Query not run: narrow the region, time range or filters.")
             return
@@ -628,6 +639,58 @@ class QueryDialog(QDialog, FORM_CLASS):
         self._message(result.summary(), Qgis.Success)
         self.statusLabel.setText(result.summary())
 
+    # ------------------------------------------------------------------ grid change
+
+    def map_grid_change(self) -> Optional[GridChangeTask]:
+        try:
+            output = self.gridOutputWidget.filePath().strip()
+            if not output:
+                raise QueryError("choose the output file for the grid (GeoPackage or GeoTIFF)")
+            if not output.lower().endswith((".gpkg", ".tif", ".tiff")):
+                output += ".gpkg"
+            if self.gridWholeCheck.isChecked():
+                roi, roi_crs = None, "EPSG:4326"
+            elif self.roi is None:
+                raise QueryError("choose a region of interest first, or tick 'Whole database'")
+            else:
+                roi, roi_crs = self.roi
+            variables = self.selected_variables()
+            if not variables:
+                raise QueryError("choose a variable (the first selected one is mapped)")
+            if not self.validate_filters():
+                raise QueryError(f"fix the quality filters first: {self.filter_error}")
+
+            def day(edit):
+                return edit.date().toString("yyyy-MM-dd")
+
+            task = GridChangeTask(
+                self.database_config(), output, roi=roi, roi_crs=roi_crs, variable=variables[0],
+                periods=((day(self.period1StartEdit), day(self.period1EndEdit)), (day(self.period2StartEdit), day(self.period2EndEdit))),
+                cell_size_km=self.cellSizeSpin.value(), min_shots=self.minShotsSpin.value(), filters="\n".join(self.filter_lines()),
+            )
+        except CanopyExplorerError as error:
+            self._warn(str(error))
+            return None
+        task.completed.connect(self._grid_change_done)
+        task.failed.connect(self._warn)
+        self.statusLabel.setText(f"Running {task.description()}… (see the task manager to follow or cancel it)")
+        self._start(task)
+        return task
+
+    def _grid_change_done(self, output):
+        try:
+            layers = load_grid_layers(output)
+        except CanopyExplorerError as error:
+            self._warn(str(error))
+            return
+        for layer in layers:
+            QgsProject.instance().addMapLayer(layer)
+        result = output.result
+        text = (f"{len(result):,} cells with at least {result.min_shots} segments in both periods "
+                f"({result.segments[0]:,} and {result.segments[1]:,} segments) written to {output.path}.")
+        self._message(text, Qgis.Success)
+        self.statusLabel.setText(text)
+
     # ------------------------------------------------------------------ messages and settings
 
     def _message(self, text: str, level=Qgis.Info):
@@ -650,6 +713,7 @@ class QueryDialog(QDialog, FORM_CLASS):
         settings.setValue(SETTINGS + "output_path", self.outputFileWidget.filePath())
         settings.setValue(SETTINGS + "classes", self.classesSpin.value())
         settings.setValue(SETTINGS + "max_rows", self.maxRowsSpin.value())
+        settings.setValue(SETTINGS + "exact_times", self.exactTimesCheck.isChecked())
         for key, widget in (("ndvi_years", self.yearsEdit), ("stac_url", self.stacUrlEdit), ("stac_collection", self.collectionEdit)):
             settings.setValue(SETTINGS + key, widget.text())
         settings.setValue(SETTINGS + "ndvi_folder", self.ndviFolderWidget.filePath())
@@ -668,6 +732,7 @@ class QueryDialog(QDialog, FORM_CLASS):
         self.outputFileWidget.setFilePath(settings.value(SETTINGS + "output_path", ""))
         self.classesSpin.setValue(int(settings.value(SETTINGS + "classes", 5)))
         self.maxRowsSpin.setValue(int(settings.value(SETTINGS + "max_rows", 2_000_000)))
+        self.exactTimesCheck.setChecked(settings.value(SETTINGS + "exact_times", False, type=bool))
         for key, widget in (("ndvi_years", self.yearsEdit), ("stac_url", self.stacUrlEdit), ("stac_collection", self.collectionEdit)):
             widget.setText(settings.value(SETTINGS + key, widget.text()))
         self.ndviFolderWidget.setFilePath(settings.value(SETTINGS + "ndvi_folder", ""))

@@ -2,6 +2,7 @@
 
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterExtent,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
@@ -11,11 +12,10 @@ from qgis.core import (
 
 from ..core.errors import QueryError
 from ..core.query import SegmentQuery
-from ..layers.roi_source import roi_from_layer, roi_from_rectangle
 from ..layers.segment_layer import QueryRequest, write_query_output
 from ..tasks.progress import feedback_progress
 from .algorithm import PUBLIC_CONFIG, CanopyExplorerAlgorithm, database_config, variables_list
-from .parameters import add_common_query_parameters, filters_text, time_bounds
+from .parameters import add_common_query_parameters, filters_text, region_of_interest, time_bounds
 
 
 class Atl08QueryAlgorithm(CanopyExplorerAlgorithm):
@@ -37,6 +37,7 @@ class Atl08QueryAlgorithm(CanopyExplorerAlgorithm):
             "FILTERS: one condition per line, combined with 'and', e.g. 'h_canopy between 5 60', "
             "'segment_landcover in [111, 112]', '(night_flag == 1 or solar_elevation < 0) and n_te_photons >= 10'. "
             "Filters are evaluated in the database, on any variable.\n"
+            "EXACT_TIMES: fill the time field with acquisition instants instead of days (reads more data).\n"
             "OUTPUT: GeoPackage (styled), FlatGeobuf, GeoJSON or CSV."
         )
 
@@ -48,6 +49,10 @@ class Atl08QueryAlgorithm(CanopyExplorerAlgorithm):
         classes = QgsProcessingParameterNumber("CLASSES", "Natural-breaks classes", defaultValue=5, minValue=1, maxValue=12)
         classes.setFlags(classes.flags() | QgsProcessingParameterNumber.FlagAdvanced)
         self.addParameter(classes)
+        exact = QgsProcessingParameterBoolean("EXACT_TIMES", "Exact acquisition times (otherwise the day; reads more data)",
+                                              defaultValue=False, optional=True)
+        exact.setFlags(exact.flags() | QgsProcessingParameterBoolean.FlagAdvanced)
+        self.addParameter(exact)
         self.addParameter(QgsProcessingParameterVectorDestination("OUTPUT", "ATL08 segments", QgsProcessing.TypeVectorPoint))
         self.addOutput(QgsProcessingOutputNumber("SEGMENTS", "Segments written"))
 
@@ -59,7 +64,8 @@ class Atl08QueryAlgorithm(CanopyExplorerAlgorithm):
         if not variables:
             raise QueryError("no variables given: list at least one, e.g. h_canopy")
         filters = filters_text(self, parameters, context)
-        spec = SegmentQuery.create(roi=roi, start=start, end=end, variables=variables, filters=filters or None, roi_crs=roi_crs)
+        spec = SegmentQuery.create(roi=roi, start=start, end=end, variables=variables, filters=filters or None, roi_crs=roi_crs,
+                                   exact_times=self.parameterAsBoolean(parameters, "EXACT_TIMES", context))
         output_path = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         progress, check_cancel = feedback_progress(feedback)
         request = QueryRequest(config, spec, variables, filters, output_path=output_path,
@@ -71,34 +77,3 @@ class Atl08QueryAlgorithm(CanopyExplorerAlgorithm):
         if context.willLoadLayerOnCompletion(output_path):
             context.layerToLoadOnCompletionDetails(output_path).name = output.layer_name
         return {"OUTPUT": output.path, "SEGMENTS": output.rows}
-
-
-def region_of_interest(algorithm, parameters, context):
-    """ROI as a polygon layer (exact shapes) when it names one, else as an extent in its CRS."""
-    value = parameters.get("ROI")
-    layer = None
-    if value is not None and not _looks_like_extent(value):
-        layer = algorithm.parameterAsVectorLayer(parameters, "ROI", context)
-    if layer is not None:
-        return roi_from_layer(layer)
-    rectangle = algorithm.parameterAsExtent(parameters, "ROI", context)
-    crs = algorithm.parameterAsExtentCrs(parameters, "ROI", context)
-    if rectangle.isNull() or rectangle.isEmpty():
-        raise QueryError(f"the region of interest {value!r} is neither an extent nor a polygon layer")
-    if not crs.isValid():
-        from qgis.core import QgsCoordinateReferenceSystem
-
-        crs = QgsCoordinateReferenceSystem("EPSG:4326")  # a bare "xmin,xmax,ymin,ymax" is in degrees
-    return roi_from_rectangle(rectangle, crs)
-
-
-def _looks_like_extent(value) -> bool:
-    from qgis.core import QgsGeometry, QgsRectangle, QgsReferencedRectangle
-
-    if isinstance(value, (QgsRectangle, QgsReferencedRectangle, QgsGeometry)):
-        return True
-    if isinstance(value, str):
-        import re
-
-        return re.match(r"^\s*-?[\d.eE+-]+\s*,\s*-?[\d.eE+-]+\s*,\s*-?[\d.eE+-]+\s*,\s*-?[\d.eE+-]+\s*(\[.*\])?\s*$", value) is not None
-    return False
