@@ -26,6 +26,7 @@ class CanopyExplorerProvider(QgsProcessingProvider):
 
     @staticmethod
     def algorithms_to_register():
+        from .atl08_grid_change import Atl08GridChangeAlgorithm
         from .atl08_ingest import Atl08IngestAlgorithm
         from .atl08_nearest import Atl08NearestAlgorithm
         from .atl08_query import Atl08QueryAlgorithm
@@ -34,4 +35,4 @@ class CanopyExplorerProvider(QgsProcessingProvider):
         from .zonal_stats import ZonalStatsAlgorithm
 
         return [Atl08IngestAlgorithm(), Atl08QueryAlgorithm(), Atl08NearestAlgorithm(), NdviCompositeAlgorithm(),
-                ZonalStatsAlgorithm(), Atl08DistrictStatsAlgorithm()]
+                ZonalStatsAlgorithm(), Atl08DistrictStatsAlgorithm(), Atl08GridChangeAlgorithm()]

@@ -1,0 +1,111 @@
+"""Count, mean and median per cell, from batches, in memory that does not grow with the data.
+
+    stats = CellStatistics(resolution=0.05)
+    for keys, values in batches:
+        stats.add(keys, values)
+    table = stats.result()        # cell, count, mean, median (numpy arrays, sorted by cell)
+
+Counts and means are exact. For the median, each value is rounded to the nearest
+multiple of ``resolution`` and only the number of values per (cell, rounded value)
+is kept, so the median is within ``resolution / 2`` of the exact one (0.025 m for
+heights at the default) and memory is bounded by the number of distinct
+(cell, rounded value) pairs, whatever the number of segments.
+"""
+
+from dataclasses import dataclass
+from typing import List
+
+import numpy as np
+
+DEFAULT_RESOLUTION = 0.05
+COMPACT_EVERY_ROWS = 4_000_000  # pending histogram rows before they are merged
+
+
+@dataclass
+class CellTable:
+    cell: np.ndarray  # int64 keys, sorted
+    count: np.ndarray  # int64
+    mean: np.ndarray  # float64
+    median: np.ndarray  # float64
+
+    def __len__(self) -> int:
+        return len(self.cell)
+
+
+def _runs(*sorted_keys: np.ndarray) -> np.ndarray:
+    """Indexes where a run of equal keys starts, in arrays sorted by those keys."""
+    n = len(sorted_keys[0])
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for key in sorted_keys:
+        change[1:] |= key[1:] != key[:-1]
+    return np.flatnonzero(change)
+
+
+class CellStatistics:
+    def __init__(self, resolution: float = DEFAULT_RESOLUTION, compact_every_rows: int = COMPACT_EVERY_ROWS):
+        if not resolution > 0:
+            raise ValueError("the median resolution must be positive")
+        self.resolution = float(resolution)
+        self.compact_every_rows = compact_every_rows
+        self._histogram: List[tuple] = []  # (cell, bin, count) arrays, each sorted and merged within itself
+        self._sums: List[tuple] = []  # (cell, count, sum) arrays
+        self._pending = 0
+
+    def add(self, cells: np.ndarray, values: np.ndarray) -> None:
+        values = np.asarray(values, dtype=np.float64)
+        valid = np.isfinite(values)
+        cells, values = np.asarray(cells, dtype=np.int64)[valid], values[valid]
+        if not len(cells):
+            return
+        bins = np.rint(values / self.resolution).astype(np.int64)
+        order = np.lexsort((bins, cells))
+        cells, bins, values = cells[order], bins[order], values[order]
+        starts = _runs(cells, bins)
+        counts = np.diff(np.append(starts, len(cells)))
+        self._histogram.append((cells[starts], bins[starts], counts))
+        cell_starts = _runs(cells)
+        self._sums.append((cells[cell_starts], np.diff(np.append(cell_starts, len(cells))), np.add.reduceat(values, cell_starts)))
+        self._pending += len(starts)
+        if self._pending > self.compact_every_rows:
+            self._compact()
+
+    def _compact(self) -> None:
+        if len(self._histogram) > 1:
+            cells, bins, counts = (np.concatenate(parts) for parts in zip(*self._histogram))
+            order = np.lexsort((bins, cells))
+            cells, bins, counts = cells[order], bins[order], counts[order]
+            starts = _runs(cells, bins)
+            self._histogram = [(cells[starts], bins[starts], np.add.reduceat(counts, starts))]
+        if len(self._sums) > 1:
+            cells, counts, sums = (np.concatenate(parts) for parts in zip(*self._sums))
+            order = np.argsort(cells, kind="stable")
+            cells, counts, sums = cells[order], counts[order], sums[order]
+            starts = _runs(cells)
+            self._sums = [(cells[starts], np.add.reduceat(counts, starts), np.add.reduceat(sums, starts))]
+        self._pending = len(self._histogram[0][0]) if self._histogram else 0
+
+    @property
+    def histogram_rows(self) -> int:
+        """Rows held for the medians: what bounds the memory."""
+        return sum(len(part[0]) for part in self._histogram)
+
+    def result(self) -> CellTable:
+        if not self._histogram:
+            empty = np.zeros(0)
+            return CellTable(empty.astype(np.int64), empty.astype(np.int64), empty, empty)
+        self._compact()
+        cells, bins, counts = self._histogram[0]
+        sum_cells, sum_counts, sums = self._sums[0]
+        starts = _runs(cells)
+        totals = np.add.reduceat(counts, starts)
+        cumulative = np.cumsum(counts)
+        before = np.concatenate([[0], cumulative[:-1]])[starts]  # values in earlier cells
+        # 0-based ranks of the two middle values (the same one when the count is odd)
+        low = np.searchsorted(cumulative, before + (totals - 1) // 2, side="right")
+        high = np.searchsorted(cumulative, before + totals // 2, side="right")
+        median = (bins[low] + bins[high]) * (self.resolution / 2.0)
+        assert np.array_equal(sum_cells, cells[starts]) and np.array_equal(sum_counts, totals)
+        return CellTable(cells[starts], totals, sums / totals, median)
