@@ -55,7 +55,7 @@ class Atl08GridChangeAlgorithm(CanopyExplorerAlgorithm):
                                                        QgsProcessingParameterNumber.Integer, DEFAULT_MIN_SHOTS, minValue=1))
         self.addParameter(QgsProcessingParameterString("FILTERS", "Quality filters (one condition per line)", multiLine=True, optional=True))
         grid_crs = QgsProcessingParameterCrs("GRID_CRS", "Grid CRS (projected, metres; equal-area keeps cells comparable)",
-                                             defaultValue=EQUAL_EARTH)
+                                             defaultValue=EQUAL_EARTH, optional=True)  # 3.22 rejects a missing value despite the default
         batch = QgsProcessingParameterNumber("BATCH_ROWS", "Segments per batch (bounds memory)",
                                              QgsProcessingParameterNumber.Integer, DEFAULT_BATCH_ROWS, minValue=1000)
         for parameter in (grid_crs, batch):
