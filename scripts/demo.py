@@ -9,7 +9,8 @@
    (with the region as a second layer), a shaded-relief base map of the sample
    landscape, Sentinel-2 NDVI median composites for 2019 and 2024 over a small
    city in the sample landscape (synthetic scenes served by a loopback STAC API),
-   a QGIS project holding them all (with two print layouts), and PNGs of those
+   the canopy height baseline and change on 5 km Equal Earth hexagons,
+   a QGIS project holding them all (with three print layouts), and PNGs of those
    layouts rendered by QGIS; the ATL08 map is also copied to
    docs/img/demo_map.png for the README.
 
@@ -49,6 +50,10 @@ BASEMAP_NAME = "basemap.tif"
 PROJECT_NAME = "canopy_explorer_demo.qgz"
 IMAGE_NAME = "canopy_explorer_demo.png"
 NDVI_IMAGE_NAME = "canopy_explorer_ndvi.png"
+CHANGE_NAME = "atl08_change.gpkg"
+CHANGE_IMAGE_NAME = "canopy_explorer_change.png"
+CHANGE_CELL_KM = 5.0  # hexagons small enough to show the sample's dieback patch
+CHANGE_MIN_SHOTS = 20
 NDVI_MAX_CLOUD = 30.0  # drops the one very cloudy sample scene per year
 IMAGE_SIZE = (1600, 1200)  # pixels
 PAGE_MM = (240.0, 180.0)  # the layout page, same aspect as the image
@@ -208,6 +213,7 @@ def _build(config, spec, database, folder: Path, data_dir: Path):
     from qgis.core import Qgis, QgsProject, QgsRasterLayer, QgsVectorLayer
 
     from canopy_explorer.plugin.core.sample_basemap import write_basemap
+    from canopy_explorer.plugin.layers.grid_layer import load_grid_layers, write_grid_change
     from canopy_explorer.plugin.layers.ndvi_layer import load_composite_layer
     from canopy_explorer.plugin.layers.segment_layer import QueryRequest, load_query_layer, write_query_output
 
@@ -222,6 +228,12 @@ def _build(config, spec, database, folder: Path, data_dir: Path):
     # The landscape model is defined everywhere: draw it over the whole map frame, not just the granules' box.
     write_basemap(folder / BASEMAP_NAME, _degrees_around(map_extent), seed=SAMPLE_SEED, pixel_degrees=0.0006)
     composites = _ndvi_composites(folder, data_dir / "stac")
+    change = write_grid_change(config, str(folder / CHANGE_NAME), variable="h_canopy", cell_size_km=CHANGE_CELL_KM,
+                               min_shots=CHANGE_MIN_SHOTS, filters=GOOD_CANOPY)
+    (p1_start, p1_end), (p2_start, p2_end) = change.result.periods
+    print(f"    {len(change.result)} hexagons of {CHANGE_CELL_KM:g} km with at least {CHANGE_MIN_SHOTS} good canopy segments in "
+          f"{p1_start}..{p1_end} and {p2_start}..{p2_end}; change from {change.result.columns['change'].min():.1f} "
+          f"to {change.result.columns['change'].max():.1f} m")
 
     project = QgsProject()
     project.setFilePathStorage(Qgis.FilePathType.Relative)
@@ -237,7 +249,8 @@ def _build(config, spec, database, folder: Path, data_dir: Path):
     _style_basemap(basemap)
     _style_roi(roi)
     ndvi_layers = [load_composite_layer(c) for c in composites]
-    for layer in (basemap, *ndvi_layers, segments, roi):  # added last is drawn on top
+    change_layers = load_grid_layers(change)
+    for layer in (*change_layers, basemap, *ndvi_layers, segments, roi):  # added last is drawn on top
         project.addMapLayer(layer)
     # Map themes (layer ids, not paths) give each layout map its layers: the ATL08 map shows the
     # latest composite under the segments, the NDVI page one year per map.
@@ -245,20 +258,24 @@ def _build(config, spec, database, folder: Path, data_dir: Path):
     themes.insert("ATL08", _theme(project, [basemap, ndvi_layers[-1], segments, roi]))
     for composite, layer in zip(composites, ndvi_layers):
         themes.insert(f"NDVI {composite.report.year}", _theme(project, [basemap, layer]))
-    for layer in ndvi_layers[:-1]:  # the project opens showing the latest year only
+    for layer in change_layers:
+        themes.insert(layer.name(), _theme(project, [layer]))
+    for layer in (*ndvi_layers[:-1], *change_layers):  # the project opens showing the segments and the latest year
         project.layerTreeRoot().findLayer(layer.id()).setItemVisibilityChecked(False)
 
     layout = _layout(project, output, segments, roi, map_extent)
     ndvi_layout = _ndvi_layout(project, composites, ndvi_layers)
-    for item in (layout, ndvi_layout):
+    change_layout = _change_layout(project, change, change_layers)
+    for item in (layout, ndvi_layout, change_layout):
         project.layoutManager().addLayout(item)
     if not project.write(str(folder / PROJECT_NAME)):
         raise RuntimeError(f"cannot write the QGIS project: {project.error()}")
     _export_png(layout, folder / IMAGE_NAME)
     _export_png(ndvi_layout, folder / NDVI_IMAGE_NAME)
+    _export_png(change_layout, folder / CHANGE_IMAGE_NAME)
     project.clear()  # releases the files before they are moved
     ndvi_files = [name for c in composites for name in (c.report.path.name, c.report.path.with_suffix(".qml").name)]
-    return [GEOPACKAGE_NAME, BASEMAP_NAME, *ndvi_files, PROJECT_NAME, IMAGE_NAME, NDVI_IMAGE_NAME]
+    return [GEOPACKAGE_NAME, BASEMAP_NAME, *ndvi_files, CHANGE_NAME, PROJECT_NAME, IMAGE_NAME, NDVI_IMAGE_NAME, CHANGE_IMAGE_NAME]
 
 
 def _ndvi_composites(folder: Path, catalogue_dir: Path):
@@ -330,6 +347,52 @@ def _ndvi_layout(project, composites, layers):
               "cirrus masked with SCL; scenes above 30 % cloud cover left out. Classes: natural breaks of the "
               f"latest year. {composites[0].report.crs}, 10 m. Made with Canopy Explorer and QGIS by `make demo`.", 7),
         PAGE_MM[0] - 50, 120, 44, 50)
+    return layout
+
+
+def _change_layout(project, change, layers):
+    """Baseline and change side by side on Equal Earth hexagons, as in the seed's figure."""
+    from qgis.core import QgsLayoutItemLegend, QgsLayoutItemMap, QgsLegendStyle, QgsRectangle
+
+    from canopy_explorer.plugin.core.sample_granules import DIEBACK_START
+
+    layout = _new_layout(project, "Canopy height change")
+    result = change.result
+    (p1_start, p1_end), (p2_start, p2_end) = result.periods
+    _place(layout, _label(layout, "ATL08 canopy height on equal-area hexagons: baseline and change", 15, bold=True), 6, 4, 228, 10)
+    extent = QgsRectangle(layers[0].extent())
+    extent.scale(1.04)
+    column = (PAGE_MM[0] - 12) / 2
+    width = min(column - 40, 130.0 * extent.width() / extent.height())  # leaves 40 mm for the legend
+    height = width * extent.height() / extent.width()
+    titles = (f"Median {result.variable}, {p1_start[:4]}-{p1_end[:4]}", f"Change, {p2_start[:4]}-{p2_end[:4]} minus {p1_start[:4]}-{p1_end[:4]}")
+    for index, (layer, title) in enumerate(zip(layers, titles)):
+        x = 6 + index * column
+        map_item = QgsLayoutItemMap(layout)
+        _place(layout, map_item, x, 24, width, height)
+        map_item.setCrs(layer.crs())
+        map_item.setExtent(extent)
+        map_item.setFollowVisibilityPreset(True)
+        map_item.setFollowVisibilityPresetName(layer.name())
+        map_item.setFrameEnabled(True)
+        _place(layout, _label(layout, title, 10, bold=True), x, 17, column - 4, 7)
+        legend = QgsLayoutItemLegend(layout)
+        legend.setTitle("metres")
+        legend.setAutoUpdateModel(False)
+        root = legend.model().rootGroup()
+        root.clear()
+        root.addLayer(layer).setCustomProperty("legend/title-label", " ")
+        legend.setBackgroundEnabled(False)
+        for part in (QgsLegendStyle.Title, QgsLegendStyle.SymbolLabel):
+            legend.rstyle(part).setFont(_font(8, bold=part == QgsLegendStyle.Title))
+        _place(layout, legend, x + width + 3, 24, column - width - 6, height)
+        legend.adjustBoxSize()
+    _place(layout, _label(layout, (
+        f"{len(result)} hexagons of {result.grid.cell_size_km:g} km (Equal Earth, EPSG:8857) with at least {result.min_shots} good "
+        f"canopy segments in both periods; segments streamed from the sample database in batches. The sample landscape "
+        f"loses 60 % of its canopy in a disc in the north-east from {str(DIEBACK_START)[:4]} on. Change map classes are "
+        f"symmetric at the 95th percentile of the absolute change ({change.change_limit:.1f} m). Made with Canopy Explorer "
+        "and QGIS by `make demo`."), 7), 6, 24 + height + 4, PAGE_MM[0] - 12, 14)
     return layout
 
 

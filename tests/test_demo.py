@@ -22,8 +22,10 @@ POLYGON = shapely.Polygon([(9.6, 50.6), (10.3, 50.65), (10.35, 51.2), (9.9, 51.4
 FOREST = [111, 112, 113, 114, 115, 116, 121, 122, 123, 124, 125, 126]
 SEGMENT_LAYER = "ATL08 h_canopy +2 2019-2023"
 NDVI_FILES = ("ndvi_composite_2019.tif", "ndvi_composite_2019.qml", "ndvi_composite_2024.tif", "ndvi_composite_2024.qml")
-OUTPUTS = ("atl08_canopy.gpkg", "basemap.tif", *NDVI_FILES, "canopy_explorer_demo.qgz", "canopy_explorer_demo.png",
-           "canopy_explorer_ndvi.png")
+OUTPUTS = ("atl08_canopy.gpkg", "basemap.tif", *NDVI_FILES, "atl08_change.gpkg", "canopy_explorer_demo.qgz",
+           "canopy_explorer_demo.png", "canopy_explorer_ndvi.png", "canopy_explorer_change.png")
+# The sample landscape's dieback disc (sample_granules.DIEBACK_AREA), written out for the same reason.
+DIEBACK = (10.22, 51.22, 0.14)  # lon, lat, radius in degrees of latitude
 
 
 def run_demo(output: Path, data: Path) -> str:
@@ -143,7 +145,7 @@ def test_project_holds_the_styled_segment_layer_over_the_base_layer(demo, qgis_a
     assert project.read(str(project_path)), project.error()
     layers = {layer.name(): layer for layer in project.mapLayers().values()}
     assert set(layers) == {SEGMENT_LAYER, "Region of interest", "Sample landscape (shaded land cover)", "NDVI median 2019",
-                           "NDVI median 2024"}
+                           "NDVI median 2024", "h_canopy median 2018-2021", "h_canopy change 2022-2025 vs 2018-2021"}
     assert all(layer.isValid() for layer in layers.values())
 
     segments = layers[SEGMENT_LAYER]
@@ -209,3 +211,26 @@ def test_png_is_a_1600_by_1200_map_rendered_with_the_segment_colours(demo, qgis_
     assert pixels_near((0x00, 0x44, 0x1B)) > 500
     assert pixels_near((0xB2, 0x18, 0x2B)) > 500
     assert pixels_near((150, 190, 222), tolerance=4) > 5000  # water on the base map
+
+
+def test_change_map_shows_the_dieback_of_the_sample_landscape(demo, qgis_app):
+    from osgeo import ogr
+    from pyproj import Transformer
+
+    dataset = ogr.Open(str(demo["output"] / "atl08_change.gpkg"))
+    layer = dataset.GetLayerByName("grid_change")
+    to_degrees = Transformer.from_crs("EPSG:8857", "EPSG:4326", always_xy=True)
+    inside, outside = [], []
+    for feature in layer:
+        assert feature["count_p1"] >= 20 and feature["count_p2"] >= 20
+        assert feature["change"] == pytest.approx(feature["median_p2"] - feature["median_p1"])
+        centre = feature.GetGeometryRef().Centroid()
+        lon, lat = to_degrees.transform(centre.GetX(), centre.GetY())
+        distance = np.hypot(lat - DIEBACK[1], (lon - DIEBACK[0]) * np.cos(np.radians(DIEBACK[1])))
+        (inside if distance < DIEBACK[2] - 0.05 else outside if distance > DIEBACK[2] + 0.05 else []).append(feature["change"])
+    assert len(inside) >= 5 and len(outside) >= 50
+    assert np.median(inside) < -8 and abs(np.median(outside)) < 2.5
+    width, height, rgb = _rgb(demo["output"] / "canopy_explorer_change.png")
+    assert (width, height) == (1600, 1200)
+    assert len(np.unique(rgb.reshape(-1, 3) @ np.array([65536, 256, 1]))) > 15
+

@@ -68,6 +68,12 @@ def granule_name(start: dt.datetime, rgt: int, cycle: int, region: int) -> str:
 # --------------------------------------------------------------------------- landscape
 
 
+# A disturbance in the sample's second period (lat, lon, radius in degrees of latitude).
+DIEBACK_AREA = (51.22, 10.22, 0.14)
+DIEBACK_START = np.datetime64("2022-01-01")
+DIEBACK_REMAINING = 0.4  # share of the canopy height left
+
+
 class Landscape:
     """A deterministic terrain, canopy and land-cover model as smooth functions of position."""
 
@@ -115,10 +121,19 @@ class Landscape:
         forest_codes = self.forest_classes[forest_index % len(self.forest_classes)]
         return np.where(cover == 0, forest_codes, cover).astype(np.int16)
 
-    def canopy_height(self, lat, lon):
-        """Expected canopy top height (m): 12-45 m in forest, low vegetation elsewhere."""
-        forest_height = 28.0 + 9.0 * self._evaluate(self._height, lat, lon)
-        return np.clip(forest_height, 8.0, 45.0)
+    def canopy_height(self, lat, lon, when=None):
+        """Expected canopy top height (m): 12-45 m in forest, low vegetation elsewhere.
+
+        From ``DIEBACK_START`` on, the forest inside ``DIEBACK_AREA`` has lost most of its
+        canopy (as after a bark-beetle outbreak), so a change map of the sample shows it.
+        """
+        forest_height = np.clip(28.0 + 9.0 * self._evaluate(self._height, lat, lon), 8.0, 45.0)
+        if when is None:
+            return forest_height
+        lat0, lon0, radius = DIEBACK_AREA
+        inside = np.hypot(np.asarray(lat) - lat0, (np.asarray(lon) - lon0) * np.cos(np.radians(lat0))) < radius
+        dead = inside & (np.asarray(when) >= DIEBACK_START)
+        return np.where(dead, forest_height * DIEBACK_REMAINING, forest_height)
 
 
 # --------------------------------------------------------------------------- orbit geometry
@@ -325,7 +340,7 @@ def simulate_beam(
 
     # Canopy: forest grows to the landscape height, low vegetation elsewhere; no retrieval
     # over water, bare or built-up ground, with too few canopy photons, or at random gaps.
-    expected = np.where(forest, landscape.canopy_height(lat, lon), rng.uniform(1.0, 4.0, n))
+    expected = np.where(forest, landscape.canopy_height(lat, lon, when), rng.uniform(1.0, 4.0, n))
     h_canopy = np.maximum(expected + rng.normal(0, 1.5, n), 0.5)
     no_canopy = water | (cover == URBAN) | (cover == BARE) | (n_ca < 5) | (~forest & (rng.random(n) < 0.6))
     no_canopy |= rng.random(n) < gap_fraction
