@@ -175,7 +175,7 @@ def test_project_holds_the_styled_segment_layer_over_the_base_layer(demo, qgis_a
     assert "<datasource>./atl08_canopy.gpkg|layername=" in xml
     assert "<datasource>./basemap.tif</datasource>" in xml
     assert str(demo["output"]) not in xml
-    assert [layout.name() for layout in project.layoutManager().layouts()] == ["Canopy Explorer demo", "NDVI composites"]
+    assert [layout.name() for layout in project.layoutManager().layouts()] == ["Canopy Explorer demo", "NDVI composites", "Canopy height change"]
     for year in (2019, 2024):
         composite = layers[f"NDVI median {year}"]
         assert composite.renderer().type() == "singlebandpseudocolor"
