@@ -29,6 +29,8 @@ Progress = Callable[[float], None]
 _UNLISTED = object()
 BEAM_NAMES = np.array(["gt1l", "gt1r", "gt2l", "gt2r", "gt3l", "gt3r"], dtype=object)  # beam numbers 0-5
 REQUIRED_ATTRIBUTES = ("h_canopy", "segment_id", "delta_time")
+BATCH_MEMORY_FLOOR = 64 * 2**20  # TileDB's memory budget for a batched read...
+BATCH_MEMORY_CEILING = 8 * 2**30  # ...and how far it may grow for arrays with many tiles
 
 
 @dataclass(frozen=True)
@@ -178,8 +180,8 @@ class Atl08Database:
         # when the caller wants acquisition instants rather than days.
         return spec.exact_times and self.has_timestamp_ns
 
-    def _raw_batches(self, spec: SegmentQuery, init_buffer_bytes: Optional[int] = None, array=None) -> Iterator[Dict[str, np.ndarray]]:
-        """Raw TileDB results per subarray (and per incomplete batch when buffers are bounded)."""
+    def _raw_batches(self, spec: SegmentQuery, batch_rows: Optional[int] = None, array=None) -> Iterator[Dict[str, np.ndarray]]:
+        """Raw TileDB results per subarray, or in batches of about ``batch_rows`` with bounded memory."""
         import tiledb
 
         array = array if array is not None else self._array()
@@ -189,25 +191,47 @@ class Atl08Database:
             return
         condition = self._condition(spec)
         attrs = self._attributes(spec)
-        if init_buffer_bytes is not None:
+        # with timestamp_ns the day dimension adds nothing to the output: read only the coordinates
+        dims = ["latitude", "longitude"] if "timestamp_ns" in attrs else list(DIMENSIONS)
+        for lon_min, lat_min, lon_max, lat_max in spec.parts:
+            ranges = (slice(lat_min, lat_max), slice(lon_min, lon_max), slice(first_day, last_day))
+            if batch_rows is not None:
+                yield from self._bounded_read(ranges, attrs, condition, dims, batch_rows)
+                continue
+            try:
+                yield array.query(attrs=attrs, cond=condition, dims=dims).multi_index[ranges]
+            except tiledb.TileDBError as error:
+                raise StorageError(f"reading {self.uri} failed: {error}") from None
+
+    def _bounded_read(self, ranges, attrs, condition, dims, batch_rows: int) -> Iterator[Dict[str, np.ndarray]]:
+        """One subarray in incomplete batches: result buffers of ``batch_rows`` cells and a bounded
+        TileDB memory budget (its default is 10 GB, which a large query would use).
+
+        The budget starts at ``BATCH_MEMORY_FLOOR`` (or more for large batches); some arrays need
+        more just for their tile offsets, which TileDB reports before returning any row, so the
+        budget then grows, up to ``BATCH_MEMORY_CEILING``.
+        """
+        import tiledb
+
+        budget = max(BATCH_MEMORY_FLOOR, batch_rows * 256)
+        while True:
             config = dict(self.ctx.config().items())
-            config["py.init_buffer_bytes"] = str(init_buffer_bytes)
+            config["py.init_buffer_bytes"] = str(max(batch_rows, 1024) * 8)
+            config["sm.mem.total_budget"] = str(budget)
             array = tiledb.open(self.uri, mode="r", ctx=tiledb.Ctx(tiledb.Config(config)))
-        try:
-            # with timestamp_ns the day dimension adds nothing to the output: read only the coordinates
-            dims = ["latitude", "longitude"] if "timestamp_ns" in attrs else list(DIMENSIONS)
-            for lon_min, lat_min, lon_max, lat_max in spec.parts:
-                query = array.query(attrs=attrs, cond=condition, dims=dims, return_incomplete=init_buffer_bytes is not None)
-                try:
-                    result = query.multi_index[lat_min:lat_max, lon_min:lon_max, first_day:last_day]
-                except tiledb.TileDBError as error:
-                    raise StorageError(f"reading {self.uri} failed: {error}") from None
-                if init_buffer_bytes is None:
-                    yield result
-                else:
-                    yield from result
-        finally:
-            if init_buffer_bytes is not None:
+            started = False
+            try:
+                query = array.query(attrs=attrs, cond=condition, dims=dims, return_incomplete=True)
+                for batch in query.multi_index[ranges]:
+                    started = True
+                    yield batch
+                return
+            except tiledb.TileDBError as error:
+                if "budget" in str(error) and not started and budget < BATCH_MEMORY_CEILING:
+                    budget *= 4
+                    continue
+                raise StorageError(f"reading {self.uri} failed: {error}") from None
+            finally:
                 array.close()
 
     def _to_frame(self, spec: SegmentQuery, raw: Dict[str, np.ndarray]):
@@ -238,10 +262,9 @@ class Atl08Database:
 
     def iter_batches(self, spec: SegmentQuery, rows: int = 500_000, progress: Optional[Progress] = None):
         """DataFrames of at most about ``rows`` segments each, for results larger than memory."""
-        bytes_per_row = 8
         estimate = self.estimate(spec).rows if progress else 0
         seen = 0
-        for raw in self._raw_batches(spec, init_buffer_bytes=max(rows, 1024) * bytes_per_row):
+        for raw in self._raw_batches(spec, batch_rows=rows):
             frame = self._to_frame(spec, raw)
             seen += len(raw["latitude"])
             if progress:

@@ -37,7 +37,9 @@ def unpack(keys: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass
-class _Grid:
+class Grid:
+    """A grid of cells ``cell_size_km`` across on the projected CRS ``crs`` (subclasses name the shape)."""
+
     cell_size_km: float
     crs: str = EQUAL_EARTH
     _transformer: object = field(default=None, init=False, repr=False)
@@ -102,7 +104,7 @@ class _Grid:
         return rings
 
 
-class HexGrid(_Grid):
+class HexGrid(Grid):
     """Flat-topped hexagons of diameter ``cell_size_km``; equal-area in an equal-area CRS."""
 
     kind = "hexagon"
@@ -140,7 +142,7 @@ class HexGrid(_Grid):
         return 1.5 * SQRT3 * self.radius_m**2
 
 
-class SquareGrid(_Grid):
+class SquareGrid(Grid):
     """Square cells ``cell_size_km`` wide, aligned on the CRS origin: the pixels of a raster."""
 
     kind = "square"

@@ -15,14 +15,14 @@ query runs on a machine with a few GB. Only cells where both periods have at lea
 """
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .cell_statistics import DEFAULT_RESOLUTION, CellStatistics, CellTable
-from .equal_area_grid import HexGrid, SquareGrid, _Grid
+from .equal_area_grid import Grid, HexGrid, SquareGrid
 from .errors import OutputError, QueryError
 from .query import SegmentQuery, resolve_columns
 from .segment_files import remove_quietly, temporary_sibling
@@ -42,7 +42,7 @@ CheckCancel = Callable[[], None]
 
 @dataclass
 class GridChange:
-    grid: _Grid
+    grid: Grid
     variable: str  # the output column, e.g. h_canopy or canopy_h_metrics_p95
     catalogue_variable: str  # its variable in the catalogue, e.g. canopy_h_metrics
     periods: Tuple[Tuple[str, str], Tuple[str, str]]
@@ -53,13 +53,12 @@ class GridChange:
     cells_seen: Tuple[int, int] = (0, 0)  # cells with any segment, per period
     histogram_rows: int = 0  # the largest per-period histogram: what memory scaled with
     batches: int = 0
-    notes: list = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.cell)
 
 
-def _period_statistics(database, spec: SegmentQuery, column: str, grid: _Grid, batch_rows: int, resolution: float,
+def _period_statistics(database, spec: SegmentQuery, column: str, grid: Grid, batch_rows: int, resolution: float,
                        progress: Optional[Progress], check_cancel: Optional[CheckCancel]):
     statistics = CellStatistics(resolution)
     segments = batches = 0
@@ -80,7 +79,7 @@ def grid_change(
     roi=None,
     variable: str = "h_canopy",
     periods: Sequence[Tuple[object, object]] = DEFAULT_PERIODS,
-    grid: Optional[_Grid] = None,
+    grid: Optional[Grid] = None,
     min_shots: int = DEFAULT_MIN_SHOTS,
     filters=None,
     roi_crs: str = "EPSG:4326",
