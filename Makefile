@@ -6,7 +6,7 @@ export QT_QPA_PLATFORM ?= offscreen
 QGIS_PLUGIN_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo sample-data zip deploy clean
+.PHONY: setup test demo bench robustness-doc sample-data zip deploy clean
 
 setup:
 	bash scripts/setup.sh
@@ -16,6 +16,18 @@ test: setup
 
 demo: setup
 	$(PY) scripts/demo.py
+
+# Every benchmark, each writing its section of docs/BENCHMARKS.md. The synthetic databases are
+# built once into build/bench (5.8 M, 11 M and 25 M segments) and reused by later runs.
+bench: setup
+	$(PY) tests/benchmarks/bench_query_scaling.py --segments 5000000 --workdir build/bench --out docs
+	$(PY) tests/benchmarks/bench_grid_change.py --workdir build/bench --out docs --rounds 2
+	$(PY) tests/benchmarks/bench_layer_loading.py --rows 500000 1000000 --out docs/BENCHMARKS.md
+	$(PY) tests/benchmarks/bench_ndvi_composite.py
+	$(PY) tests/benchmarks/bench_zonal_stats.py --size 4000 --districts 300 --rounds 5 --workdir build/bench --markdown docs/BENCHMARKS.md
+
+robustness-doc: setup
+	$(PY) scripts/robustness_doc.py
 
 sample-data: setup
 	$(PY) -m canopy_explorer.plugin.core.sample_granules sample_data/atl08

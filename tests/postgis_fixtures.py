@@ -48,6 +48,16 @@ class PostgisServer:
     user: str
     password: str
     socket_dir: str
+    control: tuple = ()  # (pg_ctl, data folder, server options, log file, run-as user) for stop() and start()
+
+    def stop(self) -> None:
+        """Stop the server at once, as a crash or a pulled cable would (fault tests)."""
+        pg_ctl, data, _, log_file, user = self.control
+        _run([pg_ctl, "-D", data, "-m", "immediate", "-w", "-t", "30", "stop"], user, check=False)
+
+    def start(self) -> None:
+        pg_ctl, data, options, log_file, user = self.control
+        _run([pg_ctl, "-D", data, "-l", log_file, "-o", options, "-w", "-t", "60", "start"], user, log_file)
 
     @property
     def conninfo(self) -> str:
@@ -147,7 +157,8 @@ def running_postgis(settings: str = ""):
         with psycopg.connect(host=str(sockets), port=port, dbname=DATABASE, user=ADMIN, autocommit=True) as admin:
             admin.execute("CREATE EXTENSION postgis")
             admin.execute("CREATE EXTENSION postgis_raster")
-        yield PostgisServer("127.0.0.1", port, DATABASE, ROLE, PASSWORD, str(sockets))
+        yield PostgisServer("127.0.0.1", port, DATABASE, ROLE, PASSWORD, str(sockets),
+                            (str(binaries / "pg_ctl"), str(data), options, str(log_file), user))
     finally:
         if started:
             _run([str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "-t", "30", "stop"], user,

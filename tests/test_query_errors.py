@@ -94,3 +94,17 @@ def test_unreachable_s3_endpoint_times_out_with_a_message():
             Atl08Database(config, probe_timeout_s=3)
         assert time.monotonic() - started < 10
 
+
+
+def test_a_query_larger_than_the_memory_that_can_be_spared_is_refused_before_reading(local_database):
+    from canopy_explorer.plugin.core.database import Atl08Database, available_memory_bytes
+
+    database = Atl08Database(local_database)
+    spec = SegmentQuery.create(variables=["h_canopy"])
+    estimate = database.estimate(spec)
+    with pytest.raises(QueryError, match=r"could need about .* GB of memory.*iter_batches"):
+        database.query(spec, max_bytes=estimate.bytes // 10)
+    assert len(database.query(spec, max_bytes=estimate.bytes * 10)) > 0
+    assert available_memory_bytes() > 0
+    # the batch iterator is the way through: it never holds more than a batch
+    assert sum(len(b) for b in database.iter_batches(spec, rows=1_000)) == len(database.query(spec))

@@ -18,7 +18,7 @@ from typing import List
 import numpy as np
 
 DEFAULT_RESOLUTION = 0.05
-COMPACT_EVERY_ROWS = 4_000_000  # pending histogram rows before they are merged
+COMPACT_EVERY_ROWS = 500_000  # pending histogram rows before they are merged (or half the merged rows, if more)
 
 
 @dataclass
@@ -53,6 +53,7 @@ class CellStatistics:
         self._histogram: List[tuple] = []  # (cell, bin, count) arrays, each sorted and merged within itself
         self._sums: List[tuple] = []  # (cell, count, sum) arrays
         self._pending = 0
+        self._merged = 0
 
     def add(self, cells: np.ndarray, values: np.ndarray) -> None:
         values = np.asarray(values, dtype=np.float64)
@@ -60,16 +61,20 @@ class CellStatistics:
         cells, values = np.asarray(cells, dtype=np.int64)[valid], values[valid]
         if not len(cells):
             return
-        bins = np.rint(values / self.resolution).astype(np.int64)
+        bins = np.rint(values / self.resolution)
+        # 32-bit bins and counts keep a histogram row at 16 bytes; wide-ranging variables keep 64-bit bins
+        bins = bins.astype(np.int32 if np.abs(bins).max() < 2**31 else np.int64)
         order = np.lexsort((bins, cells))
         cells, bins, values = cells[order], bins[order], values[order]
         starts = _runs(cells, bins)
-        counts = np.diff(np.append(starts, len(cells)))
+        counts = np.diff(np.append(starts, len(cells))).astype(np.int32)
         self._histogram.append((cells[starts], bins[starts], counts))
         cell_starts = _runs(cells)
         self._sums.append((cells[cell_starts], np.diff(np.append(cell_starts, len(cells))), np.add.reduceat(values, cell_starts)))
         self._pending += len(starts)
-        if self._pending > self.compact_every_rows:
+        # Merging costs a pass over everything held, so it waits until the pending rows are
+        # a fair share of it: memory stays within about 1.5x the merged histogram.
+        if self._pending > max(self.compact_every_rows, self._merged // 2):
             self._compact()
 
     def _compact(self) -> None:
@@ -78,14 +83,16 @@ class CellStatistics:
             order = np.lexsort((bins, cells))
             cells, bins, counts = cells[order], bins[order], counts[order]
             starts = _runs(cells, bins)
-            self._histogram = [(cells[starts], bins[starts], np.add.reduceat(counts, starts))]
+            merged_counts = np.add.reduceat(counts.astype(np.int64), starts)
+            self._histogram = [(cells[starts], bins[starts], merged_counts.astype(np.int32 if merged_counts.max() < 2**31 else np.int64))]
         if len(self._sums) > 1:
             cells, counts, sums = (np.concatenate(parts) for parts in zip(*self._sums))
             order = np.argsort(cells, kind="stable")
             cells, counts, sums = cells[order], counts[order], sums[order]
             starts = _runs(cells)
             self._sums = [(cells[starts], np.add.reduceat(counts, starts), np.add.reduceat(sums, starts))]
-        self._pending = len(self._histogram[0][0]) if self._histogram else 0
+        self._merged = len(self._histogram[0][0]) if self._histogram else 0
+        self._pending = 0
 
     @property
     def histogram_rows(self) -> int:
@@ -100,12 +107,12 @@ class CellStatistics:
         cells, bins, counts = self._histogram[0]
         sum_cells, sum_counts, sums = self._sums[0]
         starts = _runs(cells)
-        totals = np.add.reduceat(counts, starts)
-        cumulative = np.cumsum(counts)
+        totals = np.add.reduceat(counts.astype(np.int64), starts)
+        cumulative = np.cumsum(counts, dtype=np.int64)
         before = np.concatenate([[0], cumulative[:-1]])[starts]  # values in earlier cells
         # 0-based ranks of the two middle values (the same one when the count is odd)
         low = np.searchsorted(cumulative, before + (totals - 1) // 2, side="right")
         high = np.searchsorted(cumulative, before + totals // 2, side="right")
-        median = (bins[low] + bins[high]) * (self.resolution / 2.0)
+        median = (bins[low].astype(np.float64) + bins[high]) * (self.resolution / 2.0)
         assert np.array_equal(sum_cells, cells[starts]) and np.array_equal(sum_counts, totals)
         return CellTable(cells[starts], totals, sums / totals, median)

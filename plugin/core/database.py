@@ -12,6 +12,7 @@ stale view.
 """
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -23,12 +24,14 @@ from .errors import QueryError, StorageError
 from .filters import Comparison, Filter, attributes, combine, to_condition
 from .query import NS_PER_DAY, SegmentQuery
 from .schema import DIMENSIONS
-from .storage import make_context, object_type
+from .storage import RETRY_ATTEMPTS, RETRY_FIRST_DELAY_S, is_transient, make_context, object_type, retrying
 
 Progress = Callable[[float], None]
 _UNLISTED = object()
 BEAM_NAMES = np.array(["gt1l", "gt1r", "gt2l", "gt2r", "gt3l", "gt3r"], dtype=object)  # beam numbers 0-5
 REQUIRED_ATTRIBUTES = ("h_canopy", "segment_id", "delta_time")
+MEMORY_CHECK_MIN_AREA_DEG2 = 4.0  # queries over smaller boxes skip the memory check
+FRAME_MEMORY_FACTOR = 2  # TileDB's result buffers and the DataFrame built from them
 BATCH_MEMORY_FLOOR = 64 * 2**20  # TileDB's memory budget for a batched read...
 BATCH_MEMORY_CEILING = 8 * 2**30  # ...and how far it may grow for arrays with many tiles
 
@@ -100,10 +103,10 @@ class Atl08Database:
         if commits is _UNLISTED:
             commits = self._commits()
         if array is None or not array.isopen:
-            array = tiledb.open(self.uri, mode="r", ctx=self.ctx)
+            array = retrying(lambda: tiledb.open(self.uri, mode="r", ctx=self.ctx), f"opening {self.uri}")
             self._local.array = array
         elif not self._current(commits):
-            array.reopen()
+            retrying(array.reopen, f"reopening {self.uri}")
         self._local.commits = commits
         return array
 
@@ -182,8 +185,6 @@ class Atl08Database:
 
     def _raw_batches(self, spec: SegmentQuery, batch_rows: Optional[int] = None, array=None) -> Iterator[Dict[str, np.ndarray]]:
         """Raw TileDB results per subarray, or in batches of about ``batch_rows`` with bounded memory."""
-        import tiledb
-
         array = array if array is not None else self._array()
         domain_first, domain_last = array.schema.domain.dim("time").domain
         first_day, last_day = max(spec.day_range[0], int(domain_first)), min(spec.day_range[1], int(domain_last))
@@ -198,10 +199,7 @@ class Atl08Database:
             if batch_rows is not None:
                 yield from self._bounded_read(ranges, attrs, condition, dims, batch_rows)
                 continue
-            try:
-                yield array.query(attrs=attrs, cond=condition, dims=dims).multi_index[ranges]
-            except tiledb.TileDBError as error:
-                raise StorageError(f"reading {self.uri} failed: {error}") from None
+            yield retrying(lambda: array.query(attrs=attrs, cond=condition, dims=dims).multi_index[ranges], f"reading {self.uri}")
 
     def _bounded_read(self, ranges, attrs, condition, dims, batch_rows: int) -> Iterator[Dict[str, np.ndarray]]:
         """One subarray in incomplete batches: result buffers of ``batch_rows`` cells and a bounded
@@ -214,12 +212,13 @@ class Atl08Database:
         import tiledb
 
         budget = max(BATCH_MEMORY_FLOOR, batch_rows * 256)
+        failures = 0
         while True:
             config = dict(self.ctx.config().items())
             config["py.init_buffer_bytes"] = str(max(batch_rows, 1024) * 8)
             config["sm.mem.total_budget"] = str(budget)
-            array = tiledb.open(self.uri, mode="r", ctx=tiledb.Ctx(tiledb.Config(config)))
             started = False
+            array = retrying(lambda: tiledb.open(self.uri, mode="r", ctx=tiledb.Ctx(tiledb.Config(config))), f"opening {self.uri}")
             try:
                 query = array.query(attrs=attrs, cond=condition, dims=dims, return_incomplete=True)
                 for batch in query.multi_index[ranges]:
@@ -227,8 +226,14 @@ class Atl08Database:
                     yield batch
                 return
             except tiledb.TileDBError as error:
-                if "budget" in str(error) and not started and budget < BATCH_MEMORY_CEILING:
+                if started:  # batches already handed out cannot be taken back: say so rather than repeat them
+                    raise StorageError(f"reading {self.uri} was interrupted after some batches: {error}") from None
+                if "budget" in str(error) and budget < BATCH_MEMORY_CEILING:
                     budget *= 4
+                    continue
+                failures += 1
+                if is_transient(error) and failures < RETRY_ATTEMPTS:
+                    time.sleep(RETRY_FIRST_DELAY_S * 2 ** (failures - 1))
                     continue
                 raise StorageError(f"reading {self.uri} failed: {error}") from None
             finally:
@@ -272,10 +277,16 @@ class Atl08Database:
             if len(frame):
                 yield frame
 
-    def query(self, spec: SegmentQuery, progress: Optional[Progress] = None):
-        """All matching segments as one DataFrame (see ``iter_batches`` for larger results)."""
+    def query(self, spec: SegmentQuery, progress: Optional[Progress] = None, max_bytes: Optional[int] = None):
+        """All matching segments as one DataFrame (see ``iter_batches`` for larger results).
+
+        A query that could need more memory than can be spared (``max_bytes``; by default
+        half the memory available now) is refused before reading, with a QueryError that
+        says how much and what to do instead, rather than taking the process down.
+        """
         import pandas as pd
 
+        self._check_memory(spec, max_bytes)
         array = getattr(self._local, "array", None)
         if self._remote and array is not None and array.isopen:
             # Read on the open handle while the commit listing runs; read again only if
@@ -291,6 +302,26 @@ class Atl08Database:
             return self._to_frame(spec, self._empty(spec))
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         return frame
+
+    def _check_memory(self, spec: SegmentQuery, max_bytes: Optional[int]) -> None:
+        from .roi import parts_area
+
+        if max_bytes is None:
+            # Small regions cannot exhaust memory; skipping them keeps the fragment listing
+            # the estimate needs off the latency of the queries a map canvas makes.
+            if parts_area(spec.parts) < MEMORY_CHECK_MIN_AREA_DEG2:
+                return
+            available = available_memory_bytes()
+            if available is None:
+                return
+            max_bytes = available // 2
+        need = self.estimate(spec).bytes * FRAME_MEMORY_FACTOR
+        if need > max_bytes:
+            raise QueryError(
+                f"this query could need about {need / 1e9:.1f} GB of memory, more than the {max_bytes / 1e9:.1f} GB "
+                "that can be spared: narrow the region, time range or filters, write it to a file (the dialog and "
+                "Processing stream it), read it with iter_batches, or map it on a grid (grid_change)"
+            )
 
     def _frames(self, spec: SegmentQuery, array, progress: Optional[Progress]) -> list:
         frames = []
@@ -319,7 +350,8 @@ class Atl08Database:
 
         first_day, last_day = spec.day_range
         rows = 0.0
-        for fragment in tiledb.FragmentInfoList(self.uri, ctx=self.ctx):
+        fragments = retrying(lambda: tiledb.FragmentInfoList(self.uri, ctx=self.ctx), f"listing the fragments of {self.uri}")
+        for fragment in fragments:
             (lat0, lat1), (lon0, lon1), (t0, t1) = fragment.nonempty_domain
             time_share = _overlap(t0, t1 + 1, first_day, last_day + 1)
             if time_share == 0:
@@ -375,6 +407,23 @@ class Atl08Database:
         frame["distance_m"] = distance
         frame = frame[frame["distance_m"] <= radius_m].sort_values("distance_m", kind="stable").head(num_shots)
         return frame.reset_index(drop=True)
+
+
+def available_memory_bytes() -> Optional[int]:
+    """Memory the system can give without swapping (Linux MemAvailable; else free pages), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:

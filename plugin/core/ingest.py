@@ -28,7 +28,7 @@ from .config import DatabaseConfig, load_config
 from .errors import Cancelled, ConfigurationError, GranuleError, StorageError
 from .granule import granule_date, read_granule
 from .schema import DIMENSIONS, TIME_DOMAIN, create_array
-from .storage import make_context, object_type
+from .storage import RETRY_ATTEMPTS, RETRY_FIRST_DELAY_S, is_transient, make_context, object_type, retrying
 
 Progress = Callable[[float], None]
 
@@ -218,6 +218,25 @@ def _write_batch(array_uri: str, ctx, columns: Dict[str, np.ndarray], timestamp:
     return fragments
 
 
+def _write_batch_retrying(config: DatabaseConfig, ctx, batch: Dict[str, np.ndarray], stamp: int) -> Tuple[int, int]:
+    """``_write_batch``, written again under a new timestamp when an object store fails for a
+    passing reason: the fragments of the failed attempt (committed or not) are deleted first,
+    so a retry never duplicates a segment. Returns (fragments, the timestamp that holds them)."""
+    import tiledb
+
+    for attempt in range(RETRY_ATTEMPTS):
+        try:
+            return _write_batch(config.array_uri, ctx, batch, stamp, config), stamp
+        except tiledb.TileDBError as error:
+            if attempt + 1 == RETRY_ATTEMPTS or not is_transient(error):
+                raise
+            time.sleep(RETRY_FIRST_DELAY_S * 2**attempt)
+            retrying(lambda: tiledb.Array.delete_fragments(config.array_uri, stamp, stamp, ctx=ctx),
+                     f"removing the fragments of a failed write from {config.array_uri}")
+            stamp += 1
+    raise AssertionError("unreachable")
+
+
 def _concat(parts: List[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
@@ -253,15 +272,60 @@ def ingest_granules(
     log: Callable[[str], None] = lambda message: None,
 ) -> IngestReport:
     """Ingest every granule in ``inputs`` not yet in the database; see the module docstring."""
+    import tiledb
+
     progress = progress or (lambda fraction: None)
     paths = find_granules(inputs)
+    if not paths:
+        raise ConfigurationError(f"no ATL08 granules (.h5 files) in {', '.join(str(i) for i in ([inputs] if isinstance(inputs, (str, Path)) else inputs))}")
     ctx = make_context(config)
-    ensure_database(config, ctx)
+    existed = object_type(config.array_uri, ctx) is not None
+    try:
+        return _ingest(config, ctx, paths, progress, workers, executor, scheduler, reference_filters, log)
+    except StorageError:
+        _remove_if_new(config, ctx, existed)
+        raise
+    except tiledb.TileDBError as error:
+        _remove_if_new(config, ctx, existed)
+        raise StorageError(f"writing the database {config.array_uri} failed: {error}") from None
+    except OSError as error:
+        _remove_if_new(config, ctx, existed)
+        raise StorageError(f"writing the database {config.array_uri} failed: {error.strerror or error}") from None
+
+
+def _remove_if_new(config: DatabaseConfig, ctx, existed: bool) -> None:
+    """A first ingest that failed leaves no empty database behind (a resumable one is kept)."""
+    import tiledb
+
+    if existed:
+        return
+    try:
+        if read_ledger(config.ledger_uri, ctx):
+            return  # some granules made it: the next run resumes from the ledger
+    except tiledb.TileDBError:
+        pass
+    for uri in (config.array_uri, config.ledger_uri):
+        try:
+            if object_type(uri, ctx) is not None:
+                tiledb.remove(uri, ctx=ctx)
+        except tiledb.TileDBError:
+            pass
+    if config.storage_type == "local":
+        try:
+            Path(config.base_uri).rmdir()  # only if empty
+        except OSError:
+            pass
+
+
+def _ingest(config: DatabaseConfig, ctx, paths: List[Path], progress, workers, executor, scheduler, reference_filters,
+            log) -> IngestReport:
+    retrying(lambda: ensure_database(config, ctx), f"creating the database {config.array_uri}")
     report = IngestReport(database_uri=config.array_uri)
-    ledger = read_ledger(config.ledger_uri, ctx)
+    ledger = retrying(lambda: read_ledger(config.ledger_uri, ctx), f"reading the ledger {config.ledger_uri}")
     known = {t for t, _ in ledger.values()}
-    created_ms = ledger_created_ms(config.ledger_uri, ctx)
-    report.removed_orphan_fragments = _remove_orphans(config.array_uri, known, created_ms, ctx)
+    created_ms = retrying(lambda: ledger_created_ms(config.ledger_uri, ctx), f"reading the ledger {config.ledger_uri}")
+    report.removed_orphan_fragments = retrying(lambda: _remove_orphans(config.array_uri, known, created_ms, ctx),
+                                               f"removing unrecorded fragments from {config.array_uri}")
     if report.removed_orphan_fragments:
         log(f"removed {report.removed_orphan_fragments} unrecorded fragment batch(es) left by an interrupted run")
     pending = []
@@ -300,12 +364,14 @@ def ingest_granules(
                         entries.append((name, count))
                     progress(done / total)  # may raise Cancelled: nothing of this chunk is written yet
                 stamp = max(int(time.time() * 1000), last_stamp + 1)
-                last_stamp = stamp
                 if parts:
                     batch = _concat(parts)
-                    report.fragments += _write_batch(config.array_uri, ctx, batch, stamp, config)
+                    fragments, stamp = _write_batch_retrying(config, ctx, batch, stamp)
+                    report.fragments += fragments
                     report.segments += len(batch["latitude"])
-                _record(config.ledger_uri, ctx, [(name, stamp, count) for name, count in entries])
+                last_stamp = stamp
+                retrying(lambda: _record(config.ledger_uri, ctx, [(name, stamp, count) for name, count in entries]),
+                         f"recording the ingested granules in {config.ledger_uri}")
                 report.written.extend(name for name, _ in entries)
                 log(f"wrote {len(entries)} granules ({sum(c for _, c in entries)} segments)")
     if report.fragments:

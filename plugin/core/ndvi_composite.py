@@ -137,6 +137,15 @@ def reproject_geometry(geometry, source_crs, target_crs):
     return shapely.transform(geometry, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
 
 
+def _within_degrees(bounds) -> bool:
+    minx, miny, maxx, maxy = bounds
+    return -360 <= minx <= maxx <= 360 and -90 <= miny <= maxy <= 90
+
+
+def _rounded(bounds):
+    return tuple(round(v, 3) for v in bounds)
+
+
 def composite_grid(boundary, boundary_crs, resolution: float = 10.0, crs=None, log: Log = None):
     """(grid, boundary in the grid's CRS): the boundary's CRS unless ``crs`` is given; a boundary
     in degrees gets its UTM zone. The origin sits on multiples of ``resolution``."""
@@ -147,6 +156,9 @@ def composite_grid(boundary, boundary_crs, resolution: float = 10.0, crs=None, l
         raise QueryError(f"the resolution must be a positive number of metres, not {resolution!r}")
     boundary = polygonal_boundary(boundary)
     source_crs = _crs(boundary_crs, "boundary")
+    if source_crs.is_geographic and not _within_degrees(boundary.bounds):
+        raise QueryError(f"the boundary's coordinates {_rounded(boundary.bounds)} are not longitudes and latitudes, "
+                         f"as its CRS {source_crs.to_string()} says: set the layer's CRS to the one it was drawn in")
     if crs is not None:
         target = _crs(crs, "output")
         if target.is_geographic:
@@ -160,6 +172,9 @@ def composite_grid(boundary, boundary_crs, resolution: float = 10.0, crs=None, l
         target = source_crs
     projected = reproject_geometry(boundary, source_crs, target)
     minx, miny, maxx, maxy = projected.bounds
+    if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):
+        raise QueryError(f"the boundary {_rounded(boundary.bounds)} cannot be projected to {target.to_string()}: "
+                         "is the layer's CRS the one it was drawn in?")
     left = math.floor(minx / resolution) * resolution
     top = math.ceil(maxy / resolution) * resolution
     width = max(1, int(math.ceil((maxx - left) / resolution - 1e-9)))
@@ -517,6 +532,8 @@ def build_composite(
                         scene = scenes[slot]
                         try:
                             written = future.result()
+                        except OSError as error:  # the scratch file beside the output, not the scene
+                            raise OutputError(f"cannot write in {output_path.parent}: {error.strerror or error}") from None
                         except SceneReadError as error:
                             failed.append((scene.id, str(error)))
                             say(f"{scene.id}: left out, {error}")
@@ -608,13 +625,24 @@ def composite_years(
     progress = progress or (lambda fraction: None)
     check_cancel = check_cancel or (lambda: None)
     folder = Path(output_folder)
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(f"cannot create the output folder {folder}: {error.strerror or error}") from None
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"the output folder {folder} is not writable")
+    try:
+        if not os.access(folder, os.W_OK):
+            raise OutputError(f"the output folder {folder} is not writable")
+        return _composite_found_years(source, boundary, grid_crs, years, max_cloud, folder, cover_whole, resolution, crs,
+                                      block_size, workers, progress, check_cancel, log)
+    except BaseException:
+        if created and not any(folder.iterdir()):
+            folder.rmdir()  # a failed run leaves no trace, not even the folder it made
+        raise
 
+
+def _composite_found_years(source, boundary, grid_crs, years, max_cloud, folder, cover_whole, resolution, crs, block_size,
+                           workers, progress, check_cancel, log) -> List[CompositeReport]:
     boundary_wgs84 = reproject_geometry(boundary, grid_crs, "EPSG:4326")
     found = {}
     for index, year in enumerate(years):

@@ -28,9 +28,9 @@ In the chosen schema, every table name starting with ``prefix``:
 
 The rules are those of ``district_stats`` (which the embedded mode implements in Python).
 Every identifier goes through ``psycopg.sql.Identifier`` and every value is a query
-parameter; each step runs in its own transaction, so a failure or a cancel leaves the
-tables of the steps before it and nothing half-made; re-running replaces tables rather
-than adding rows. A session advisory lock keeps two runs on the same schema and prefix
+parameter; the whole run is one transaction (each step a savepoint), so a failure, a lost
+server or a cancel leaves every table as it was before the run; re-running replaces tables
+rather than adding rows. A session advisory lock keeps two runs on the same schema and prefix
 apart. With ``output_gpkg`` the tables of this run are also copied into a GeoPackage (the
 same file the embedded mode writes), which is what QGIS loads and styles in both modes.
 
@@ -95,7 +95,7 @@ def describe_connection(connection: Connection) -> str:
 
 
 def connect(connection: Connection, timeout_s: int = 10):
-    """An autocommit psycopg connection (each step opens its own transaction), with clear errors."""
+    """An autocommit psycopg connection (the run opens one transaction), with clear errors."""
     try:
         import psycopg
     except ImportError:
@@ -243,7 +243,8 @@ def raster2pgsql_tiles(info: RasterInfo, srid: int, check_cancel: CheckCancel = 
 
 @contextmanager
 def _step(conn, what: str, check_cancel: CheckCancel = None):
-    """One transaction; database errors become StorageError naming the step; a cancel cancels the running query."""
+    """One step (a savepoint inside the run's transaction); database errors become StorageError naming
+    the step; a cancel cancels the running query."""
     import psycopg
 
     stop = threading.Event()
@@ -488,6 +489,17 @@ def read_rows(conn, names: TableNames, table: str, fields: Sequence[str]) -> Lis
 # --------------------------------------------------------------------------- the operation
 
 
+@contextmanager
+def _run_transaction(conn):
+    import psycopg
+
+    try:
+        with conn.transaction():
+            yield
+    except psycopg.OperationalError as error:  # the rollback itself failed: the server is gone, and so is the transaction
+        raise StorageError(f"PostGIS: the connection was lost ({hide_password(error)}); nothing of this run was kept") from None
+
+
 def district_stats_postgis(
     connection: Connection,
     districts: Districts,
@@ -533,26 +545,29 @@ def district_stats_postgis(
         if not conn.execute("SELECT 1 FROM spatial_ref_sys WHERE srid = %s", (srid,)).fetchone():
             raise ConfigurationError(f"PostGIS does not know SRID {srid} (no row in spatial_ref_sys)")
         say(log, f"PostGIS {describe_connection(connection)}: schema {names.schema!r}, table prefix {names.prefix!r}")
-        load_districts(conn, names, prepared, srid, check_cancel)
-        report(0.05)
-        share = 0.85 / len(infos)
-        for number, (year, info) in enumerate(infos.items()):
-            if check_cancel:
-                check_cancel()
-            tick = time.perf_counter()
-            tiles = load_raster(conn, names, info, srid, loader, check_cancel)
-            say(log, f"{year}: {info.path.name} loaded as {tiles} tile(s) with {loader} in {time.perf_counter() - tick:.1f} s")
-            report(0.05 + (number + 0.5) * share)
-            tick = time.perf_counter()
-            compute_year(conn, names, layout, year, id_type, srid, check_cancel)
-            say(log, f"{year}: statistics of {len(prepared.ids)} district(s) in {time.perf_counter() - tick:.1f} s")
-            report(0.05 + (number + 1) * share)
-        update_latest(conn, names, layout, list(infos), id_type, srid, replace_latest, check_cancel)
-        build_change(conn, names, layout, id_type, srid, log, check_cancel)
-        report(0.92)
-        year_rows = {year: read_rows(conn, names, layout.year_table(year), layout.fields) for year in infos}
-        latest = read_rows(conn, names, layout.latest_table, layout.fields)
-        change = read_rows(conn, names, layout.change_table, layout.change_fields)
+        # One run, one transaction (each step is a savepoint inside it): a failure, a lost server or a
+        # cancel leaves every table as it was before the run.
+        with _run_transaction(conn):
+            load_districts(conn, names, prepared, srid, check_cancel)
+            report(0.05)
+            share = 0.85 / len(infos)
+            for number, (year, info) in enumerate(infos.items()):
+                if check_cancel:
+                    check_cancel()
+                tick = time.perf_counter()
+                tiles = load_raster(conn, names, info, srid, loader, check_cancel)
+                say(log, f"{year}: {info.path.name} loaded as {tiles} tile(s) with {loader} in {time.perf_counter() - tick:.1f} s")
+                report(0.05 + (number + 0.5) * share)
+                tick = time.perf_counter()
+                compute_year(conn, names, layout, year, id_type, srid, check_cancel)
+                say(log, f"{year}: statistics of {len(prepared.ids)} district(s) in {time.perf_counter() - tick:.1f} s")
+                report(0.05 + (number + 1) * share)
+            update_latest(conn, names, layout, list(infos), id_type, srid, replace_latest, check_cancel)
+            build_change(conn, names, layout, id_type, srid, log, check_cancel)
+            report(0.92)
+            year_rows = {year: read_rows(conn, names, layout.year_table(year), layout.fields) for year in infos}
+            latest = read_rows(conn, names, layout.latest_table, layout.fields)
+            change = read_rows(conn, names, layout.change_table, layout.change_fields)
         conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock_key,))
     finally:
         conn.close()

@@ -12,6 +12,7 @@ when complete, so a failure or a cancel never leaves a half-written output.
 """
 
 import os
+import shutil
 import sqlite3
 import uuid
 from itertools import chain
@@ -21,7 +22,7 @@ from typing import Callable, Iterable, List, Optional
 
 import numpy as np
 
-from .errors import OutputError
+from .errors import CanopyExplorerError, OutputError
 
 FORMATS = {  # format name: (GDAL driver, extension)
     "GPKG": ("GPKG", ".gpkg"),
@@ -338,7 +339,23 @@ def _discard(temporary: Path) -> None:
 def _raise_output_error(error: BaseException, path: Path):
     if isinstance(error, OSError):
         raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
+    if isinstance(error, (RuntimeError, sqlite3.Error)) and not isinstance(error, CanopyExplorerError):  # GDAL/OGR, SQLite
+        raise OutputError(f"cannot write {path}: {_gdal_reason(error, path)}") from error
     raise error
+
+
+def _gdal_reason(error: BaseException, path: Path) -> str:
+    """GDAL often raises an empty RuntimeError; say what the folder's state suggests."""
+    text = str(error).strip()
+    if text:
+        return text
+    try:
+        usage = shutil.disk_usage(path.parent)
+    except OSError:
+        return "the folder cannot be written"
+    if usage.free < 1_000_000:
+        return f"no space left on the device ({usage.free} bytes free)"
+    return "the folder is read-only or cannot be written"
 
 
 def _convert(source: Path, target: Path, output_format: str, layer_name: str) -> None:

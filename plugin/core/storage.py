@@ -1,7 +1,10 @@
-"""TileDB contexts for a database configuration, and a reachability probe that cannot hang."""
+"""TileDB contexts for a database configuration, a reachability probe that cannot hang, and
+retries of S3 requests that failed for a passing reason."""
 
+import re
 import threading
-from typing import Dict, Optional
+import time
+from typing import Callable, Dict, Optional, TypeVar
 
 from .config import DatabaseConfig
 from .errors import StorageError
@@ -36,3 +39,39 @@ def object_type(uri: str, ctx, timeout_s: float = DEFAULT_PROBE_TIMEOUT_S) -> Op
     if "error" in outcome:
         raise StorageError(f"cannot reach {uri}: {outcome['error']}")
     return outcome.get("type")
+
+
+# Passing failures of an object store: throttling (503 SlowDown), server errors, dropped or
+# timed-out connections (curl 7, 28, 52, 55, 56). TileDB's own S3 retries do not cover all of
+# them (a throttled listing fails at once).
+_TRANSIENT = re.compile(r"SlowDown|Response Code: 5\d\d|curlCode: (7|28|52|55|56)\b|Connection reset|timed out|Timeout was reached",
+                        re.IGNORECASE)
+RETRY_ATTEMPTS = 6
+RETRY_FIRST_DELAY_S = 0.2
+T = TypeVar("T")
+
+
+def is_transient(error: BaseException) -> bool:
+    return bool(_TRANSIENT.search(str(error)))
+
+
+def retrying(call: Callable[[], T], what: str, attempts: int = RETRY_ATTEMPTS, first_delay_s: float = RETRY_FIRST_DELAY_S) -> T:
+    """``call()``, again after 0.2, 0.4, 0.8 ... s while it fails for a passing reason; any other
+    TileDB error, or the last one, becomes a StorageError saying what was being done."""
+    import tiledb
+
+    for attempt in range(attempts):
+        try:
+            return call()
+        except tiledb.TileDBError as error:
+            if attempt + 1 < attempts and is_transient(error):
+                time.sleep(first_delay_s * 2**attempt)
+                continue
+            tries = f" (after {attempt + 1} attempts)" if attempt else ""
+            raise StorageError(f"{what} failed{tries}: {_short(error)}") from None
+    raise AssertionError("unreachable")
+
+
+def _short(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= 400 else text[:397] + "..."

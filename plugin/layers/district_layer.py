@@ -13,6 +13,7 @@ from qgis.core import QgsDataSourceUri, QgsFeatureRequest, QgsProviderRegistry, 
 
 from ..core.district_stats import Districts, StatsResult
 from ..core.errors import ConfigurationError, QueryError
+from .roi_source import crs_text
 from .segment_layer import save_default_style
 from .symbology import graduated_renderer
 
@@ -30,9 +31,7 @@ def districts_from_features(features, crs, id_field: str) -> Districts:
         geometries.append(None if geometry.isNull() else shapely.from_wkb(bytes(geometry.asWkb())))
     if not ids:
         raise QueryError("the districts layer has no features")
-    if not crs.isValid():
-        raise QueryError("the districts layer has no coordinate reference system")
-    return Districts.create(ids, geometries, crs.authid() or crs.toWkt(), id_field=id_field)
+    return Districts.create(ids, geometries, crs_text(crs, "the districts layer"), id_field=id_field)
 
 
 def districts_from_layer(layer: QgsVectorLayer, id_field: str, selected_only: bool = False) -> Districts:

@@ -7,9 +7,15 @@ from qgis.core import QgsCoordinateReferenceSystem, QgsFeatureRequest, QgsGeomet
 from ..core.errors import QueryError
 
 
-def _crs_text(crs: QgsCoordinateReferenceSystem) -> str:
-    if not crs.isValid():
-        raise QueryError("the region has no coordinate reference system: set the layer's or project's CRS")
+def crs_text(crs: QgsCoordinateReferenceSystem, what: str = "the region") -> str:
+    """The CRS as the engine takes it; a missing or undefined CRS is an error naming ``what``.
+
+    GeoPackages without a CRS load with a valid-looking "Undefined geographic/Cartesian SRS":
+    coordinates in it could be anything, so it counts as missing.
+    """
+    undefined = crs.isValid() and not crs.authid() and "undefined" in crs.toWkt()[:80].lower()
+    if not crs.isValid() or undefined:
+        raise QueryError(f"{what} has no coordinate reference system: set the layer's CRS (Layer Properties > Source)")
     return crs.authid() or crs.toWkt()
 
 
@@ -23,7 +29,7 @@ def roi_from_geometry(geometry: QgsGeometry, crs: QgsCoordinateReferenceSystem) 
         raise QueryError("the region of interest must be a polygon")
     if not geometry.isGeosValid():
         geometry = geometry.makeValid()
-    return shapely.from_wkb(bytes(geometry.asWkb())), _crs_text(crs)
+    return shapely.from_wkb(bytes(geometry.asWkb())), crs_text(crs)
 
 
 def roi_from_rectangle(rectangle: QgsRectangle, crs: QgsCoordinateReferenceSystem) -> Tuple[object, str]:
@@ -60,4 +66,4 @@ def roi_from_features(features, crs: QgsCoordinateReferenceSystem, empty_message
         parts.append(shapely.from_wkb(bytes(geometry.asWkb())))
     if not parts:
         raise QueryError(empty_message)
-    return shapely.union_all(parts), _crs_text(crs)
+    return shapely.union_all(parts), crs_text(crs)

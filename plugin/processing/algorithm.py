@@ -34,6 +34,9 @@ class CanopyExplorerAlgorithm(QgsProcessingAlgorithm):
             return {}
         except CanopyExplorerError as error:
             raise QgsProcessingException(str(error)) from error
+        except OSError as error:  # a safety net: the engine names its own files, but a full or read-only disk can surface anywhere
+            where = f" ({error.filename})" if error.filename else ""
+            raise QgsProcessingException(f"cannot read or write a file{where}: {error.strerror or error}") from error
 
     def execute(self, parameters, context, feedback):
         raise NotImplementedError

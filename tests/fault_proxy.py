@@ -1,0 +1,180 @@
+"""A fault-injecting HTTP proxy for the loopback S3 server (and any other loopback HTTP service).
+
+    with FaultProxy("http://127.0.0.1:9000", error_rate=0.1, drop_rate=0.05, delay_rate=0.1) as proxy:
+        ...  # point the client at proxy.url
+
+Each request, independently and reproducibly (seeded), is answered with a 503 ``SlowDown``
+(as S3 does when throttling), dropped (the connection closed without an answer), delayed
+by ``delay_s`` then forwarded, or forwarded untouched. The rates can be changed while it
+runs (``proxy.set(error_rate=0)``); ``proxy.counts()`` says what happened.
+
+The proxy runs in its own process: some TileDB calls hold Python's GIL while they wait for
+the network, so a proxy thread in the client's process would never get to answer.
+"""
+
+import http.client
+import json
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+CONTROL = "/__faults__/"
+
+HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "trailer", "upgrade"}
+SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+             b"<Message>Please reduce your request rate (injected fault).</Message></Error>")
+
+
+class _Faults:
+    """The proxy's state, in the proxy process."""
+
+    def __init__(self, upstream: str, error_rate, drop_rate, delay_rate, delay_s, seed):
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname, parts.port)
+        self.rates = {"error": error_rate, "drop": drop_rate, "delay": delay_rate}
+        self.delay_s = delay_s
+        self.counts = {"requests": 0, "errors": 0, "drops": 0, "delays": 0}
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def decide(self) -> str:
+        with self._lock:
+            self.counts["requests"] += 1
+            draw = self._random.random()
+            for kind in ("error", "drop", "delay"):
+                if draw < self.rates[kind]:
+                    self.counts[kind + "s"] += 1
+                    return kind
+                draw -= self.rates[kind]
+        return "forward"
+
+
+def _serve(faults: _Faults, port: int) -> None:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def _body(self) -> bytes:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                chunks = []
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def _answer(self, status: int, body: bytes, content_type="application/xml", headers=()) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            for key, value in headers:
+                self.send_header(key, value)
+            if not any(key.lower() == "content-length" for key, _ in headers):
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _control(self):
+            query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+            with faults._lock:
+                for key, value in query.items():
+                    faults.rates[key] = float(value)
+                document = json.dumps({"rates": faults.rates, "counts": faults.counts}).encode()
+            self._answer(200, document, "application/json")
+
+        def _handle(self):
+            body = self._body()
+            if self.path.startswith(CONTROL):
+                return self._control()
+            action = faults.decide()
+            if action == "drop":
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            if action == "error":
+                return self._answer(503, SLOW_DOWN)
+            if action == "delay":
+                time.sleep(faults.delay_s)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
+            if self.command in ("PUT", "POST") or body:
+                headers["Content-Length"] = str(len(body))
+            upstream = http.client.HTTPConnection(*faults.upstream, timeout=60)
+            try:
+                upstream.request(self.command, self.path, body=body, headers=headers)
+                response = upstream.getresponse()
+                data = response.read()
+            finally:
+                upstream.close()
+            passed = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_HEADERS and k.lower() != "content-type"]
+            if self.command != "HEAD":  # a HEAD answer keeps the object's length
+                passed = [(k, v) for k, v in passed if k.lower() != "content-length"] + [("Content-Length", str(len(data)))]
+            self.send_response(response.status, response.reason)
+            for key, value in passed:
+                self.send_header(key, value)
+            content_type = response.getheader("Content-Type")
+            if content_type:
+                self.send_header("Content-Type", content_type)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, error_rate=0.0, drop_rate=0.0, delay_rate=0.0, delay_s=0.3, seed=0):
+        self.arguments = [upstream, str(error_rate), str(drop_rate), str(delay_rate), str(delay_s), str(seed)]
+        self._process = None
+        self.url = ""
+
+    def _control(self, **rates) -> dict:
+        query = "&".join(f"{k}={v}" for k, v in rates.items())
+        with urllib.request.urlopen(f"{self.url}{CONTROL}?{query}", timeout=10) as answer:
+            return json.loads(answer.read())
+
+    def set(self, error_rate=None, drop_rate=None, delay_rate=None) -> None:
+        self._control(**{k: v for k, v in (("error", error_rate), ("drop", drop_rate), ("delay", delay_rate)) if v is not None})
+
+    def counts(self) -> dict:
+        return self._control()["counts"]
+
+    def __enter__(self):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self._process = subprocess.Popen([sys.executable, __file__, str(port), *self.arguments])
+        self.url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                self._control()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("the fault proxy did not start")
+
+    def __exit__(self, *exc):
+        self._process.terminate()
+        self._process.wait(10)
+
+
+if __name__ == "__main__":
+    port, upstream, error_rate, drop_rate, delay_rate, delay_s, seed = sys.argv[1:8]
+    _serve(_Faults(upstream, float(error_rate), float(drop_rate), float(delay_rate), float(delay_s), int(seed)), int(port))

@@ -1,0 +1,119 @@
+"""S3 under faults: a proxy in front of the loopback S3 server drops connections, delays answers and
+returns 503s; queries retry and return the right rows or fail clearly, ingests resume without
+duplicates or losses."""
+
+import time
+
+import boto3
+import numpy as np
+import pytest
+
+from canopy_explorer.plugin.core.config import DatabaseConfig
+from canopy_explorer.plugin.core.database import Atl08Database
+from canopy_explorer.plugin.core.errors import StorageError
+from canopy_explorer.plugin.core.ingest import ingest_granules
+from canopy_explorer.plugin.core.query import SegmentQuery
+from fault_proxy import FaultProxy
+from granule_truth import segments
+
+KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def config_through(url: str, bucket: str, **settings) -> DatabaseConfig:
+    return DatabaseConfig(storage_type="s3", s3_bucket=bucket, url=url, s3_region="us-east-1",
+                          s3_settings={**KEYS, "connect_timeout_ms": "2000", "request_timeout_ms": "5000", **settings},
+                          source="test").with_changes()
+
+
+def create_bucket(endpoint: str, bucket: str) -> None:
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **KEYS).create_bucket(Bucket=bucket)
+
+
+def checksum(ids) -> int:
+    return int(np.bitwise_xor.reduce(np.asarray(ids, dtype=np.int64))) if len(ids) else 0
+
+
+@pytest.fixture(scope="module")
+def clean_result(s3_database):
+    spec = SegmentQuery.create(variables=["h_canopy", "canopy_h_metrics:95"], filters="h_canopy >= 0")
+    frame = Atl08Database(s3_database).query(spec)
+    return spec, frame.sort_values("segment_id").reset_index(drop=True)
+
+
+def test_queries_through_503s_drops_and_delays_return_the_right_rows(s3_server, s3_database, clean_result):
+    spec, expected = clean_result
+    with FaultProxy(s3_server, error_rate=0.1, drop_rate=0.03, delay_rate=0.1, delay_s=0.2, seed=1) as proxy:
+        config = config_through(proxy.url, s3_database.s3_bucket)
+        database = Atl08Database(config)
+        for _ in range(3):
+            frame = database.query(spec).sort_values("segment_id").reset_index(drop=True)
+            np.testing.assert_array_equal(frame["segment_id"], expected["segment_id"])
+            np.testing.assert_array_equal(frame["h_canopy"], expected["h_canopy"])
+        batches = [b for b in database.iter_batches(spec, rows=5_000)]
+        assert sum(len(b) for b in batches) == len(expected)
+        counts = proxy.counts()
+    assert counts["errors"] > 0 and counts["drops"] > 0 and counts["delays"] > 0
+
+
+def test_a_server_that_only_fails_gives_a_clear_error_within_a_deadline(s3_server, s3_database, clean_result, tmp_path):
+    from canopy_explorer.plugin.core.segment_files import write_segments
+
+    spec, _ = clean_result
+    with FaultProxy(s3_server, seed=2) as proxy:
+        database = Atl08Database(config_through(proxy.url, s3_database.s3_bucket, connect_max_tries="3"))
+        # every connection is dropped (a 503 on every request is retried by the AWS SDK inside TileDB
+        # for longer than any test should wait; see docs/ROBUSTNESS.md)
+        proxy.set(drop_rate=1.0)
+        started = time.monotonic()
+        with pytest.raises(StorageError, match=r"s3://atl08-sample/array_uri failed \(after \d+ attempts\)"):
+            database.query(spec)
+        with pytest.raises(StorageError):
+            write_segments(database.iter_batches(spec, rows=2_000), tmp_path / "out.gpkg", "segments")
+        assert time.monotonic() - started < 120
+    assert list(tmp_path.iterdir()) == []  # no partial file
+
+
+def test_ingest_through_faults_resumes_without_duplicates_or_losses(s3_server, sample_granules):
+    bucket = "atl08-faults"
+    create_bucket(s3_server, bucket)
+    truth = np.sort(segments(sample_granules)["segment_id"])
+    with FaultProxy(s3_server, error_rate=0.03, drop_rate=0.02, delay_rate=0.05, delay_s=0.1, seed=3) as proxy:
+        config = config_through(proxy.url, bucket)
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                ingest_granules(config, sample_granules, workers=1)
+                break
+            except StorageError:
+                assert attempts < 5, "the ingest never got through"
+        again = ingest_granules(config, sample_granules, workers=1)  # idempotent, even through faults
+        assert again.written == [] and again.segments == 0
+        counts = proxy.counts()
+    ids = np.sort(Atl08Database(config_through(s3_server, bucket)).query(SegmentQuery.create(variables=["h_canopy"]))["segment_id"])
+    assert len(ids) == len(truth) and len(np.unique(ids)) == len(ids)
+    assert checksum(ids) == checksum(truth) and np.array_equal(ids, truth)
+    assert counts["errors"] + counts["drops"] > 0
+
+
+def test_ingest_failing_midway_is_completed_by_the_next_run(s3_server, sample_granules):
+    """The S3 server stops answering halfway through; the rerun resumes from the ledger."""
+    bucket = "atl08-midway"
+    create_bucket(s3_server, bucket)
+    truth = np.sort(segments(sample_granules)["segment_id"])
+    with FaultProxy(s3_server, seed=4) as proxy:
+        config = config_through(proxy.url, bucket, connect_max_tries="2").with_changes(flush_every=1)
+        written = []
+
+        def progress(fraction):
+            written.append(fraction)
+            if len(written) == 3:
+                proxy.set(drop_rate=1.0)  # from the third granule on, every connection is dropped
+
+        with pytest.raises(StorageError):
+            ingest_granules(config, sample_granules, workers=1, progress=progress)
+        proxy.set(drop_rate=0.0)
+        report = ingest_granules(config, sample_granules, workers=1)
+        assert 0 < len(report.written) < len(sample_granules)  # only what the first run did not record
+    ids = np.sort(Atl08Database(config_through(s3_server, bucket)).query(SegmentQuery.create(variables=["h_canopy"]))["segment_id"])
+    assert np.array_equal(ids, truth)
