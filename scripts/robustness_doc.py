@@ -11,6 +11,7 @@ kept from the existing document (between its markers).
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,7 @@ def matrix_table(cases, messages=None) -> str:
              "|---|---|---|---|"]
     for case in cases:
         message = messages.get(f"{case.algorithm}: {case.name}", "")
-        message = " ".join(message.split()).replace("|", "\\|")
+        message = re.sub(r"/tmp/pytest-of-[^/]+/pytest-\d+/", "<tmp>/", " ".join(message.split())).replace("|", "\\|")
         if len(message) > 220:
             message = message[:217] + "..."
         lines.append(f"{row_key(case)} {message or '(not recorded)'} | {WHERE[case.output]} |")

@@ -340,11 +340,11 @@ def _raise_output_error(error: BaseException, path: Path):
     if isinstance(error, OSError):
         raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
     if isinstance(error, (RuntimeError, sqlite3.Error)) and not isinstance(error, CanopyExplorerError):  # GDAL/OGR, SQLite
-        raise OutputError(f"cannot write {path}: {_gdal_reason(error, path)}") from error
+        raise OutputError(f"cannot write {path}: {gdal_failure_reason(error, path)}") from error
     raise error
 
 
-def _gdal_reason(error: BaseException, path: Path) -> str:
+def gdal_failure_reason(error: BaseException, path: Path) -> str:
     """GDAL often raises an empty RuntimeError; say what the folder's state suggests."""
     text = str(error).strip()
     if text:

@@ -54,6 +54,10 @@ class StatsGeoPackage:
             remove_quietly(self.temporary)
             if isinstance(error, OSError):
                 raise OutputError(f"cannot write beside {self.path}: {error.strerror or error}") from error
+            if not self.path.exists():
+                from .segment_files import gdal_failure_reason
+
+                raise OutputError(f"cannot create {self.path}: {gdal_failure_reason(error, self.path)}") from None
             raise OutputError(f"{self.path} exists and is not a GeoPackage ({error}): choose another output") from None
         self._check_existing()
 
