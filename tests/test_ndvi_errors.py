@@ -148,3 +148,21 @@ def test_an_existing_composite_is_replaced_only_when_the_new_one_is_complete(sta
     build_composite(found, BOUNDARY, BOUNDARY_CRS, 2023, target, source)
     with rasterio.open(target) as dataset:
         assert dataset.count == 2
+
+
+def test_random_server_errors_on_assets_are_retried_and_the_composite_is_exact(stac_catalogue, tmp_path):
+    """A fifth of the asset requests answer 500; every read is retried and the pixels are those of a clean run."""
+    with SampleStacServer(stac_catalogue) as clean_server:
+        source = make_source(clean_server.url)
+        found = [s for s in search_scenes(source, boundary_wgs84(), 2020, max_cloud=20) if s.id != "NONIR_2020"]
+        clean = build_composite(found, BOUNDARY, BOUNDARY_CRS, 2020, tmp_path / "clean.tif", source)
+    with SampleStacServer(stac_catalogue, log=tmp_path / "log.jsonl", fail_rate=0.2, fail_status=500, seed=3) as server:
+        source = make_source(server.url, retries=6)
+        found = [s for s in search_scenes(source, boundary_wgs84(), 2020, max_cloud=20) if s.id != "NONIR_2020"]
+        report = build_composite(found, BOUNDARY, BOUNDARY_CRS, 2020, tmp_path / "faulty.tif", source)
+        failures = [r for r in server.requests(kind="asset") if r["status"] == 500]
+    assert failures, "no fault was injected"
+    assert report.scenes_used == clean.scenes_used and not report.scenes_failed  # seeded: every read got through its retries
+    with rasterio.open(report.path) as faulty, rasterio.open(clean.path) as expected:
+        np.testing.assert_array_equal(faulty.read(), expected.read())
+
