@@ -166,3 +166,16 @@ def test_random_server_errors_on_assets_are_retried_and_the_composite_is_exact(s
     with rasterio.open(report.path) as faulty, rasterio.open(clean.path) as expected:
         np.testing.assert_array_equal(faulty.read(), expected.read())
 
+
+
+def test_a_stalled_search_times_out_with_a_clear_error(stac_catalogue, tmp_path):
+    import time
+
+    with SampleStacServer(stac_catalogue, stall=20, stall_pattern="search") as server:
+        source = make_source(server.url, retries=1, retry_delay_s=0.1, timeout_s=1)
+        started = time.monotonic()
+        with pytest.raises(StorageError, match=r"did not answer the search .*Read ?Timeout"):
+            composite_years(source, BOUNDARY, BOUNDARY_CRS, [2020], 20, tmp_path / "out")
+        waited = time.monotonic() - started
+    assert waited < 15, f"waited {waited:.0f} s: the 20 s stall was not cut off"  # two 1 s attempts and the backoff
+    assert not (tmp_path / "out").exists()

@@ -297,7 +297,8 @@ def _stac_client(source: StacSource):
     )
     stac_io = StacApiIO(timeout=source.timeout_s, max_retries=retry)
     try:
-        return Client.open(source.url, stac_io=stac_io), stac_io
+        # Client.open hands its own timeout (None by default) to the stac_io it is given
+        return Client.open(source.url, stac_io=stac_io, timeout=source.timeout_s), stac_io
     except BaseException:
         stac_io.session.close()
         raise
