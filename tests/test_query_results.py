@@ -221,3 +221,17 @@ def test_times_are_days_unless_exact_times_are_asked_for(database_config, truth)
     first = pd.Timestamp(np.sort(truth["time"])[0])
     bounded = db.query(SegmentQuery.create(start=str(first.date()), end=(first + pd.Timedelta(hours=23)).isoformat()))
     assert (bounded["time"] != bounded["time"].dt.floor("D")).any()
+
+
+def test_the_estimate_follows_new_fragments(tmp_path, sample_granules):
+    from canopy_explorer.plugin.core.config import local_config
+    from canopy_explorer.plugin.core.ingest import ingest_granules
+
+    config = local_config(tmp_path / "db")
+    ingest_granules(config, sample_granules[:1], workers=1)
+    db = Atl08Database(config)
+    spec = SegmentQuery.create(variables=["h_canopy"])
+    before = db.estimate(spec).rows
+    assert db.estimate(spec).rows == before  # kept while nothing landed
+    ingest_granules(config, sample_granules[1:2], workers=1)
+    assert db.estimate(spec).rows > before

@@ -346,24 +346,35 @@ class Atl08Database:
         Segments are assumed evenly spread within each fragment's non-empty domain;
         filters are not applied, so the true count is usually lower.
         """
-        import tiledb
-
         first_day, last_day = spec.day_range
         rows = 0.0
-        fragments = retrying(lambda: tiledb.FragmentInfoList(self.uri, ctx=self.ctx), f"listing the fragments of {self.uri}")
-        for fragment in fragments:
-            (lat0, lat1), (lon0, lon1), (t0, t1) = fragment.nonempty_domain
+        for ((lat0, lat1), (lon0, lon1), (t0, t1)), cells in self._fragment_extents():
             time_share = _overlap(t0, t1 + 1, first_day, last_day + 1)
             if time_share == 0:
                 continue
             for lon_min, lat_min, lon_max, lat_max in spec.parts:
-                rows += fragment.cell_num * time_share * _overlap(lat0, lat1, lat_min, lat_max) * _overlap(lon0, lon1, lon_min, lon_max)
+                rows += cells * time_share * _overlap(lat0, lat1, lat_min, lat_max) * _overlap(lon0, lon1, lon_min, lon_max)
         if spec.polygon is not None:
             from .roi import parts_area
 
             rows *= min(1.0, spec.polygon.area / max(parts_area(spec.parts), 1e-12))
         per_row = 8 * 4 + 8 + sum(self.attribute_dtypes[c.attribute].itemsize for c in spec.columns)
         return Estimate(int(round(rows)), int(round(rows * per_row)))
+
+    def _fragment_extents(self):
+        """(non-empty domain, cell count) of every fragment. Reading them costs one request per
+        fragment on S3 (unless their metadata is consolidated), so they are kept until the
+        array's commit listing changes; arrays without a commit folder are read every time."""
+        import tiledb
+
+        self._array()  # one listing brings this thread's view (and its commit listing) up to date
+        commits = getattr(self._local, "commits", None)
+        cached = getattr(self._local, "fragment_extents", None)
+        if commits is None or cached is None or cached[0] != commits:
+            fragments = retrying(lambda: tiledb.FragmentInfoList(self.uri, ctx=self.ctx), f"listing the fragments of {self.uri}")
+            cached = (commits, [(f.nonempty_domain, f.cell_num) for f in fragments])
+            self._local.fragment_extents = cached
+        return cached[1]
 
     # ------------------------------------------------------------------ nearest
 
