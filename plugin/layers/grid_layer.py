@@ -6,7 +6,6 @@ of the absolute change. A GeoPackage keeps both styles in ``layer_styles`` (the 
 map is the default); a GeoTIFF gets a ``.qml`` for the change band beside it.
 """
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Tuple
@@ -28,8 +27,7 @@ from ..core.database import Atl08Database
 from ..core.equal_area_grid import EQUAL_EARTH, HexGrid, SquareGrid
 from ..core.errors import OutputError
 from ..core.grid_change import FIELDS, LAYER_NAME, GridChange, grid_change, write_cells_geopackage, write_cells_raster
-from ..core.segment_files import temporary_sibling
-from .symbology import units_for
+from .symbology import save_raster_default_style, units_for
 
 BASELINE_RANGE = (2.0, 40.0)  # metres, fixed as in the seed's figure
 BASELINE_CLASSES = 8
@@ -138,19 +136,6 @@ def _store_vector_styles(result: GridChange, limit: float):
     return store
 
 
-def _store_raster_style(path: Path, limit: float) -> None:
-    layer = QgsRasterLayer(str(path), "style")
-    if not layer.isValid():
-        raise OutputError(f"the raster {path.name} cannot be opened to store its style")
-    layer.setRenderer(change_raster_renderer(layer.dataProvider(), limit))
-    target = path.with_suffix(".qml")
-    temporary = temporary_sibling(target)
-    message, ok = layer.saveNamedStyle(str(temporary))
-    if not ok:
-        raise OutputError(f"cannot write the style {target.name}: {message}")
-    os.replace(temporary, target)
-
-
 def write_grid_change(
     config, output: str, roi=None, roi_crs: str = "EPSG:4326", variable: str = "h_canopy",
     periods: Sequence[Tuple[str, str]] = (), cell_size_km: float = 100.0, min_shots: int = 100, filters: str = "",
@@ -177,7 +162,7 @@ def write_grid_change(
         check_cancel()
     if raster:
         path = write_cells_raster(result, output)
-        _store_raster_style(path, limit)
+        save_raster_default_style(path, lambda provider: change_raster_renderer(provider, limit), "the raster")
     else:
         path = write_cells_geopackage(result, output, before_publish=_store_vector_styles(result, limit))
     return GridChangeOutput(result, str(path), limit)

@@ -6,7 +6,6 @@ shaders have no Jenks mode) and stores the style next to each GeoTIFF as a
 ``.qml``, which QGIS loads as the layer's default style wherever the file is opened.
 """
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -17,7 +16,7 @@ from qgis.PyQt.QtGui import QColor
 from ..core.errors import OutputError
 from ..core.natural_breaks import raster_breaks
 from ..core.ndvi_composite import CompositeReport, composite_years
-from ..core.segment_files import temporary_sibling
+from .symbology import save_raster_default_style
 
 # A brown-to-green NDVI ramp (bare soil and water low, dense vegetation high).
 NDVI_COLOURS = ("#a50026", "#d73027", "#f46d43", "#fdae61", "#fee08b", "#d9ef8b", "#a6d96a", "#66bd63", "#1a9850", "#006837")
@@ -58,16 +57,7 @@ def save_composite_style(path: Path, minimum: Optional[float], breaks: List[floa
     """Write ``<name>.qml`` beside the composite (atomically), QGIS's default style for the file."""
     if not breaks:
         return
-    layer = QgsRasterLayer(str(path), "style")
-    if not layer.isValid():
-        raise OutputError(f"the composite {path.name} cannot be opened to store its style")
-    layer.setRenderer(ndvi_renderer(layer.dataProvider(), breaks, min(minimum, breaks[0])))
-    target = path.with_suffix(".qml")
-    temporary = temporary_sibling(target)
-    message, ok = layer.saveNamedStyle(str(temporary))
-    if not ok:
-        raise OutputError(f"cannot write the style {target.name}: {message}")
-    os.replace(temporary, target)
+    save_raster_default_style(path, lambda provider: ndvi_renderer(provider, breaks, min(minimum, breaks[0])), "the composite")
 
 
 def write_ndvi_composites(

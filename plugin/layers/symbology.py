@@ -1,9 +1,12 @@
-"""Graduated natural-breaks symbology for segment layers, built from breaks computed in the engine.
+"""Graduated natural-breaks symbology for segment layers, built from breaks computed in the engine,
+and the ``.qml`` default styles written beside raster outputs.
 
 Built from plain objects (no QgsStyle lookups), so it can run inside a task.
 """
 
-from typing import Optional, Sequence
+import os
+from pathlib import Path
+from typing import Callable, Optional, Sequence
 
 from qgis.core import (
     QgsColorBrewerColorRamp,
@@ -16,7 +19,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
-from ..core.errors import UnknownVariableError
+from ..core.errors import OutputError, UnknownVariableError
+from ..core.segment_files import temporary_sibling
 from ..core.variables import get_variable
 
 
@@ -85,3 +89,22 @@ def graduated_renderer(field: str, variable: Optional[str], minimum: float, brea
     renderer.setSourceColorRamp(ramp.clone())
     renderer.setMode(QgsGraduatedSymbolRenderer.Jenks)  # 3.22 name; the mode records how classes were made
     return renderer
+
+
+def save_raster_default_style(path: Path, renderer_for: Callable, what: str) -> None:
+    """Write ``<name>.qml`` beside the raster ``path`` (atomically): QGIS's default style for the file.
+
+    ``renderer_for(provider)`` builds the renderer for the opened raster; ``what`` names the
+    raster in errors ("the composite", "the raster")."""
+    from qgis.core import QgsRasterLayer
+
+    layer = QgsRasterLayer(str(path), "style")
+    if not layer.isValid():
+        raise OutputError(f"{what} {path.name} cannot be opened to store its style")
+    layer.setRenderer(renderer_for(layer.dataProvider()))
+    target = path.with_suffix(".qml")
+    temporary = temporary_sibling(target)
+    message, ok = layer.saveNamedStyle(str(temporary))
+    if not ok:
+        raise OutputError(f"cannot write the style {target.name}: {message}")
+    os.replace(temporary, target)
