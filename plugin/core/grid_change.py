@@ -25,7 +25,7 @@ from .cell_statistics import DEFAULT_RESOLUTION, CellStatistics, CellTable
 from .equal_area_grid import Grid, HexGrid, SquareGrid
 from .errors import OutputError, QueryError
 from .query import SegmentQuery, resolve_columns
-from .segment_files import remove_quietly, temporary_sibling
+from .segment_files import check_output_folder, remove_quietly, temporary_sibling
 
 FIELDS = ("count_p1", "median_p1", "mean_p1", "count_p2", "median_p2", "mean_p2", "change")
 CELL_ID = "cell_id"
@@ -140,10 +140,7 @@ def _writable_target(path: Path, suffixes: Sequence[str]) -> Path:
     path = Path(path)
     if path.suffix.lower() not in suffixes:
         raise OutputError(f"the output must end in {' or '.join(suffixes)}, not {path.name}")
-    if not path.parent.is_dir():
-        raise OutputError(f"output folder {path.parent} does not exist")
-    if not os.access(path.parent, os.W_OK):
-        raise OutputError(f"output folder {path.parent} is not writable")
+    check_output_folder(path)
     return path
 
 

@@ -57,6 +57,15 @@ def temporary_sibling(path: Path, suffix: Optional[str] = None) -> Path:
     return path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{suffix or path.suffix}")
 
 
+def check_output_folder(path: Path) -> None:
+    """The folder that will hold ``path`` exists and can be written, or an OutputError says which."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise OutputError(f"output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"output folder {folder} is not writable")
+
+
 def remove_quietly(path: Path) -> None:
     for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
         try:
@@ -258,11 +267,7 @@ def write_segments(
     output_format = output_format or format_for_path(path)
     if output_format not in FORMATS:
         raise OutputError(f"unknown output format {output_format!r}: use one of {', '.join(FORMATS)}")
-    folder = path.parent
-    if not folder.is_dir():
-        raise OutputError(f"output folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"output folder {folder} is not writable")
+    check_output_folder(path)
     if output_format == "CSV":
         return _write_csv(frames, path, layer_name, before_publish, check_cancel)
     staging = temporary_sibling(path, ".gpkg")

@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from .district_stats import (GEOMETRY, ID, CheckCancel, Districts, Row, StatsLayer, StatsLayout, change_rows,
                              describe_layers, merge_latest, same_crs)
 from .errors import ConfigurationError, OutputError
-from .segment_files import remove_quietly, temporary_sibling
+from .segment_files import check_output_folder, gdal_failure_reason, remove_quietly, temporary_sibling
 
 
 class StatsGeoPackage:
@@ -35,11 +35,7 @@ class StatsGeoPackage:
         self._rewritten: List[str] = []
         if self.path.suffix.lower() != ".gpkg":
             raise OutputError(f"the statistics output must be a GeoPackage (.gpkg), not {self.path.name}")
-        folder = self.path.parent
-        if not folder.is_dir():
-            raise OutputError(f"output folder {folder} does not exist")
-        if not os.access(folder, os.W_OK):
-            raise OutputError(f"output folder {folder} is not writable")
+        check_output_folder(self.path)
         self.temporary = temporary_sibling(self.path)
         try:
             if self.path.exists():
@@ -55,8 +51,6 @@ class StatsGeoPackage:
             if isinstance(error, OSError):
                 raise OutputError(f"cannot write beside {self.path}: {error.strerror or error}") from error
             if not self.path.exists():
-                from .segment_files import gdal_failure_reason
-
                 raise OutputError(f"cannot create {self.path}: {gdal_failure_reason(error, self.path)}") from None
             raise OutputError(f"{self.path} exists and is not a GeoPackage ({error}): choose another output") from None
         self._check_existing()
