@@ -26,7 +26,8 @@ from qgis.core import (
 from ..core.database import Atl08Database
 from ..core.equal_area_grid import EQUAL_EARTH, HexGrid, SquareGrid
 from ..core.errors import OutputError
-from ..core.grid_change import FIELDS, LAYER_NAME, GridChange, grid_change, write_cells_geopackage, write_cells_raster
+from ..core.grid_change import (DEFAULT_BATCH_ROWS, DEFAULT_CELL_SIZE_KM, DEFAULT_MIN_SHOTS, DEFAULT_PERIODS, FIELDS, LAYER_NAME,
+                                GridChange, grid_change, write_cells_geopackage, write_cells_raster)
 from .symbology import save_raster_default_style, units_for
 
 BASELINE_RANGE = (2.0, 40.0)  # metres, fixed as in the seed's figure
@@ -138,8 +139,8 @@ def _store_vector_styles(result: GridChange, limit: float):
 
 def write_grid_change(
     config, output: str, roi=None, roi_crs: str = "EPSG:4326", variable: str = "h_canopy",
-    periods: Sequence[Tuple[str, str]] = (), cell_size_km: float = 100.0, min_shots: int = 100, filters: str = "",
-    grid_crs: str = EQUAL_EARTH, batch_rows: int = 500_000,
+    periods: Sequence[Tuple[str, str]] = DEFAULT_PERIODS, cell_size_km: float = DEFAULT_CELL_SIZE_KM,
+    min_shots: int = DEFAULT_MIN_SHOTS, filters: str = "", grid_crs: str = EQUAL_EARTH, batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Optional[Callable[[float], None]] = None, check_cancel: Optional[Callable[[], None]] = None,
 ) -> GridChangeOutput:
     """Hexagons in a GeoPackage (``.gpkg``) or square cells in a GeoTIFF (``.tif``), styled."""
@@ -149,9 +150,9 @@ def write_grid_change(
     grid = (SquareGrid if raster else HexGrid)(cell_size_km, grid_crs)
     database = Atl08Database(config)
     try:
-        kwargs = {"periods": periods} if periods else {}
-        result = grid_change(database, roi=roi, roi_crs=roi_crs, variable=variable, grid=grid, min_shots=min_shots,
-                             filters=filters or None, batch_rows=batch_rows, progress=progress, check_cancel=check_cancel, **kwargs)
+        result = grid_change(database, roi=roi, roi_crs=roi_crs, variable=variable, periods=periods, grid=grid,
+                             min_shots=min_shots, filters=filters or None, batch_rows=batch_rows, progress=progress,
+                             check_cancel=check_cancel)
     finally:
         database.close()
     if not len(result):
