@@ -59,6 +59,7 @@ FORM_CLASS, _ = uic.loadUiType(ui_path("query_dialog.ui"))
 TITLE = "Canopy Explorer"
 LOG_TAG = "Canopy Explorer"
 SETTINGS = "canopy_explorer/query/"
+FOLLOW_IN_TASK_MANAGER = " (see the task manager to follow or cancel it)"
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 DATABASES = [("Public ATL08 v7 database (S3, GFZ Potsdam)", PUBLIC_CONFIG),
              ("Sample database (make demo)", SAMPLE_CONFIG),
@@ -453,11 +454,15 @@ class QueryDialog(QDialog, FORM_CLASS):
             return None
         self.save_settings()
         task = QueryTask(request)
-        task.completed.connect(lambda output, t=task: self._query_completed(t, output, t.layer))
-        task.failed.connect(self._warn)
-        self.statusLabel.setText(f"Running {task.description()}… (see the task manager to follow or cancel it)")
-        self._start(task)
+        self._run(task, lambda output, t=task: self._query_completed(t, output, t.layer), FOLLOW_IN_TASK_MANAGER)
         return task
+
+    def _run(self, task, done, hint: str = ""):
+        """Start a task whose result goes to ``done`` and whose failure is warned about, saying so."""
+        task.completed.connect(done)
+        task.failed.connect(self._warn)
+        self.statusLabel.setText(f"Running {task.description()}…{hint}")
+        self._start(task)
 
     def _start(self, task):
         self.tasks.append(task)
@@ -556,10 +561,7 @@ class QueryDialog(QDialog, FORM_CLASS):
             self._warn(str(error))
             return None
         self.save_settings()
-        task.completed.connect(self._composites_built)
-        task.failed.connect(self._warn)
-        self.statusLabel.setText(f"Running {task.description()}… (progress per scene in the task manager)")
-        self._start(task)
+        self._run(task, self._composites_built, " (progress per scene in the task manager)")
         return task
 
     def _composites_built(self, outputs):
@@ -623,10 +625,7 @@ class QueryDialog(QDialog, FORM_CLASS):
         except CanopyExplorerError as error:
             self._warn(str(error))
             return None
-        task.completed.connect(self._district_stats_done)
-        task.failed.connect(self._warn)
-        self.statusLabel.setText(f"Running {task.description()}…")
-        self._start(task)
+        self._run(task, self._district_stats_done)
         return task
 
     def _district_stats_done(self, result):
@@ -671,10 +670,7 @@ class QueryDialog(QDialog, FORM_CLASS):
         except CanopyExplorerError as error:
             self._warn(str(error))
             return None
-        task.completed.connect(self._grid_change_done)
-        task.failed.connect(self._warn)
-        self.statusLabel.setText(f"Running {task.description()}… (see the task manager to follow or cancel it)")
-        self._start(task)
+        self._run(task, self._grid_change_done, FOLLOW_IN_TASK_MANAGER)
         return task
 
     def _grid_change_done(self, output):
