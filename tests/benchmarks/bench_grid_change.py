@@ -42,6 +42,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
+from benchmarks_md import write_section  # noqa: E402
+
 import synthetic_db  # noqa: E402
 
 YEARS = (2019, 2020, 2022, 2023)
@@ -315,17 +317,6 @@ def report(results: Dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if MARK_START in text:
-        before, rest = text.split(MARK_START, 1)
-        after = rest.split(MARK_END, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--segments", type=int, nargs="+", default=[10_000_000, 25_000_000],
@@ -365,7 +356,7 @@ def main(argv=None) -> int:
     print(section)
     if not args.no_docs:
         plot(results, args.out / "img" / "grid_change_memory.png")
-        write_section(args.out / "BENCHMARKS.md", section)
+        write_section(args.out / "BENCHMARKS.md", section, MARK_START, MARK_END)
     return 0
 
 

@@ -57,6 +57,9 @@ import numpy as np
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from benchmarks_md import write_section  # noqa: E402
 REPO = HERE.parent.parent
 MARK_START, MARK_END = "<!-- layer-loading:start -->", "<!-- layer-loading:end -->"
 VARIABLES = ["h_canopy", "canopy_h_metrics:95", "h_te_best_fit"]
@@ -549,22 +552,6 @@ def report(results: Dict[int, Dict[str, List[float]]], profiles: Dict[int, Dict[
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of BENCHMARKS.md (other sections kept), atomically."""
-    header = ("# Benchmarks\n\nScripts in `tests/benchmarks/` measure the engine against a baseline timed in the same run and write "
-              "their own section of this file between markers. Timings are never part of pass/fail tests.\n")
-    text = path.read_text(encoding="utf-8") if path.exists() else header
-    if MARK_START in text and MARK_END in text:
-        before, rest = text.split(MARK_START, 1)
-        text = before + section + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[500_000, 1_000_000], help="DataFrame sizes (default 500000 1000000)")
@@ -649,7 +636,7 @@ def main(argv=None) -> int:
     print(section)
     if args.out is not None:
         target = args.out / "BENCHMARKS.md" if args.out.is_dir() else args.out
-        write_section(target, section)
+        write_section(target, section, MARK_START, MARK_END)
         log(f"wrote the layer-loading section of {target}")
     application.exitQgis()
     return 0

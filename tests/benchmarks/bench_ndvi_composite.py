@@ -40,6 +40,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from benchmarks_md import write_section  # noqa: E402
 REPO = HERE.parent.parent
 MARK_START, MARK_END = "<!-- ndvi-composite:start -->", "<!-- ndvi-composite:end -->"
 # Installed with --no-deps (Debian provides rasterio, xarray, pyproj, numpy, requests, dateutil). pystac 1.14.3:
@@ -311,21 +314,6 @@ def report_markdown(results, params, machine_text) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    block = f"{MARK_START}\n{section}\n{MARK_END}"
-    if MARK_START in text and MARK_END in text:
-        before, rest = text.split(MARK_START, 1)
-        _, after = rest.split(MARK_END, 1)
-        text = before + block + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenes", type=int, nargs="+", default=[4, 8, 16])
@@ -352,7 +340,7 @@ def main(argv=None) -> int:
         text = report_markdown(saved["results"], saved["params"], saved.get("machine") or machine())
         print(text)
         if not args.no_docs:
-            write_section(args.out / "BENCHMARKS.md", text)
+            write_section(args.out / "BENCHMARKS.md", f"{MARK_START}\n{text}\n{MARK_END}", MARK_START, MARK_END)
         return 0
 
     if any(n < 1 or n > MAX_SCENES for n in args.scenes):
@@ -385,7 +373,7 @@ def main(argv=None) -> int:
     (workdir / "ndvi_composite.json").write_text(json.dumps({"params": params, "results": results, "machine": machine_text,
                                                              "date": time.strftime("%Y-%m-%d")}, indent=1))
     if not args.no_docs:
-        write_section(args.out / "BENCHMARKS.md", text)
+        write_section(args.out / "BENCHMARKS.md", f"{MARK_START}\n{text}\n{MARK_END}", MARK_START, MARK_END)
         log(f"wrote the section to {args.out / 'BENCHMARKS.md'}")
     return 0
 

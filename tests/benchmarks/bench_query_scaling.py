@@ -66,6 +66,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
+from benchmarks_md import write_section  # noqa: E402
+
 import synthetic_db  # noqa: E402
 
 CENTRE_LON, CENTRE_LAT = 10.0, 51.0
@@ -733,20 +735,6 @@ def summary(results: Dict) -> List[str]:
     return lines
 
 
-def write_section(path: Path, section: str) -> None:
-    header = ("# Benchmarks\n\nScripts in `tests/benchmarks/` measure the engine against a baseline timed in the same run and write "
-              "their own section of this file between markers. Timings are never part of pass/fail tests.\n")
-    text = path.read_text(encoding="utf-8") if path.exists() else header
-    if MARK_START in text and MARK_END in text:
-        before, rest = text.split(MARK_START, 1)
-        after = rest.split(MARK_END, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
 def discussion(results: Dict) -> str:
     """The trade-off paragraph, every number taken from this run."""
     series = results["series"]
@@ -958,7 +946,7 @@ def publish(results: Dict, args, image: str) -> int:
     print(section)
     if not args.no_docs:
         plot(results, args.out / image)
-        write_section(args.out / "BENCHMARKS.md", section)
+        write_section(args.out / "BENCHMARKS.md", section, MARK_START, MARK_END)
         log(f"wrote {args.out / 'BENCHMARKS.md'} and {args.out / image}")
     return 0
 

@@ -43,6 +43,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from benchmarks_md import write_section  # noqa: E402
 REPO = HERE.parent.parent
 MARK_START, MARK_END = "<!-- zonal-stats:start -->", "<!-- zonal-stats:end -->"
 EXACTEXTRACT = "exactextract==0.3.0"
@@ -304,18 +307,6 @@ def report(figures: dict, args) -> str:
     ])
 
 
-def write_section(path: Path, section: str) -> None:
-    block = f"{MARK_START}\n{section}\n{MARK_END}\n"
-    text = path.read_text() if path.exists() else "# Zonal statistics benchmark\n\n"
-    if MARK_START in text and MARK_END in text:
-        before, rest = text.split(MARK_START, 1)
-        after = rest.split(MARK_END, 1)[1].lstrip("\n")
-        text = before + block + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=4000)
@@ -389,7 +380,7 @@ def main() -> None:
     (workdir / "zonal_stats.json").write_text(json.dumps({k: v for k, v in figures.items()}, indent=2, default=str))
     section = report(figures, args)
     print(section)
-    write_section(Path(args.markdown), section)
+    write_section(Path(args.markdown), f"{MARK_START}\n{section}\n{MARK_END}", MARK_START, MARK_END)
     log(f"section written to {args.markdown}")
 
 

@@ -1,0 +1,23 @@
+"""docs/BENCHMARKS.md: each benchmark script owns one section of it, between its own markers."""
+
+import os
+from pathlib import Path
+
+HEADER = ("# Benchmarks\n\nScripts in `tests/benchmarks/` measure the engine against a baseline timed in the same run and write "
+          "their own section of this file between markers. Timings are never part of pass/fail tests.\n")
+
+
+def write_section(path: Path, section: str, mark_start: str, mark_end: str) -> None:
+    """Replace the block from ``mark_start`` to ``mark_end`` with ``section`` (which holds both markers),
+    or append it; the other sections are kept, and the file is replaced atomically."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8") if path.exists() else HEADER
+    if mark_start in text and mark_end in text:
+        before, rest = text.split(mark_start, 1)
+        text = before + section + rest.split(mark_end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
