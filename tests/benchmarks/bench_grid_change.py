@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
-from benchmarks_md import write_section  # noqa: E402
+from benchmarks_md import cpu_model, ram_gib, write_section  # noqa: E402
 
 import synthetic_db  # noqa: E402
 
@@ -211,9 +211,7 @@ def build_database(workdir: Path, segments: int, workers: int):
 def machine() -> str:
     import platform
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "?")
-    memory = int(Path("/proc/meminfo").read_text().split()[1]) / 1024**2
-    return f"{cpu}, {os.cpu_count()} cores, {memory:.1f} GB RAM, {platform.platform()}, Python {platform.python_version()}"
+    return f"{cpu_model()}, {os.cpu_count()} cores, {ram_gib():.1f} GB RAM, {platform.platform()}, Python {platform.python_version()}"
 
 
 def compare(engine: Dict, seed: Dict) -> Dict:

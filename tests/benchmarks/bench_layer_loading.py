@@ -59,7 +59,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from benchmarks_md import write_section  # noqa: E402
+from benchmarks_md import cpu_model, ram_gib, write_section  # noqa: E402
 REPO = HERE.parent.parent
 MARK_START, MARK_END = "<!-- layer-loading:start -->", "<!-- layer-loading:end -->"
 VARIABLES = ["h_canopy", "canopy_h_metrics:95", "h_te_best_fit"]
@@ -437,21 +437,8 @@ def machine() -> Dict[str, str]:
     from qgis.core import Qgis
     import sqlite3
 
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = "unknown"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f"{int(line.split()[1]) / 1024 ** 2:.0f} GiB"
-    except OSError:
-        pass
+    cpu = cpu_model()
+    memory = f"{ram_gib():.0f} GiB" if ram_gib() is not None else "unknown"
     system = platform.platform()
     try:
         for line in Path("/etc/os-release").read_text().splitlines():

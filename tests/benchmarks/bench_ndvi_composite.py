@@ -42,7 +42,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from benchmarks_md import write_section  # noqa: E402
+from benchmarks_md import cpu_model, ram_gib, write_section  # noqa: E402
 REPO = HERE.parent.parent
 MARK_START, MARK_END = "<!-- ndvi-composite:start -->", "<!-- ndvi-composite:end -->"
 # Installed with --no-deps (Debian provides rasterio, xarray, pyproj, numpy, requests, dateutil). pystac 1.14.3:
@@ -247,13 +247,8 @@ def compare(seed_path: str, engine_path: str) -> dict:
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(l.split(":", 1)[1].strip() for l in info if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu = cpu_model()
+    memory = ram_gib() or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     import rasterio
 
     return (f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, {platform.platform()}, Python {platform.python_version()}, "

@@ -66,7 +66,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
-from benchmarks_md import write_section  # noqa: E402
+from benchmarks_md import cpu_model, ram_gib, write_section  # noqa: E402
 
 import synthetic_db  # noqa: E402
 
@@ -492,21 +492,8 @@ def machine() -> Dict:
     import shapely
     import tiledb
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                ram = round(int(line.split()[1]) / 1024**2, 1)
-    except OSError:
-        pass
+    cpu = cpu_model()
+    ram = round(ram_gib(), 1) if ram_gib() is not None else None
     os_name = platform.platform()
     try:
         release = dict(line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line)

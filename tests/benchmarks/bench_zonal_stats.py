@@ -45,7 +45,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from benchmarks_md import write_section  # noqa: E402
+from benchmarks_md import cpu_model, ram_gib, write_section  # noqa: E402
 REPO = HERE.parent.parent
 MARK_START, MARK_END = "<!-- zonal-stats:start -->", "<!-- zonal-stats:end -->"
 EXACTEXTRACT = "exactextract==0.3.0"
@@ -224,19 +224,8 @@ def compare(embedded_gpkg: str, other_gpkg: str) -> dict:
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    memory = ""
-    try:
-        with open("/proc/meminfo") as info:
-            memory = f", {int(next(l for l in info if l.startswith('MemTotal')).split()[1]) / 2**20:.1f} GB RAM"
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores{memory}, {platform.platform()}"
+    memory = f", {ram_gib():.1f} GB RAM" if ram_gib() is not None else ""
+    return f"{cpu_model()}, {os.cpu_count()} cores{memory}, {platform.platform()}"
 
 
 def versions(exactextract_py) -> str:

@@ -1,7 +1,10 @@
-"""docs/BENCHMARKS.md: each benchmark script owns one section of it, between its own markers."""
+"""docs/BENCHMARKS.md: each benchmark script owns one section of it, between its own markers;
+and the machine facts every section reports."""
 
 import os
+import platform
 from pathlib import Path
+from typing import Optional
 
 HEADER = ("# Benchmarks\n\nScripts in `tests/benchmarks/` measure the engine against a baseline timed in the same run and write "
           "their own section of this file between markers. Timings are never part of pass/fail tests.\n")
@@ -21,3 +24,24 @@ def write_section(path: Path, section: str, mark_start: str, mark_end: str) -> N
     temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
+
+
+def _proc_field(path: str, name: str) -> Optional[str]:
+    """The value of ``name: value`` in a /proc file, or None where there is no such file or line."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(name):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_model() -> str:
+    return _proc_field("/proc/cpuinfo", "model name") or platform.processor() or "unknown CPU"
+
+
+def ram_gib() -> Optional[float]:
+    """Installed memory in GiB (MemTotal), or None where it cannot be read."""
+    total = _proc_field("/proc/meminfo", "MemTotal")
+    return int(total.split()[0]) / 2**20 if total else None
