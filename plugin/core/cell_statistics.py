@@ -54,11 +54,13 @@ class CellStatistics:
         self._sums: List[tuple] = []  # (cell, count, sum) arrays
         self._pending = 0
         self._merged = 0
+        self.values_added = 0  # finite values counted so far (NaN and infinities are skipped)
 
     def add(self, cells: np.ndarray, values: np.ndarray) -> None:
         values = np.asarray(values, dtype=np.float64)
         valid = np.isfinite(values)
         cells, values = np.asarray(cells, dtype=np.int64)[valid], values[valid]
+        self.values_added += len(values)
         if not len(cells):
             return
         bins = np.rint(values / self.resolution)

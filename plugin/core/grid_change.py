@@ -61,17 +61,15 @@ class GridChange:
 def _period_statistics(database, spec: SegmentQuery, column: str, grid: Grid, batch_rows: int, resolution: float,
                        progress: Optional[Progress], check_cancel: Optional[CheckCancel]):
     statistics = CellStatistics(resolution)
-    segments = batches = 0
+    batches = 0
     for frame in database.iter_batches(spec, rows=batch_rows, progress=progress):
         if check_cancel:
             check_cancel()
         keys = grid.cell_keys(frame["longitude"].to_numpy(), frame["latitude"].to_numpy())
-        values = frame[column].to_numpy()
-        statistics.add(keys, values)
-        segments += int(np.isfinite(values).sum())
+        statistics.add(keys, frame[column].to_numpy())
         batches += 1
-        del frame, keys, values
-    return statistics.result(), segments, batches, statistics.histogram_rows
+        del frame, keys
+    return statistics.result(), statistics.values_added, batches, statistics.histogram_rows
 
 
 def grid_change(
