@@ -179,3 +179,27 @@ def test_a_stalled_search_times_out_with_a_clear_error(stac_catalogue, tmp_path)
         waited = time.monotonic() - started
     assert waited < 15, f"waited {waited:.0f} s: the 20 s stall was not cut off"  # two 1 s attempts and the backoff
     assert not (tmp_path / "out").exists()
+
+
+def test_an_asset_that_stalls_midway_is_cut_off_retried_then_reported_and_the_other_scenes_used(stac_catalogue, tmp_path):
+    """The server answers the first requests for a scene's red band, then stops answering: GDAL's own HTTP
+    timeout (the source's timeout_s unless the config sets GDAL_HTTP_TIMEOUT) ends each attempt."""
+    import time
+
+    with SampleStacServer(stac_catalogue, log=tmp_path / "log.jsonl", stall=60, stall_pattern="BROKEN_2020/red", stall_after=2) as server:
+        source = make_source(server.url, retries=1, retry_delay_s=0.1, timeout_s=2)
+        found = [s for s in search_scenes(source, boundary_wgs84(), 2020, max_cloud=20) if s.id != "NONIR_2020"]
+        started = time.monotonic()
+        report = build_composite(found, BOUNDARY, BOUNDARY_CRS, 2020, tmp_path / "c.tif", source)
+        waited = time.monotonic() - started
+        answered = [r for r in server.requests(kind="asset") if "BROKEN_2020/red" in r["path"]]
+
+    assert len(answered) >= 2, "the stall did not come after the first reads"
+    assert waited < 30, f"waited {waited:.0f} s: the 60 s stall was not cut off"
+    assert report.scenes_used == ("OK_2020",)
+    assert [scene_id for scene_id, _ in report.scenes_failed] == ["BROKEN_2020"]
+    reason = report.scenes_failed[0][1]
+    assert "2 attempts" in reason and "BROKEN_2020/red.tif" in reason, reason
+    with rasterio.open(report.path) as dataset:
+        x, y = grid_centres(dataset.transform, dataset.shape)
+        np.testing.assert_allclose(dataset.read(1), expected_stack(["OK_2020"], x, y)[0], rtol=2e-6, atol=2e-7, equal_nan=True)

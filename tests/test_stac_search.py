@@ -10,7 +10,7 @@ from shapely.geometry import Polygon
 from canopy_explorer.plugin.core.errors import ConfigurationError, QueryError, StorageError
 from canopy_explorer.plugin.core.sample_stac_server import SampleStacServer, free_port
 from canopy_explorer.plugin.core.stac_search import (
-    DEFAULT_CONFIG, default_stac_source, load_stac_source, parse_years, search_geometry, search_scenes,
+    DEFAULT_CONFIG, StacSource, default_stac_source, load_stac_source, parse_years, search_geometry, search_scenes,
 )
 from stac_fixtures import *  # noqa: F401,F403
 from stac_fixtures import BOUNDARY, COLLECTION, boundary_wgs84, make_source
@@ -177,4 +177,11 @@ def test_configuration_sets_asset_keys_and_mask_classes(tmp_path):
     source = load_stac_source(path)
     assert source.asset_keys == {"red": "B04", "nir": "B08", "scl": "SCL"}
     assert source.scl_mask_classes == (3, 8, 9) and source.offset_policy == "baseline"
-    assert source.gdal_env() == {"GDAL_CACHEMAX": 64}
+    assert source.gdal_env() == {"GDAL_CACHEMAX": 64, "GDAL_HTTP_TIMEOUT": 30, "GDAL_HTTP_CONNECTTIMEOUT": 30}
+
+
+def test_gdal_http_timeouts_follow_timeout_s_unless_the_configuration_sets_them():
+    source = StacSource(url="https://example.org/v1", collection="s2", timeout_s=2.5)
+    assert source.gdal_env() == {"GDAL_HTTP_TIMEOUT": 3, "GDAL_HTTP_CONNECTTIMEOUT": 3}
+    own = source.with_changes(gdal_options={"GDAL_HTTP_TIMEOUT": "120"})
+    assert own.gdal_env() == {"GDAL_HTTP_TIMEOUT": 120, "GDAL_HTTP_CONNECTTIMEOUT": 3}

@@ -361,7 +361,7 @@ def _read_scene(scene: Scene, slot: int, grid: CompositeGrid, blocks, block_ids:
                 source: StacSource, cancel: threading.Event) -> List[int]:
     """Write the scene's NDVI for the blocks it covers into its slot; returns those blocks."""
     import rasterio
-    from rasterio.errors import RasterioError
+    from rasterio.errors import RasterioError, RasterioIOError
     from rasterio.warp import transform_bounds
     from shapely.geometry import box
 
@@ -414,7 +414,9 @@ def _read_scene(scene: Scene, slot: int, grid: CompositeGrid, blocks, block_ids:
             return written
         except (Cancelled, SceneReadError):
             raise
-        except RasterioError as error:  # a read failed midway (GDAL already retried the HTTP request)
+        # a read failed midway (GDAL already retried the HTTP request); RasterioIOError is
+        # not a RasterioError before rasterio 1.4, and a plain OSError is the scratch file's
+        except (RasterioError, RasterioIOError) as error:
             last_error = error
             _clear_http_cache()
             if attempt < source.retries:

@@ -15,7 +15,8 @@ Range header, status, bytes sent), so tests can check what a client asked for. F
 for error tests: ``--fail-asset-pattern REGEX`` (answer those asset paths with
 ``--fail-status``, default 503), ``--fail-rate P`` (that share of asset requests fails,
 deterministic with ``--seed``), ``--fail-search N`` (the first N searches fail),
-``--stall SECONDS`` (delay answers to paths matching ``--stall-pattern``),
+``--stall SECONDS`` (delay answers to paths matching ``--stall-pattern``; with
+``--stall-after N`` only after the first N of them, which stalls a read midway),
 ``--ignore-query`` (answer as servers without the query extension do: ignore ``query``).
 
 Run it in its own process (``SampleStacServer``): a server thread inside a process that
@@ -244,7 +245,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _stall(self) -> None:
         if self.options.stall and re.search(self.options.stall_pattern, self.path):
-            time.sleep(self.options.stall)
+            with self.log_lock:
+                self.counters["stall"] += 1
+                seen = self.counters["stall"]
+            if seen > self.options.stall_after:
+                time.sleep(self.options.stall)
 
     # ------------------------------------------------------------ verbs
 
@@ -457,10 +462,10 @@ def serve(folder, host: str = "127.0.0.1", port: int = 0, log: Optional[str] = N
     options = argparse.Namespace(
         log=log, fail_asset_pattern=faults.get("fail_asset_pattern"), fail_status=faults.get("fail_status", 503),
         fail_rate=faults.get("fail_rate", 0.0), fail_search=faults.get("fail_search", 0), stall=faults.get("stall", 0.0),
-        stall_pattern=faults.get("stall_pattern") or ".",
+        stall_pattern=faults.get("stall_pattern") or ".", stall_after=faults.get("stall_after", 0),
     )
     handler = type("SampleStacHandler", (Handler,), {
-        "catalogue": Catalogue(Path(folder), ignore_query=bool(faults.get("ignore_query"))), "options": options, "counters": {"search": 0},
+        "catalogue": Catalogue(Path(folder), ignore_query=bool(faults.get("ignore_query"))), "options": options, "counters": {"search": 0, "stall": 0},
         "random_source": random.Random(faults.get("seed", 0)), "log_lock": threading.Lock(),
     })
     ThreadingHTTPServer.daemon_threads = True
@@ -486,6 +491,7 @@ def parse_args(argv=None):
     parser.add_argument("--fail-search", type=int, default=0, help="fail the first N search requests")
     parser.add_argument("--stall", type=float, default=0.0, help="seconds to wait before answering (see --stall-pattern)")
     parser.add_argument("--stall-pattern", default=".", help="regular expression of the paths to stall")
+    parser.add_argument("--stall-after", type=int, default=0, help="answer the first N matching requests at once, then stall")
     parser.add_argument("--ignore-query", action="store_true", help="ignore the query parameter, as servers without the query extension do")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -493,7 +499,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    faults = {k: getattr(args, k) for k in ("fail_asset_pattern", "fail_status", "fail_rate", "fail_search", "stall", "stall_pattern", "ignore_query", "seed")}
+    faults = {k: getattr(args, k) for k in ("fail_asset_pattern", "fail_status", "fail_rate", "fail_search", "stall", "stall_pattern", "stall_after", "ignore_query", "seed")}
 
     def ready(port):
         print(f"serving {args.folder} as a STAC API at http://{args.host}:{port}/", flush=True)

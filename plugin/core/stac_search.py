@@ -55,8 +55,14 @@ class StacSource:
         return {"red": self.red_asset, "nir": self.nir_asset, "scl": self.scl_asset}
 
     def gdal_env(self) -> Dict[str, Any]:
-        """GDAL options for ``rasterio.Env`` (whole numbers as int: rasterio needs GDAL_CACHEMAX so)."""
-        return {key: int(value) if str(value).isdigit() else value for key, value in self.gdal_options.items()}
+        """GDAL options for ``rasterio.Env`` (whole numbers as int: rasterio needs GDAL_CACHEMAX so).
+
+        GDAL waits for an HTTP answer for ever unless told otherwise, so an asset server that
+        stalls would hang the composite: timeout_s bounds each request unless the config sets
+        GDAL's own timeouts."""
+        options = {"GDAL_HTTP_TIMEOUT": math.ceil(self.timeout_s), "GDAL_HTTP_CONNECTTIMEOUT": math.ceil(self.timeout_s)}
+        options.update({key: int(value) if str(value).isdigit() else value for key, value in self.gdal_options.items()})
+        return options
 
     def with_changes(self, **changes) -> "StacSource":
         source = replace(self, **changes)
