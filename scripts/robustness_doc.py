@@ -33,7 +33,8 @@ def matrix_table(cases, messages=None) -> str:
              "|---|---|---|---|"]
     for case in cases:
         message = messages.get(f"{case.algorithm}: {case.name}", "")
-        message = re.sub(r"/tmp/pytest-of-[^/]+/pytest-\d+/", "<tmp>/", " ".join(message.split())).replace("|", "\\|")
+        message = re.sub(r"/tmp/pytest-of-[^/]+/pytest-\d+/(test_[^/]+/work/)?", "<tmp>/", " ".join(message.split()))
+        message = re.sub(r"__\d+_\d+_[0-9a-f]+", "__<fragment>", message).replace("|", "\\|")  # stable between runs
         if len(message) > 220:
             message = message[:217] + "..."
         lines.append(f"{row_key(case)} {message or '(not recorded)'} | {WHERE[case.output]} |")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Dict
 
 import pytest
+import shapely
 from qgis.core import QgsFeature, QgsGeometry, QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer, QgsVectorLayer
 
 from stac_fixtures import *  # noqa: F401,F403
@@ -137,6 +138,15 @@ def good(algorithm: str, places: Places, out: Path) -> Dict:
 
 
 REGION_WKT = "POLYGON((7.05 45.05, 7.25 45.05, 7.25 45.25, 7.05 45.25, 7.05 45.05))"
+
+
+def _sliver(polygon) -> str:
+    """An invalid polygon with no area along ``polygon``'s southern edge (a ring that folds back on one line)."""
+    x0, y0, x1, _ = polygon.bounds
+    return f"POLYGON(({x0} {y0}, {x1} {y0}, {(x0 + x1) / 2} {y0}, {x0} {y0}))"
+
+
+SLIVER_WKT = _sliver(shapely.from_wkt(REGION_WKT))
 ATL08 = ("atl08_query", "atl08_grid_change", "atl08_district_stats")
 
 CASES = [
@@ -144,6 +154,7 @@ CASES = [
     Case("atl08_query", "ROI neither an extent nor a layer", lambda p: {"ROI": "somewhere nice"}, r"ROI|region of interest"),
     Case("atl08_query", "empty polygon layer as ROI", lambda p: {"ROI": polygon_layer()}, r"no features|empty"),
     Case("atl08_query", "CRS-less polygon layer as ROI", lambda p: {"ROI": crsless_layer(p.tmp / "inputs", [REGION_WKT])}, r"no coordinate reference system"),
+    Case("atl08_query", "ROI polygon with no area (invalid geometry)", lambda p: {"ROI": polygon_layer([SLIVER_WKT])}, r"feature \d+ has no area: it is an invalid polygon"),
     Case("atl08_query", "ROI that is a point layer", lambda p: {"ROI": _point_layer()}, r"has no polygons"),
     Case("atl08_query", "impossible date", lambda p: {"START": "2020-13-45"}, r"2020-13-45"),
     Case("atl08_query", "end before start", lambda p: {"START": "2021-06-01", "END": "2020-01-01"}, r"before start"),
@@ -159,6 +170,7 @@ CASES = [
     Case("atl08_query", "full disk", lambda p: {"OUTPUT": str(p.full / "q.gpkg")}, r"No space|full|cannot write", "full"),
     # atl08_nearest
     Case("atl08_nearest", "point outside longitude/latitude", lambda p: {"POINT": "500,100 [EPSG:4326]"}, r"longitude/latitude"),
+    Case("atl08_nearest", "radius that is not a number", lambda p: {"RADIUS_M": "far"}, r"RADIUS_M|radius"),
     Case("atl08_nearest", "unknown variable", lambda p: {"VARIABLES": "h_canopi"}, r"did you mean 'h_canopy'"),
     Case("atl08_nearest", "no segment within the radius", lambda p: {"POINT": "20,10 [EPSG:4326]", "RADIUS_M": 10}, r"no segment"),
     Case("atl08_nearest", "missing database", lambda p: {"CONFIG": str(p.tmp / "no_such_db")}, r"does not exist|no ATL08 database"),
@@ -175,6 +187,7 @@ CASES = [
     Case("atl08_grid_change", "impossible date", lambda p: {"PERIOD1_START": "2020-02-30"}, r"2020-02-30"),
     Case("atl08_grid_change", "period ending before it starts", lambda p: {"PERIOD2_END": "2020-01-01"}, r"before start"),
     Case("atl08_grid_change", "MIN_SHOTS no cell reaches", lambda p: {"MIN_SHOTS": 10_000_000}, r"no cell has at least"),
+    Case("atl08_grid_change", "cell size that is not a number", lambda p: {"CELL_SIZE_KM": "big"}, r"CELL_SIZE_KM|cell size"),
     Case("atl08_grid_change", "geographic grid CRS", lambda p: {"GRID_CRS": "EPSG:4326"}, r"projected in metres"),
     Case("atl08_grid_change", "output neither GeoPackage nor GeoTIFF", lambda p: {"OUTPUT": str(p.tmp / "grid.shp")}, r"GeoPackage|GeoTIFF"),
     Case("atl08_grid_change", "read-only output folder", lambda p: {"OUTPUT": str(p.read_only / "g.gpkg")}, r"read-only|not writable|cannot write", "read_only"),
@@ -182,6 +195,8 @@ CASES = [
     Case("atl08_district_stats", "empty districts layer", lambda p: {"DISTRICTS": polygon_layer(fields=("district code",))}, r"has no features"),
     Case("atl08_district_stats", "CRS-less districts", lambda p: {"DISTRICTS": crsless_layer(p.tmp / "inputs", [REGION_WKT], ("district code",))},
          r"no coordinate reference system"),
+    Case("atl08_district_stats", "districts with no area (invalid geometries)",
+         lambda p: {"DISTRICTS": polygon_layer([SLIVER_WKT], "EPSG:4326", fields=("district code",))}, r"no district has an area \(district .d0.: it is an invalid polygon"),
     Case("atl08_district_stats", "id field missing", lambda p: {"ID_FIELD": "fid"}, r"fid"),
     Case("atl08_district_stats", "unknown variable", lambda p: {"VARIABLE": "h_canopi"}, r"did you mean 'h_canopy'"),
     Case("atl08_district_stats", "malformed filter", lambda p: {"FILTERS": "h_canopy between 5"}, r"between"),
@@ -189,6 +204,7 @@ CASES = [
     # ndvi_composite
     Case("ndvi_composite", "empty boundary layer", lambda p: {"ROI": polygon_layer(crs=BOUNDARY_CRS)}, r"no polygon features"),
     Case("ndvi_composite", "CRS-less boundary", lambda p: {"ROI": crsless_layer(p.tmp / "inputs", [BOUNDARY.wkt])}, r"no coordinate reference system"),
+    Case("ndvi_composite", "boundary with no area (invalid geometry)", lambda p: {"ROI": city_layer(wkt=_sliver(BOUNDARY))}, r"feature \d+ has no area: it is an invalid polygon"),
     Case("ndvi_composite", "metres in a layer that says degrees", lambda p: {"ROI": city_layer(crs="EPSG:4326")}, r"not longitudes and latitudes"),
     Case("ndvi_composite", "years that are not years", lambda p: {"YEARS": "2022, twenty"}, r"twenty"),
     Case("ndvi_composite", "a year before Sentinel-2", lambda p: {"YEARS": "1999"}, r"1999"),
@@ -199,6 +215,10 @@ CASES = [
     Case("zonal_stats", "empty districts layer", lambda p: {"DISTRICTS": districts_layer(shapes=[])}, r"has no features"),
     Case("zonal_stats", "CRS-less districts", lambda p: {"DISTRICTS": crsless_layer(p.tmp / "inputs", [g.wkt for _, g in district_shapes()], ("district code",))},
          r"no coordinate reference system"),
+    Case("zonal_stats", "districts with no area (invalid geometries)",
+         lambda p: {"DISTRICTS": polygon_layer([_sliver(g) for _, g in district_shapes()], DISTRICTS_CRS, fields=("district code",))},
+         r"no district has an area \(district .d0.: it is an invalid polygon"),
+    Case("zonal_stats", "a vector layer given as a composite", lambda p: {"RASTERS": [districts_layer()]}, r"'polygons' is not a raster"),
     Case("zonal_stats", "no composites", lambda p: {"RASTERS": []}, r"composite|raster"),
     Case("zonal_stats", "raster without a year in its name", lambda p: {"RASTERS": [_renamed_composite(p)]}, r"year"),
     Case("zonal_stats", "unknown PostgreSQL connection", lambda p: {"DATABASE": "no such connection"}, r"no such connection"),

@@ -41,7 +41,8 @@ def test_end_before_start_is_refused():
         ((10, 5, 11, 5), "empty region of interest"),
         ((10, 95, 11, 96), "outside -90..90"),
         (shapely.Polygon(), "is empty"),
-        (shapely.Polygon([(0, 0), (1, 1), (1, 0), (0, 1)]), "not a valid polygon: Self-intersection"),
+        (shapely.Polygon([(0, 0), (2, 0), (1, 0), (0, 0)]), "has no area: it is an invalid polygon .* collapses to lines"),
+        (shapely.GeometryCollection([shapely.LineString([(0, 0), (1, 1)])]), "has no area: it is empty"),
         (shapely.LineString([(0, 0), (1, 1)]), "must be a polygon or multipolygon"),
         ("POLYGON ((0 0, 1", "not valid WKT"),
     ],
@@ -49,6 +50,20 @@ def test_end_before_start_is_refused():
 def test_bad_regions_of_interest(roi, message):
     with pytest.raises(QueryError, match=message):
         SegmentQuery.create(roi=roi)
+
+
+def test_a_bow_tie_region_is_repaired_into_its_two_lobes(local_database):
+    """The crossing ring is read as the two triangles a repair makes of it, as the dialog draws it."""
+    west, south, east, north = 7.05, 45.05, 7.25, 45.25
+    bow_tie = shapely.Polygon([(west, south), (east, north), (east, south), (west, north)])
+    lobes = shapely.make_valid(bow_tie)
+    database = Atl08Database(local_database)
+    repaired = database.query(SegmentQuery.create(roi=bow_tie, variables=["h_canopy"]))
+    expected = database.query(SegmentQuery.create(roi=lobes, variables=["h_canopy"]))
+    assert len(repaired) > 0
+    assert sorted(repaired["segment_id"]) == sorted(expected["segment_id"])
+    inside = shapely.contains_xy(lobes, repaired["longitude"].to_numpy(), repaired["latitude"].to_numpy())
+    assert inside.all()
 
 
 def test_region_outside_the_data_returns_no_rows(local_database):

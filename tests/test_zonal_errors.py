@@ -9,7 +9,7 @@ from zonal_fixtures import (CRS, composite_values, district_shapes, districts, e
                             write_composites)
 
 from canopy_explorer.plugin.core.district_stats import Districts, rasters_by_year, year_of
-from canopy_explorer.plugin.core.errors import Cancelled, ConfigurationError, OutputError, StorageError
+from canopy_explorer.plugin.core.errors import Cancelled, ConfigurationError, OutputError, QueryError, StorageError
 from canopy_explorer.plugin.core.postgis_stats import district_stats_postgis
 from canopy_explorer.plugin.core.stats_geopackage import export_geojson
 from canopy_explorer.plugin.core.zonal_stats import district_stats_embedded
@@ -51,6 +51,29 @@ def test_empty_and_missing_geometries_get_no_statistics(composites, tmp_path):
     assert table[1]["pixel_count"] == table[2]["pixel_count"] == 0 and table[1]["mean_ndvi"] is None
     assert table[3]["pixel_count"] > 0
     assert {identifier for identifier, _ in result.repairs} == {1, 2}
+
+
+def _folded(polygon):
+    """An invalid ring with no area: it runs along the polygon's southern edge and back."""
+    x0, y0, x1, _ = polygon.bounds
+    return shapely.Polygon([(x0, y0), (x1, y0), ((x0 + x1) / 2, y0)])
+
+
+def test_a_district_with_no_area_is_reported_and_the_others_computed(composites, tmp_path):
+    shapes = dict(district_shapes())
+    result = district_stats_embedded(Districts.create([1, 2], [_folded(shapes["D hole"]), shapes["D hole"]], CRS),
+                                     composites, tmp_path / "out.gpkg")
+    table = read_table(tmp_path / "out.gpkg", "ndvi_stats_2019")
+    assert table[1]["pixel_count"] == 0 and table[2]["pixel_count"] > 0
+    assert [identifier for identifier, _ in result.repairs] == [1]
+    assert "no area, it is an invalid polygon (Self-intersection" in result.repairs[0][1]
+
+
+def test_when_no_district_has_an_area_it_is_an_error_and_no_file(composites, tmp_path):
+    shapes = [_folded(geometry) for _, geometry in district_shapes()]
+    with pytest.raises(QueryError, match=rf"no district has an area \(district 0: .*collapses to lines when repaired; {len(shapes) - 1} more like it\)"):
+        district_stats_embedded(Districts.create(list(range(len(shapes))), shapes, CRS), composites, tmp_path / "out.gpkg")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_districts_in_another_crs_are_reprojected_to_the_raster_crs(composites, tmp_path):

@@ -87,8 +87,6 @@ def district_stats_atl08(
     for identifier, reason in repairs:
         say(log, f"district {identifier!r}: {reason}")
     geometries = list(prepared.geometries)
-    if all(g.is_empty for g in geometries):
-        raise QueryError("every district geometry is empty")
     if isinstance(database, DatabaseConfig):
         database = Atl08Database(database)
     region = shapely.union_all([g for g in geometries if not g.is_empty])

@@ -29,8 +29,9 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, 
 
 import numpy as np
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, QueryError
 from .natural_breaks import fisher_jenks, sample_for_breaks
+from .polygons import polygonal_part, why_no_area
 
 Progress = Optional[Callable[[float], None]]
 CheckCancel = Optional[Callable[[], None]]
@@ -154,30 +155,30 @@ class Districts:
         """(districts in ``target_crs`` as valid multipolygons, repairs made as ``(id, reason)``).
 
         Invalid geometries are repaired with ``make_valid`` (only their polygonal parts
-        are kept); empty or missing ones stay empty and get no data.
+        are kept); empty ones, and those a repair collapses to lines, stay empty and get no
+        data. A QueryError when no district has an area: there is nothing to compute.
         """
         import shapely
 
         target = _crs_text(target_crs, "raster")
         project = _projection(self.crs, target)
-        geometries, repairs = [], []
+        geometries, repairs, no_area = [], [], []
         for identifier, geometry in zip(self.ids, self.geometries):
-            if geometry is None or geometry.is_empty:
-                repairs.append((identifier, "empty geometry: no statistics"))
-                geometries.append(shapely.MultiPolygon())
-                continue
-            reason = None if geometry.is_valid else shapely.is_valid_reason(geometry)
-            if reason:
-                geometry = shapely.make_valid(geometry)
-            if project is not None:
-                geometry = project(geometry)
-                if not geometry.is_valid:  # a projection can fold a thin shape
-                    reason = reason or shapely.is_valid_reason(geometry)
-                    geometry = shapely.make_valid(geometry)
-            geometry = _multipolygon(geometry)
-            if reason:
+            geometry, reason = polygonal_part(shapely.MultiPolygon() if geometry is None else geometry)
+            if project is not None and not geometry.is_empty:
+                geometry, folded = polygonal_part(project(geometry))  # a projection can fold a thin shape
+                reason = reason or folded
+            if geometry.is_empty:
+                no_area.append((identifier, why_no_area(reason)))
+                repairs.append((identifier, f"no area, {no_area[-1][1]}: no statistics"))
+                geometry = shapely.MultiPolygon()
+            elif reason:
                 repairs.append((identifier, f"invalid geometry repaired ({reason})"))
-            geometries.append(geometry)
+            geometries.append(shapely.MultiPolygon([geometry]) if geometry.geom_type == "Polygon" else geometry)
+        if no_area and len(no_area) == len(geometries):
+            identifier, why = no_area[0]
+            others = f"; {len(no_area) - 1} more like it" if len(no_area) > 1 else ""
+            raise QueryError(f"no district has an area (district {identifier!r}: {why}{others})")
         return Districts(self.ids, tuple(geometries), target, self.id_field), tuple(repairs)
 
 
@@ -242,22 +243,6 @@ def _projection(source: str, target: str):
         geometry = shapely.segmentize(geometry, max(maxx - minx, maxy - miny) / 64 or 1.0)
         return shapely.transform(geometry, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
     return project
-
-
-def _multipolygon(geometry):
-    import shapely
-
-    if geometry.geom_type == "MultiPolygon":
-        return geometry
-    if geometry.geom_type == "Polygon":
-        return shapely.MultiPolygon([geometry])
-    polygons = []
-    for part in getattr(geometry, "geoms", []):
-        if part.geom_type == "Polygon":
-            polygons.append(part)
-        elif part.geom_type in ("MultiPolygon", "GeometryCollection"):
-            polygons.extend(_multipolygon(part).geoms)
-    return shapely.MultiPolygon([p for p in polygons if not p.is_empty])
 
 
 # --------------------------------------------------------------------------- layout

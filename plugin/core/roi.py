@@ -7,6 +7,7 @@ keep their exact shape for point membership (no convex hull, no vertex limit).
 from typing import List, Optional, Sequence, Tuple
 
 from .errors import QueryError
+from .polygons import POLYGONAL, polygonal_part, why_no_area
 
 WORLD = (-180.0, -90.0, 180.0, 90.0)
 
@@ -61,21 +62,10 @@ def _split_antimeridian(geometry) -> List:
     return [p for p in pieces if not shapely.is_empty(p)]
 
 
-def _polygonal(geometry):
-    import shapely
-    from shapely.geometry import GeometryCollection, MultiPolygon, Polygon
-
-    if isinstance(geometry, (Polygon, MultiPolygon)):
-        return geometry
-    if isinstance(geometry, GeometryCollection):
-        polygons = [g for g in geometry.geoms if isinstance(g, (Polygon, MultiPolygon))]
-        if polygons:
-            return shapely.union_all(polygons)
-    raise QueryError(f"the region of interest must be a polygon or multipolygon, not a {geometry.geom_type}")
-
-
 def prepare_roi(roi, crs: str = "EPSG:4326") -> Tuple[Tuple[Tuple[float, float, float, float], ...], Optional[object]]:
-    """(bounding boxes to read, exact polygon or None) in EPSG:4326 for any accepted ROI."""
+    """(bounding boxes to read, exact polygon or None) in EPSG:4326 for any accepted ROI.
+
+    An invalid polygon is repaired (a bow-tie keeps both lobes); one with no area is refused."""
     import shapely
     from shapely.geometry import box
 
@@ -108,9 +98,11 @@ def prepare_roi(roi, crs: str = "EPSG:4326") -> Tuple[Tuple[Tuple[float, float, 
         raise QueryError(f"unsupported region of interest {type(roi).__name__}: give a bounding box or a polygon")
     if roi.is_empty:
         raise QueryError("the region of interest is empty")
-    roi = _polygonal(roi)
-    if not roi.is_valid:
-        raise QueryError(f"the region of interest is not a valid polygon: {shapely.is_valid_reason(roi)}")
+    if roi.geom_type not in POLYGONAL + ("GeometryCollection",):
+        raise QueryError(f"the region of interest must be a polygon or multipolygon, not a {roi.geom_type}")
+    roi, repaired = polygonal_part(roi)
+    if roi.is_empty:
+        raise QueryError(f"the region of interest has no area: {why_no_area(repaired)}")
     geometry = _unwrap(_transform(roi, crs))
     minx, miny, maxx, maxy = geometry.bounds
     if miny < -90 or maxy > 90:

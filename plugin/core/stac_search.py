@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from .config import check_type, read_yaml
 from .errors import ConfigurationError, QueryError, StorageError
 from .ndvi import DEFAULT_SCL_MASK_CLASSES, OFFSET_POLICIES
+from .polygons import POLYGONAL, polygonal_part, why_no_area
 
 ROLES = ("red", "nir", "scl")
 FIRST_YEAR = 2015  # Sentinel-2A launched in June 2015
@@ -212,17 +213,14 @@ def _check_max_cloud(max_cloud) -> float:
 def polygonal_boundary(boundary):
     """The boundary as a valid (multi)polygon, or a QueryError saying what is wrong with it."""
     import shapely
-    from shapely.geometry import GeometryCollection, MultiPolygon, Polygon
 
     if boundary is None or not isinstance(boundary, shapely.Geometry) or boundary.is_empty:
         raise QueryError("the boundary is empty: choose a polygon layer with at least one feature")
-    if not boundary.is_valid:
-        boundary = shapely.make_valid(boundary)
-    if isinstance(boundary, GeometryCollection):
-        parts = [g for g in boundary.geoms if isinstance(g, (Polygon, MultiPolygon))]
-        boundary = shapely.union_all(parts) if parts else boundary
-    if not isinstance(boundary, (Polygon, MultiPolygon)) or boundary.area <= 0:
+    if boundary.geom_type not in POLYGONAL + ("GeometryCollection",):
         raise QueryError(f"the boundary must be a polygon or multipolygon, not a {boundary.geom_type}")
+    boundary, repaired = polygonal_part(boundary)
+    if boundary.is_empty or boundary.area <= 0:
+        raise QueryError(f"the boundary has no area: {why_no_area(repaired)}")
     return boundary
 
 

@@ -5,6 +5,7 @@ from typing import Tuple
 from qgis.core import QgsCoordinateReferenceSystem, QgsFeatureRequest, QgsGeometry, QgsRectangle, QgsVectorLayer, QgsWkbTypes
 
 from ..core.errors import QueryError
+from ..core.polygons import polygonal_part, why_no_area
 
 
 def crs_text(crs: QgsCoordinateReferenceSystem, what: str = "the region") -> str:
@@ -27,9 +28,7 @@ def roi_from_geometry(geometry: QgsGeometry, crs: QgsCoordinateReferenceSystem) 
         raise QueryError("the region of interest is empty")
     if geometry.type() != QgsWkbTypes.GeometryType.PolygonGeometry:
         raise QueryError("the region of interest must be a polygon")
-    if not geometry.isGeosValid():
-        geometry = geometry.makeValid()
-    return shapely.from_wkb(bytes(geometry.asWkb())), crs_text(crs)
+    return shapely.from_wkb(bytes(geometry.asWkb())), crs_text(crs)  # the engine repairs an invalid ring
 
 
 def roi_from_rectangle(rectangle: QgsRectangle, crs: QgsCoordinateReferenceSystem) -> Tuple[object, str]:
@@ -53,17 +52,22 @@ def roi_from_layer(layer: QgsVectorLayer, selected_only: bool = False) -> Tuple[
 
 
 def roi_from_features(features, crs: QgsCoordinateReferenceSystem, empty_message: str) -> Tuple[object, str]:
-    """The union of features' polygons (any iterable of QgsFeature) with their CRS."""
+    """The union of features' polygons (any iterable of QgsFeature) with their CRS.
+
+    Invalid rings are repaired (a union of invalid polygons would fail); features left
+    with no area add nothing, and when every one is so the error says why."""
     import shapely
 
-    parts = []
+    parts, why = [], None
     for feature in features:
         geometry = feature.geometry()
         if geometry.isNull() or geometry.isEmpty():
             continue
-        if not geometry.isGeosValid():
-            geometry = geometry.makeValid()
-        parts.append(shapely.from_wkb(bytes(geometry.asWkb())))
+        part, repaired = polygonal_part(shapely.from_wkb(bytes(geometry.asWkb())))
+        if part.is_empty:
+            why = why or f"feature {feature.id()} has no area: {why_no_area(repaired)}"
+        else:
+            parts.append(part)
     if not parts:
-        raise QueryError(empty_message)
+        raise QueryError(f"{empty_message} ({why})" if why else empty_message)
     return shapely.union_all(parts), crs_text(crs)

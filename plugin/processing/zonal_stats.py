@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterProviderConnection,
+    QgsRasterLayer,
 )
 
 from ..core.errors import QueryError
@@ -65,7 +66,12 @@ class ZonalStatsAlgorithm(CanopyExplorerAlgorithm):
         # the engine repairs invalid districts and reports each one, rather than Processing refusing them
         features = source.getFeatures(QgsFeatureRequest(), QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks)
         districts = districts_from_features(features, source.sourceCrs(), id_field)
-        rasters = [layer.source() for layer in self.parameterAsLayerList(parameters, "RASTERS", context)]
+        layers = self.parameterAsLayerList(parameters, "RASTERS", context)
+        # QGIS 3.22 lets a vector layer object through a raster list parameter
+        not_rasters = [layer.name() for layer in layers if not isinstance(layer, QgsRasterLayer)]
+        if not_rasters:
+            raise QueryError(f"{', '.join(repr(n) for n in not_rasters)} is not a raster: choose NDVI composites (GeoTIFF)")
+        rasters = [layer.source() for layer in layers]
         output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
         progress, check_cancel = feedback_progress(feedback)
         result = write_district_stats(

@@ -1,0 +1,46 @@
+"""The area of a user's polygon: invalid rings repaired, what has no area dropped.
+
+Regions of interest, NDVI boundaries and districts all come from layers people draw by
+hand, and hand-drawn rings self-intersect. A bow-tie is repaired into its two lobes; a
+ring that folds back on itself has no area and repairs into lines, which no operation
+can use, so the caller can say so instead of failing on a line later.
+"""
+
+from typing import Optional, Tuple
+
+POLYGONAL = ("Polygon", "MultiPolygon")
+
+
+def polygonal_part(geometry) -> Tuple[object, Optional[str]]:
+    """(the valid Polygon or MultiPolygon area of ``geometry``, why it needed repair or None).
+
+    The area is empty when nothing with an area is left (an empty input, or a ring that
+    repairs into lines or points)."""
+    import shapely
+
+    reason = None
+    if not geometry.is_empty and not geometry.is_valid:
+        reason = shapely.is_valid_reason(geometry)
+        geometry = shapely.make_valid(geometry)
+    if geometry.geom_type in POLYGONAL:
+        return geometry, reason
+    polygons = [p for p in _polygons(geometry) if not p.is_empty]
+    if not polygons:
+        return shapely.MultiPolygon(), reason
+    # make_valid's parts do not overlap, but a collection's polygons may share edges: union, not collect
+    return (polygons[0] if len(polygons) == 1 else shapely.union_all(polygons)), reason
+
+
+def _polygons(geometry):
+    if geometry.geom_type == "Polygon":
+        yield geometry
+    elif geometry.geom_type in ("MultiPolygon", "GeometryCollection"):
+        for part in geometry.geoms:
+            yield from _polygons(part)
+
+
+def why_no_area(reason: Optional[str]) -> str:
+    """Why a geometry came out of ``polygonal_part`` empty, given the repair ``reason`` it returned."""
+    if reason:
+        return f"it is an invalid polygon ({reason}) that collapses to lines when repaired"
+    return "it is empty"
