@@ -29,7 +29,6 @@ script by path.
 import argparse
 import datetime as dt
 import json
-import os
 import random
 import re
 import socket
