@@ -17,14 +17,11 @@ test: setup
 demo: setup
 	$(PY) scripts/demo.py
 
-# Every benchmark, each writing its section of docs/BENCHMARKS.md. The synthetic databases are
-# built once into build/bench (5.8 M, 11 M and 25 M segments) and reused by later runs.
+# Every benchmark, each writing its section of docs/BENCHMARKS.md, then a section with their run times
+# (tests/benchmarks/run_all.py). The synthetic databases (5.8 M, 11 M and 25 M segments) and the baselines'
+# virtualenvs are built once into build/bench and reused by later runs.
 bench: setup
-	$(PY) tests/benchmarks/bench_query_scaling.py --segments 5000000 --workdir build/bench --out docs
-	$(PY) tests/benchmarks/bench_grid_change.py --workdir build/bench --out docs --rounds 2
-	$(PY) tests/benchmarks/bench_layer_loading.py --rows 500000 1000000 --out docs/BENCHMARKS.md
-	$(PY) tests/benchmarks/bench_ndvi_composite.py
-	$(PY) tests/benchmarks/bench_zonal_stats.py --size 4000 --districts 300 --rounds 5 --workdir build/bench --markdown docs/BENCHMARKS.md
+	$(PY) tests/benchmarks/run_all.py
 
 robustness-doc: setup
 	$(PY) scripts/robustness_doc.py

@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
-from benchmarks_md import cpu_model, ram_gib, write_section  # noqa: E402
+from benchmarks_md import machine_line, write_section  # noqa: E402
 
 import synthetic_db  # noqa: E402
 
@@ -209,9 +209,9 @@ def build_database(workdir: Path, segments: int, workers: int):
 
 
 def machine() -> str:
-    import platform
+    import tiledb
 
-    return f"{cpu_model()}, {os.cpu_count()} cores, {ram_gib():.1f} GB RAM, {platform.platform()}, Python {platform.python_version()}"
+    return machine_line(numpy=np.__version__, **{"TileDB-Py": tiledb.__version__})
 
 
 def compare(engine: Dict, seed: Dict) -> Dict:

@@ -44,7 +44,6 @@ for that path. Timings are never pass/fail.
 import argparse
 import gc
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -59,7 +58,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from benchmarks_md import cpu_model, ram_gib, write_section  # noqa: E402
+from benchmarks_md import machine_line, write_section  # noqa: E402
 REPO = HERE.parent.parent
 MARK_START, MARK_END = "<!-- layer-loading:start -->", "<!-- layer-loading:end -->"
 VARIABLES = ["h_canopy", "canopy_h_metrics:95", "h_te_best_fit"]
@@ -432,33 +431,17 @@ def profile_styling(frame, folder: Path) -> Dict[str, float]:
 # --------------------------------------------------------------------------- report
 
 
-def machine() -> Dict[str, str]:
-    from osgeo import gdal
-    from qgis.core import Qgis
+def machine() -> str:
     import sqlite3
 
-    cpu = cpu_model()
-    memory = f"{ram_gib():.0f} GiB" if ram_gib() is not None else "unknown"
-    system = platform.platform()
-    try:
-        for line in Path("/etc/os-release").read_text().splitlines():
-            if line.startswith("PRETTY_NAME="):
-                system = line.split("=", 1)[1].strip('"') + f" (kernel {platform.release()})"
-    except OSError:
-        pass
-    return {
-        "CPU": f"{cpu}, {os.cpu_count()} logical cores",
-        "RAM": memory,
-        "OS": system,
-        "QGIS": Qgis.QGIS_VERSION,
-        "GDAL": gdal.__version__,
-        "SQLite": sqlite3.sqlite_version,
-        "Python": platform.python_version(),
-    }
+    from osgeo import gdal
+    from qgis.core import Qgis
+
+    return machine_line(QGIS=Qgis.QGIS_VERSION, GDAL=gdal.__version__, SQLite=sqlite3.sqlite_version)
 
 
 def report(results: Dict[int, Dict[str, List[float]]], profiles: Dict[int, Dict[str, float]],
-           styling: Dict[int, Dict[str, float]], info: Dict[str, str], repeats: int, source_rows: int) -> str:
+           styling: Dict[int, Dict[str, float]], info: str, repeats: int, source_rows: int) -> str:
     lines = [
         MARK_START,
         "## Layer loading: query result to a QGIS layer",
@@ -476,7 +459,7 @@ def report(results: Dict[int, Dict[str, List[float]]], profiles: Dict[int, Dict[
         "suggested below, swapped in by the benchmark only (the engine is unchanged; the benchmark checks that "
         "it writes the same rows).",
         "",
-        "Machine: " + "; ".join(f"{key} {value}" for key, value in info.items()) + ".",
+        f"Machine: {info}.",
         "",
     ]
     header = "| path | " + " | ".join(f"{rows:,} rows: s | features/s | vs baseline" for rows in results) + " |"
@@ -571,7 +554,7 @@ def main(argv=None) -> int:
     application.initQgis()
     info = machine()
     load_at_start = os.getloadavg()[0]
-    log("machine: " + "; ".join(f"{k} {v}" for k, v in info.items()))
+    log(f"machine: {info}")
     results: Dict[int, Dict[str, List[float]]] = {}
     profiles: Dict[int, Dict[str, float]] = {}
     styling: Dict[int, Dict[str, float]] = {}
@@ -618,7 +601,7 @@ def main(argv=None) -> int:
                     for name, seconds in styling[rows].items():
                         log(f"{rows:>9,} rows    {name:<72} {seconds:7.3f} s")
             del frame
-    info["Load average"] = "{:.2f} at the start, {:.2f} at the end (1 min)".format(load_at_start, os.getloadavg()[0])
+    info += "; 1-minute load average {:.2f} at the start and {:.2f} at the end".format(load_at_start, os.getloadavg()[0])
     section = report(results, profiles, styling, info, args.repeats, len(source))
     print(section)
     if args.out is not None:

@@ -32,7 +32,6 @@ of ``<out>/BENCHMARKS.md`` (other sections kept). Timings are reported, never as
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -42,7 +41,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from benchmarks_md import cpu_model, ram_gib, write_section  # noqa: E402
+from benchmarks_md import machine_line, write_section  # noqa: E402
 REPO = HERE.parent.parent
 MARK_START, MARK_END = "<!-- ndvi-composite:start -->", "<!-- ndvi-composite:end -->"
 # Installed with --no-deps (Debian provides rasterio, xarray, pyproj, numpy, requests, dateutil). pystac 1.14.3:
@@ -247,12 +246,9 @@ def compare(seed_path: str, engine_path: str) -> dict:
 
 
 def machine() -> str:
-    cpu = cpu_model()
-    memory = ram_gib() or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     import rasterio
 
-    return (f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, {platform.platform()}, Python {platform.python_version()}, "
-            f"GDAL {rasterio.__gdal_version__}, rasterio {rasterio.__version__}")
+    return machine_line(GDAL=rasterio.__gdal_version__, rasterio=rasterio.__version__)
 
 
 def report_markdown(results, params, machine_text) -> str:

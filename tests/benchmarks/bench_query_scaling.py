@@ -47,7 +47,6 @@ import gc
 import hashlib
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -66,7 +65,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
-from benchmarks_md import cpu_model, ram_gib, write_section  # noqa: E402
+from benchmarks_md import machine_line, write_section  # noqa: E402
 
 import synthetic_db  # noqa: E402
 
@@ -492,26 +491,14 @@ def machine() -> Dict:
     import shapely
     import tiledb
 
-    cpu = cpu_model()
-    ram = round(ram_gib(), 1) if ram_gib() is not None else None
-    os_name = platform.platform()
-    try:
-        release = dict(line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line)
-        os_name = release.get("PRETTY_NAME", "").strip('"')
-        debian = Path("/etc/debian_version")
-        if debian.exists():
-            os_name += f" ({debian.read_text().strip()})"
-    except OSError:
-        pass
-    versions = {"python": platform.python_version(), "tiledb-py": tiledb.__version__, "libtiledb": ".".join(map(str, tiledb.libtiledb.version())),
+    versions = {"tiledb-py": tiledb.__version__, "libtiledb": ".".join(map(str, tiledb.libtiledb.version())),
                 "numpy": np.__version__, "pandas": pd.__version__, "shapely": shapely.__version__, "matplotlib": matplotlib.__version__}
     for module in ("moto", "boto3"):
         try:
             versions[module] = __import__(module).__version__
         except ImportError:
             pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gb": ram, "os": os_name, "kernel": platform.release(), "versions": versions,
-            "load_average_start": round(os.getloadavg()[0], 2)}
+    return {"line": machine_line(), "versions": versions, "load_average_start": round(os.getloadavg()[0], 2)}
 
 
 # --------------------------------------------------------------------------- report
@@ -640,7 +627,7 @@ def report(results: Dict, image: str) -> str:
            f"{'including' if results.get('built_now') else 'not including'} building the databases"
            + (f", after waiting {results['waited_s'] / 60:.0f} min for a quieter machine" if results.get("waited_s", 0) >= 60 else "") + "). Re-run with "
            f"`.venv/bin/python tests/benchmarks/bench_query_scaling.py --segments {d['segments_requested']} --workdir build/bench --out docs`.", "",
-           "**Machine**: " + f"{m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, {m['os']}, Linux {m['kernel']}; "
+           f"**Machine**: {m['line']}; "
            f"1-minute load average {m['load_average_start']} at the start and {m.get('load_average_end', '?')} at the end of the run "
            f"(other work on the machine makes single timings noisy; every reader is timed box by box in turn to share it). "
            + "Engine side: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ". "

@@ -45,7 +45,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from benchmarks_md import cpu_model, ram_gib, write_section  # noqa: E402
+from benchmarks_md import machine_line, write_section  # noqa: E402
 REPO = HERE.parent.parent
 MARK_START, MARK_END = "<!-- zonal-stats:start -->", "<!-- zonal-stats:end -->"
 EXACTEXTRACT = "exactextract==0.3.0"
@@ -223,11 +223,6 @@ def compare(embedded_gpkg: str, other_gpkg: str) -> dict:
     return {"same_ids_and_counts": counts_equal, "max_abs_difference": worst}
 
 
-def machine() -> str:
-    memory = f", {ram_gib():.1f} GB RAM" if ram_gib() is not None else ""
-    return f"{cpu_model()}, {os.cpu_count()} cores{memory}, {platform.platform()}"
-
-
 def versions(exactextract_py) -> str:
     import numpy
     import psycopg
@@ -363,7 +358,7 @@ def main() -> None:
     if "exactextract" in medians:
         text += f"; exactextract takes {medians['exactextract']:.1f} s for its coverage-weighted statistics"
     figures["conclusion"] = text + "."
-    figures.update(machine=machine(), versions=versions(exact_python), load_start=load_start, load_end=os.getloadavg()[0],
+    figures.update(machine=machine_line(), versions=versions(exact_python), load_start=load_start, load_end=os.getloadavg()[0],
                    total_minutes=(time.time() - began) / 60, composite_mb=Path(data["composite"]).stat().st_size / 1e6,
                    size=args.size, districts=args.districts, rounds=args.rounds)
     (workdir / "zonal_stats.json").write_text(json.dumps({k: v for k, v in figures.items()}, indent=2, default=str))

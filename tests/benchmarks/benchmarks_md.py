@@ -45,3 +45,22 @@ def ram_gib() -> Optional[float]:
     """Installed memory in GiB (MemTotal), or None where it cannot be read."""
     total = _proc_field("/proc/meminfo", "MemTotal")
     return int(total.split()[0]) / 2**20 if total else None
+
+
+def os_name() -> str:
+    """The distribution's name (os-release PRETTY_NAME) and the kernel, or platform's summary."""
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"') + f", kernel {platform.release()}"
+    except OSError:
+        pass
+    return platform.platform()
+
+
+def machine_line(**versions) -> str:
+    """The machine a section was measured on: CPU and cores, RAM, OS, Python, then each ``name=version`` given."""
+    ram = ram_gib()
+    parts = [f"{cpu_model()}, {os.cpu_count()} cores", f"{ram:.0f} GiB RAM" if ram is not None else "RAM unknown",
+             os_name(), f"Python {platform.python_version()}"]
+    return ", ".join(parts + [f"{name} {version}" for name, version in versions.items()])
