@@ -17,6 +17,8 @@ from qgis.gui import QgsMapCanvas, QgsMapMouseEvent, QgsMapTool, QgsRubberBand
 from qgis.PyQt.QtCore import QPoint, Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor, QCursor, QKeyEvent
 
+from ..core.polygons import polygonal_part
+
 POLYGON = QgsWkbTypes.GeometryType.PolygonGeometry
 
 ROI_STROKE = QColor(230, 81, 0)
@@ -177,7 +179,7 @@ class PolygonRoiTool(_RoiTool):
     def _finish(self) -> None:
         if len(self.vertices) < 3:
             return  # not a polygon yet: keep drawing
-        region = polygonal_part(QgsGeometry.fromPolygonXY([self.vertices + [self.vertices[0]]]))
+        region = drawn_region(self.vertices)
         if region.isEmpty():
             return  # the ring collapsed (all points on a line): keep drawing so it can be fixed
         self.vertices = []
@@ -196,21 +198,14 @@ class PointPickTool(_CanvasPickingTool):
             self.pointPicked.emit(event.mapPoint(), self.canvas().mapSettings().destinationCrs())
 
 
-def polygonal_part(geometry: QgsGeometry) -> QgsGeometry:
-    """The valid (multi)polygon area of a geometry, or an empty geometry if it has none.
+def drawn_region(ring: List[QgsPointXY]) -> QgsGeometry:
+    """The area of a drawn ring, repaired as the engine repairs any region (``core.polygons``):
+    a bow-tie keeps both lobes; an empty geometry when the ring has no area."""
+    import shapely
 
-    An invalid ring (a bow-tie) is repaired with makeValid; what a repair collapses
-    to lines or points has no area and is dropped."""
-    if geometry.isEmpty():
+    region, _ = polygonal_part(shapely.from_wkb(bytes(QgsGeometry.fromPolygonXY([ring + [ring[0]]]).asWkb())))
+    if region.is_empty:
         return QgsGeometry()
-    if not geometry.isGeosValid():
-        geometry = geometry.makeValid()
-        if geometry.isNull() or geometry.isEmpty():
-            return QgsGeometry()
-    if geometry.type() == POLYGON:
-        return geometry
-    parts = [part for part in geometry.asGeometryCollection() if part.type() == POLYGON and not part.isEmpty()]
-    if not parts:
-        return QgsGeometry()
-    # Union rather than collect: polygons sharing an edge would make an invalid multipolygon.
-    return QgsGeometry.unaryUnion(parts)
+    geometry = QgsGeometry()
+    geometry.fromWkb(shapely.to_wkb(region))
+    return geometry
