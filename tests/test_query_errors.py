@@ -42,7 +42,7 @@ def test_end_before_start_is_refused():
         ((10, 95, 11, 96), "outside -90..90"),
         (shapely.Polygon(), "is empty"),
         (shapely.Polygon([(0, 0), (2, 0), (1, 0), (0, 0)]), "has no area: it is an invalid polygon .* collapses to lines"),
-        (shapely.GeometryCollection([shapely.LineString([(0, 0), (1, 1)])]), "has no area: it is empty"),
+        (shapely.GeometryCollection([shapely.LineString([(0, 0), (1, 1)])]), "has no area: it is a GeometryCollection without polygons"),
         (shapely.LineString([(0, 0), (1, 1)]), "must be a polygon or multipolygon"),
         ("POLYGON ((0 0, 1", "not valid WKT"),
     ],

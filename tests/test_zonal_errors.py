@@ -66,12 +66,12 @@ def test_a_district_with_no_area_is_reported_and_the_others_computed(composites,
     table = read_table(tmp_path / "out.gpkg", "ndvi_stats_2019")
     assert table[1]["pixel_count"] == 0 and table[2]["pixel_count"] > 0
     assert [identifier for identifier, _ in result.repairs] == [1]
-    assert "no area, it is an invalid polygon (Self-intersection" in result.repairs[0][1]
+    assert "no statistics: the geometry is an invalid polygon (Self-intersection" in result.repairs[0][1]
 
 
 def test_when_no_district_has_an_area_it_is_an_error_and_no_file(composites, tmp_path):
     shapes = [_folded(geometry) for _, geometry in district_shapes()]
-    with pytest.raises(QueryError, match=rf"no district has an area \(district 0: .*collapses to lines when repaired; {len(shapes) - 1} more like it\)"):
+    with pytest.raises(QueryError, match=rf"no district has an area \(district 0 is .*collapses to lines when repaired; {len(shapes) - 1} more like it\)"):
         district_stats_embedded(Districts.create(list(range(len(shapes))), shapes, CRS), composites, tmp_path / "out.gpkg")
     assert list(tmp_path.iterdir()) == []
 

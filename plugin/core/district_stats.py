@@ -163,14 +163,16 @@ class Districts:
         target = _crs_text(target_crs, "raster")
         project = _projection(self.crs, target)
         geometries, repairs, no_area = [], [], []
-        for identifier, geometry in zip(self.ids, self.geometries):
-            geometry, reason = polygonal_part(shapely.MultiPolygon() if geometry is None else geometry)
+        for identifier, given in zip(self.ids, self.geometries):
+            given = shapely.MultiPolygon() if given is None else given
+            geometry, reason = polygonal_part(given)
             if project is not None and not geometry.is_empty:
-                geometry, folded = polygonal_part(project(geometry))  # a projection can fold a thin shape
+                given = project(geometry)
+                geometry, folded = polygonal_part(given)  # a projection can fold a thin shape
                 reason = reason or folded
             if geometry.is_empty:
-                no_area.append((identifier, why_no_area(reason)))
-                repairs.append((identifier, f"no area, {no_area[-1][1]}: no statistics"))
+                no_area.append((identifier, why_no_area(given)))
+                repairs.append((identifier, f"no statistics: the geometry is {no_area[-1][1]}"))
                 geometry = shapely.MultiPolygon()
             elif reason:
                 repairs.append((identifier, f"invalid geometry repaired ({reason})"))
@@ -178,7 +180,7 @@ class Districts:
         if no_area and len(no_area) == len(geometries):
             identifier, why = no_area[0]
             others = f"; {len(no_area) - 1} more like it" if len(no_area) > 1 else ""
-            raise QueryError(f"no district has an area (district {identifier!r}: {why}{others})")
+            raise QueryError(f"no district has an area (district {identifier!r} is {why}{others})")
         return Districts(self.ids, tuple(geometries), target, self.id_field), tuple(repairs)
 
 

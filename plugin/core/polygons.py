@@ -39,8 +39,12 @@ def _polygons(geometry):
             yield from _polygons(part)
 
 
-def why_no_area(reason: Optional[str]) -> str:
-    """Why a geometry came out of ``polygonal_part`` empty, given the repair ``reason`` it returned."""
-    if reason:
-        return f"it is an invalid polygon ({reason}) that collapses to lines when repaired"
-    return "it is empty"
+def why_no_area(geometry) -> str:
+    """What ``geometry`` is, when ``polygonal_part`` found no area in it: "... has no area: it is <this>"."""
+    import shapely
+
+    if geometry is None or geometry.is_empty:
+        return "empty"
+    if not geometry.is_valid:
+        return f"an invalid polygon ({shapely.is_valid_reason(geometry)}) that collapses to lines when repaired"
+    return f"a {geometry.geom_type} without polygons"

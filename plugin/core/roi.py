@@ -100,9 +100,10 @@ def prepare_roi(roi, crs: str = "EPSG:4326") -> Tuple[Tuple[Tuple[float, float, 
         raise QueryError("the region of interest is empty")
     if roi.geom_type not in POLYGONAL + ("GeometryCollection",):
         raise QueryError(f"the region of interest must be a polygon or multipolygon, not a {roi.geom_type}")
-    roi, repaired = polygonal_part(roi)
-    if roi.is_empty:
-        raise QueryError(f"the region of interest has no area: {why_no_area(repaired)}")
+    area, _ = polygonal_part(roi)
+    if area.is_empty:
+        raise QueryError(f"the region of interest has no area: it is {why_no_area(roi)}")
+    roi = area
     geometry = _unwrap(_transform(roi, crs))
     minx, miny, maxx, maxy = geometry.bounds
     if miny < -90 or maxy > 90:

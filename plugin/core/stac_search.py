@@ -218,10 +218,10 @@ def polygonal_boundary(boundary):
         raise QueryError("the boundary is empty: choose a polygon layer with at least one feature")
     if boundary.geom_type not in POLYGONAL + ("GeometryCollection",):
         raise QueryError(f"the boundary must be a polygon or multipolygon, not a {boundary.geom_type}")
-    boundary, repaired = polygonal_part(boundary)
-    if boundary.is_empty or boundary.area <= 0:
-        raise QueryError(f"the boundary has no area: {why_no_area(repaired)}")
-    return boundary
+    area, _ = polygonal_part(boundary)
+    if area.is_empty or area.area <= 0:
+        raise QueryError(f"the boundary has no area: it is {why_no_area(boundary)}")
+    return area
 
 
 def search_geometry(boundary, max_vertices: int):

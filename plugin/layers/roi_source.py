@@ -63,9 +63,10 @@ def roi_from_features(features, crs: QgsCoordinateReferenceSystem, empty_message
         geometry = feature.geometry()
         if geometry.isNull() or geometry.isEmpty():
             continue
-        part, repaired = polygonal_part(shapely.from_wkb(bytes(geometry.asWkb())))
+        geometry = shapely.from_wkb(bytes(geometry.asWkb()))
+        part, _ = polygonal_part(geometry)
         if part.is_empty:
-            why = why or f"feature {feature.id()} has no area: {why_no_area(repaired)}"
+            why = why or f"feature {feature.id()} has no area: it is {why_no_area(geometry)}"
         else:
             parts.append(part)
     if not parts:
