@@ -183,6 +183,9 @@ CASES = [
          r"read-only|not writable|cannot", "read_only"),
     Case("atl08_ingest", "full disk", lambda p: {"CONFIG": str(_config(p.tmp / "inputs", p.full / "db"))}, r"space|full|cannot", "full"),
     # atl08_grid_change
+    Case("atl08_grid_change", "unknown variable", lambda p: {"VARIABLE": "h_canopyy"}, r"did you mean 'h_canopy'"),
+    Case("atl08_grid_change", "malformed filter", lambda p: {"FILTERS": "h_canopy >>= 3"}, r"h_canopy >>= 3"),
+    Case("atl08_grid_change", "missing database", lambda p: {"CONFIG": str(p.tmp / "no_such_db")}, r"does not exist|no ATL08 database"),
     Case("atl08_grid_change", "profile variable without a label", lambda p: {"VARIABLE": "canopy_h_metrics"}, r"name one with a label"),
     Case("atl08_grid_change", "impossible date", lambda p: {"PERIOD1_START": "2020-02-30"}, r"2020-02-30"),
     Case("atl08_grid_change", "period ending before it starts", lambda p: {"PERIOD2_END": "2020-01-01"}, r"before start"),

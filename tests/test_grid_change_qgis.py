@@ -1,10 +1,10 @@
-"""Grid change in QGIS: the Processing algorithm, its styles, its errors, and the dialog's tab."""
+"""Grid change in QGIS: the Processing algorithm, its styles and the dialog's tab (bad input: test_bad_input_matrix.py)."""
 
 import sqlite3
 
 import numpy as np
 import pytest
-from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProject, QgsRasterLayer, QgsVectorLayer
+from qgis.core import QgsProcessingFeedback, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.PyQt.QtCore import QDate, Qt
 from qgis.PyQt.QtTest import QTest
 from qgis.PyQt.QtWidgets import QMessageBox
@@ -82,22 +82,6 @@ def test_geotiff_output_has_square_cells_and_a_change_style(loaded_plugin, plant
     assert layer.rasterUnitsPerPixelX() == pytest.approx(50_000)
     assert (tmp_path / "change.qml").exists() and layer.renderer().type() == "singlebandpseudocolor"
     assert layer.renderer().band() == FIELDS.index("change") + 1
-
-
-@pytest.mark.parametrize("changes, message", [
-    ({"MIN_SHOTS": 10_000_000}, "no cell has at least 10000000 segments"),
-    ({"VARIABLE": "canopy_h_metrics"}, "name one with a label"),
-    ({"VARIABLE": "h_canopyy"}, "h_canopy"),
-    ({"PERIOD2_END": "2021-01-01"}, "before start"),
-    ({"PERIOD1_START": "someday"}, "not an ISO date"),
-    ({"FILTERS": "h_canopy >>= 3"}, "h_canopy"),
-    ({"GRID_CRS": "EPSG:4326"}, "projected in metres"),
-    ({"CONFIG": "/nonexistent/database"}, "nonexistent"),
-])
-def test_bad_input_is_a_clear_error_and_writes_nothing(loaded_plugin, planted, tmp_path, changes, message):
-    with pytest.raises(QgsProcessingException, match=message):
-        run(parameters(planted, tmp_path / "change.gpkg", **changes))
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_dialog_maps_the_change_and_adds_both_layers(loaded_plugin, planted, tmp_path):
