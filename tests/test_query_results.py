@@ -184,19 +184,22 @@ def test_nearest_uses_geodesic_metres_and_sorts(database_config, truth):
     assert frame["distance_m"].max() <= 1500
 
 
+# The whole world is checked against memory first (that estimate lists the commits); the small
+# box is read while the listing runs beside it. Both must see fragments written after opening.
+@pytest.mark.parametrize("roi", [None, (6.9, 44.9, 7.4, 45.4)], ids=["checked-for-memory", "small-box"])
 @pytest.mark.parametrize("storage", ["local", "s3"])
-def test_new_fragments_are_seen_by_an_open_database(storage, tmp_path, sample_granules, request):
+def test_new_fragments_are_seen_by_an_open_database(storage, roi, tmp_path, sample_granules, request):
     from canopy_explorer.plugin.core.config import local_config
     from canopy_explorer.plugin.core.ingest import ingest_granules
     from conftest import s3_config
 
     if storage == "s3":
-        config = s3_config(request.getfixturevalue("s3_server"), "atl08-fresh")
+        config = s3_config(request.getfixturevalue("s3_server"), f"atl08-fresh-{'world' if roi is None else 'box'}")
     else:
         config = local_config(tmp_path / "db")
     ingest_granules(config, sample_granules[:1], workers=1)
     db = Atl08Database(config)
-    spec = SegmentQuery.create(variables=["h_canopy"])
+    spec = SegmentQuery.create(roi=roi, variables=["h_canopy"])
     before = len(db.query(spec))
     assert len(db.query(spec)) == before  # nothing new: the open handle answers
     ingest_granules(config, sample_granules[1:2], workers=1)

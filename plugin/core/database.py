@@ -286,9 +286,10 @@ class Atl08Database:
         """
         import pandas as pd
 
-        self._check_memory(spec, max_bytes)
-        array = getattr(self._local, "array", None)
-        if self._remote and array is not None and array.isopen:
+        if self._check_memory(spec, max_bytes):
+            # the estimate has just listed the commits and brought the handle up to date
+            frames = self._frames(spec, self._local.array, progress)
+        elif self._remote and (array := getattr(self._local, "array", None)) is not None and array.isopen:
             # Read on the open handle while the commit listing runs; read again only if
             # fragments landed since the handle was opened.
             listing = self._listing_in_background()
@@ -303,17 +304,19 @@ class Atl08Database:
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         return frame
 
-    def _check_memory(self, spec: SegmentQuery, max_bytes: Optional[int]) -> None:
+    def _check_memory(self, spec: SegmentQuery, max_bytes: Optional[int]) -> bool:
+        """Refuse a query that could need more than ``max_bytes``; True when it was checked
+        (the estimate then listed the commits and refreshed this thread's handle)."""
         from .roi import parts_area
 
         if max_bytes is None:
             # Small regions cannot exhaust memory; skipping them keeps the fragment listing
             # the estimate needs off the latency of the queries a map canvas makes.
             if parts_area(spec.parts) < MEMORY_CHECK_MIN_AREA_DEG2:
-                return
+                return False
             available = available_memory_bytes()
             if available is None:
-                return
+                return False
             max_bytes = available // 2
         need = self.estimate(spec).bytes * FRAME_MEMORY_FACTOR
         if need > max_bytes:
@@ -322,6 +325,7 @@ class Atl08Database:
                 "that can be spared: narrow the region, time range or filters, write it to a file (the dialog and "
                 "Processing stream it), read it with iter_batches, or map it on a grid (grid_change)"
             )
+        return True
 
     def _frames(self, spec: SegmentQuery, array, progress: Optional[Progress]) -> list:
         frames = []
