@@ -2,8 +2,8 @@
 
 QGIS 3.22's Jenks classification is quadratic on up to a tenth of the values and
 runs on the main thread; here the breaks come from an exact dynamic programme
-(the one mapclassify's ``FisherJenks`` implements) on at most ``SAMPLE_SIZE``
-values, computed in the background. Breaks are class upper bounds, the last one
+(the one mapclassify's ``FisherJenks`` implements, solved by divide and conquer in
+O(k n log n)) on at most ``SAMPLE_SIZE`` values, computed in the background. Breaks are class upper bounds, the last one
 being the maximum, as in mapclassify.
 """
 
@@ -32,23 +32,12 @@ def fisher_jenks(values, k: int = 5) -> List[float]:
     s1 = np.concatenate([[0.0], np.cumsum(x)])
     s2 = np.concatenate([[0.0], np.cumsum(x * x)])
 
-    def ssd(first: np.ndarray, last: int) -> np.ndarray:
-        # sum of squared deviations of x[first..last] (inclusive, 0-based), for many firsts at once
-        count = last - first + 1
-        total = s1[last + 1] - s1[first]
-        return (s2[last + 1] - s2[first]) - total * total / count
-
     # cost[c, j]: best cost of splitting x[0..j] into c + 1 classes; start[c, j]: first index of the last class
     cost = np.full((k, n), np.inf)
     start = np.zeros((k, n), dtype=np.int64)
     cost[0] = s2[1:] - s1[1:] ** 2 / np.arange(1, n + 1)
     for c in range(1, k):
-        for j in range(c, n):
-            firsts = np.arange(c, j + 1)
-            candidates = cost[c - 1, firsts - 1] + ssd(firsts, j)
-            best = int(np.argmin(candidates))  # first minimum: the earliest split wins ties
-            cost[c, j] = candidates[best]
-            start[c, j] = firsts[best]
+        _best_splits(cost[c - 1], cost[c], start[c], c, s1, s2)
     bounds = [x[-1]]
     last = n - 1
     for c in range(k - 1, 0, -1):
@@ -56,6 +45,41 @@ def fisher_jenks(values, k: int = 5) -> List[float]:
         bounds.append(x[first - 1])
         last = first - 1
     return [float(b) for b in reversed(bounds)]
+
+
+def _best_splits(previous: np.ndarray, cost: np.ndarray, start: np.ndarray, c: int, s1: np.ndarray, s2: np.ndarray) -> None:
+    """Fill ``cost[j]`` and ``start[j]`` for every last index j >= c, from the previous class count's costs.
+
+    The earliest best first index of the last class never decreases as j grows (the
+    within-class cost is a Monge matrix; Groenlund et al. 2017, "Fast exact k-means,
+    k-medians and Bregman divergence clustering in 1D"). So j is solved by divide and
+    conquer: the middle j of a range first, then each half searching only on its side of
+    that split. All ranges of one level are solved in one vectorised step: about log2(n)
+    steps of O(n) work instead of n steps of O(n).
+    """
+    n = len(cost)
+    # ranges of last indices [j_low, j_high] whose first index lies in [i_low, i_high]
+    j_low, j_high = np.array([c]), np.array([n - 1])
+    i_low, i_high = np.array([c]), np.array([n - 1])
+    while len(j_low):
+        middle = (j_low + j_high) // 2
+        lengths = np.minimum(middle, i_high) - i_low + 1
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        owner = np.repeat(np.arange(len(middle)), lengths)
+        first = i_low[owner] + np.arange(lengths.sum()) - starts[owner]
+        last = middle[owner]
+        total = s1[last + 1] - s1[first]
+        candidates = previous[first - 1] + ((s2[last + 1] - s2[first]) - total * total / (last - first + 1))
+        best_cost = np.minimum.reduceat(candidates, starts)
+        # the earliest candidate reaching its range's minimum (the earliest split wins ties)
+        at_minimum = np.flatnonzero(candidates == best_cost[owner])
+        best = first[at_minimum[np.searchsorted(at_minimum, starts)]]
+        cost[middle], start[middle] = best_cost, best
+        left, right = j_low <= middle - 1, middle + 1 <= j_high
+        j_low, j_high, i_low, i_high = (
+            np.concatenate([j_low[left], middle[right] + 1]), np.concatenate([middle[left] - 1, j_high[right]]),
+            np.concatenate([i_low[left], best[right]]), np.concatenate([best[left], i_high[right]]),
+        )
 
 
 def sample_for_breaks(values, size: int = SAMPLE_SIZE, seed: int = 0) -> np.ndarray:
