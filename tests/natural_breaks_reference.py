@@ -1,8 +1,24 @@
-"""The textbook Fisher-Jenks programme, searching every first index of the last class for every
-last index (O(k n^2)): what the engine's divide and conquer must agree with, and the baseline
-of tests/benchmarks/bench_natural_breaks.py."""
+"""Natural breaks the slow, obvious ways, for tests to compare the engine with: every split tried,
+and the textbook Fisher-Jenks programme (every first index of the last class searched for every
+last index, O(k n^2)), which is also the baseline of tests/benchmarks/bench_natural_breaks.py."""
+
+import itertools
+import math
 
 import numpy as np
+
+
+def brute_force_jenks(values, k):
+    """Upper bounds of the k classes with the least within-class squared deviation, trying every split
+    (the earliest split wins a tie)."""
+    x = np.sort(np.asarray(values, dtype=float))
+    best, best_bounds = math.inf, None
+    for cuts in itertools.combinations(range(1, len(x)), k - 1):
+        parts = np.split(x, cuts)
+        cost = sum(((p - p.mean()) ** 2).sum() for p in parts)
+        if cost < best - 1e-12:
+            best, best_bounds = cost, [float(p[-1]) for p in parts]
+    return best_bounds
 
 
 def textbook_fisher_jenks(values, k):

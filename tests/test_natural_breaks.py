@@ -1,26 +1,10 @@
 """Natural breaks: the exact Fisher-Jenks optimum, as the full dynamic programme and a search of every split find it."""
 
-import itertools
-import math
-
 import numpy as np
 import pytest
 
 from canopy_explorer.plugin.core.natural_breaks import BreaksSample, fisher_jenks
-from natural_breaks_reference import textbook_fisher_jenks
-
-
-def brute_force(values, k):
-    """Upper bounds of the k classes with the least within-class squared deviation, trying every split
-    (the earliest split wins a tie)."""
-    x = np.sort(np.asarray(values, dtype=float))
-    best, best_bounds = math.inf, None
-    for cuts in itertools.combinations(range(1, len(x)), k - 1):
-        parts = np.split(x, cuts)
-        cost = sum(((p - p.mean()) ** 2).sum() for p in parts)
-        if cost < best - 1e-12:
-            best, best_bounds = cost, [float(p[-1]) for p in parts]
-    return best_bounds
+from natural_breaks_reference import brute_force_jenks, textbook_fisher_jenks
 
 
 def class_cost(values, bounds):
@@ -36,7 +20,7 @@ def test_breaks_are_the_optimum_found_by_trying_every_split(seed):
     k = int(rng.integers(2, 5))
     if len(np.unique(values)) <= k:
         pytest.skip("fewer distinct values than classes")
-    assert fisher_jenks(values, k) == pytest.approx(brute_force(values, k), abs=1e-12)
+    assert fisher_jenks(values, k) == pytest.approx(brute_force_jenks(values, k), abs=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["gamma, rounded", "six values, many ties", "three clusters", "uniform, 2 decimals"])

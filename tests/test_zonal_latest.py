@@ -4,13 +4,12 @@ Every rule is checked in both modes: the embedded GeoPackage and the PostGIS tab
 (read back from the server, not from the GeoPackage copy).
 """
 
-import itertools
 import math
 import zlib
 
-import numpy as np
 import pytest
 
+from natural_breaks_reference import brute_force_jenks
 from postgis_fixtures import *  # noqa: F401,F403
 from zonal_fixtures import YEARS, district_shapes, districts, read_table, write_composites
 
@@ -155,18 +154,6 @@ def test_replace_latest_starts_the_latest_table_afresh(runner, composites):
     runner.run(composites, [2019], replace_latest=True)
     latest = runner.table("ndvi_stats_latest")
     assert {row["year"] for i, row in latest.items() if i not in NO_DATA} == {2019}
-
-
-def brute_force_jenks(values, k):
-    """Upper bounds of the k classes with the least within-class squared deviation, by trying every split."""
-    x = np.sort(np.asarray(values, dtype=float))
-    best, best_bounds = math.inf, None
-    for cuts in itertools.combinations(range(1, len(x)), k - 1):
-        parts = np.split(x, cuts)
-        cost = sum(((p - p.mean()) ** 2).sum() for p in parts)
-        if cost < best - 1e-15:
-            best, best_bounds = cost, [p[-1] for p in parts]
-    return best_bounds
 
 
 @pytest.mark.parametrize("classes", [3, 5])
