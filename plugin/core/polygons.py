@@ -8,6 +8,8 @@ can use, so the caller can say so instead of failing on a line later.
 
 from typing import Optional, Tuple
 
+from .errors import QueryError
+
 POLYGONAL = ("Polygon", "MultiPolygon")
 
 
@@ -48,3 +50,14 @@ def why_no_area(geometry) -> str:
     if not geometry.is_valid:
         return f"an invalid polygon ({shapely.is_valid_reason(geometry)}) that collapses to lines when repaired"
     return f"a {geometry.geom_type} without polygons"
+
+
+def area_of(geometry, what: str):
+    """The valid (multi)polygon area of ``geometry`` (``polygonal_part``), or a QueryError naming
+    ``what`` ("the boundary") when it is not a polygon or has no area."""
+    if geometry.geom_type not in POLYGONAL + ("GeometryCollection",):
+        raise QueryError(f"{what} must be a polygon or multipolygon, not a {geometry.geom_type}")
+    area, _ = polygonal_part(geometry)
+    if area.is_empty or area.area <= 0:
+        raise QueryError(f"{what} has no area: it is {why_no_area(geometry)}")
+    return area

@@ -7,7 +7,7 @@ keep their exact shape for point membership (no convex hull, no vertex limit).
 from typing import List, Optional, Sequence, Tuple
 
 from .errors import QueryError
-from .polygons import POLYGONAL, polygonal_part, why_no_area
+from .polygons import area_of
 
 WORLD = (-180.0, -90.0, 180.0, 90.0)
 
@@ -98,12 +98,7 @@ def prepare_roi(roi, crs: str = "EPSG:4326") -> Tuple[Tuple[Tuple[float, float, 
         raise QueryError(f"unsupported region of interest {type(roi).__name__}: give a bounding box or a polygon")
     if roi.is_empty:
         raise QueryError("the region of interest is empty")
-    if roi.geom_type not in POLYGONAL + ("GeometryCollection",):
-        raise QueryError(f"the region of interest must be a polygon or multipolygon, not a {roi.geom_type}")
-    area, _ = polygonal_part(roi)
-    if area.is_empty:
-        raise QueryError(f"the region of interest has no area: it is {why_no_area(roi)}")
-    roi = area
+    roi = area_of(roi, "the region of interest")
     geometry = _unwrap(_transform(roi, crs))
     minx, miny, maxx, maxy = geometry.bounds
     if miny < -90 or maxy > 90:

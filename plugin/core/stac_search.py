@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from .config import check_type, read_yaml
 from .errors import ConfigurationError, QueryError, StorageError
 from .ndvi import DEFAULT_SCL_MASK_CLASSES, OFFSET_POLICIES
-from .polygons import POLYGONAL, polygonal_part, why_no_area
+from .polygons import area_of
 
 ROLES = ("red", "nir", "scl")
 FIRST_YEAR = 2015  # Sentinel-2A launched in June 2015
@@ -216,12 +216,7 @@ def polygonal_boundary(boundary):
 
     if boundary is None or not isinstance(boundary, shapely.Geometry) or boundary.is_empty:
         raise QueryError("the boundary is empty: choose a polygon layer with at least one feature")
-    if boundary.geom_type not in POLYGONAL + ("GeometryCollection",):
-        raise QueryError(f"the boundary must be a polygon or multipolygon, not a {boundary.geom_type}")
-    area, _ = polygonal_part(boundary)
-    if area.is_empty or area.area <= 0:
-        raise QueryError(f"the boundary has no area: it is {why_no_area(boundary)}")
-    return area
+    return area_of(boundary, "the boundary")
 
 
 def search_geometry(boundary, max_vertices: int):
