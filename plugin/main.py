@@ -1,11 +1,12 @@
 """The plugin object QGIS creates: menu, toolbar, Processing provider, dependency check."""
 
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
+from qgis.gui import QgsMessageBar
 from qgis.PyQt.QtCore import QUrl
 from qgis.PyQt.QtGui import QDesktopServices
-from qgis.PyQt.QtWidgets import QAction, QMenu
+from qgis.PyQt.QtWidgets import QAction, QMenu, QPushButton
 
-from .core.dependencies import check_dependencies, missing, missing_message
+from .environment import environment_report
 from .processing.provider import CanopyExplorerProvider
 from .resources import icon, plugin_metadata
 
@@ -27,6 +28,7 @@ class CanopyExplorerPlugin:
     # ------------------------------------------------------------------ Processing
 
     def initProcessing(self):  # noqa: N802 (QGIS's name)
+        environment_report()  # on the main thread, before any algorithm runs in a worker thread
         if self.provider is None:
             self.provider = CanopyExplorerProvider()
             QgsApplication.processingRegistry().addProvider(self.provider)
@@ -46,7 +48,7 @@ class CanopyExplorerPlugin:
         self.add_action("canopy_explorer.svg", "ATL08 query…", self.show_query_dialog, "CanopyExplorerQuery")
         self.add_action("nearest.svg", "Nearest ATL08 shots", self.pick_nearest_shots, "CanopyExplorerNearest")
         self.add_action("export.svg", "Export ATL08 layer…", self.export_active_layer, "CanopyExplorerExport", toolbar=False)
-        self.add_action("dependencies.svg", "Check dependencies…", self.show_dependencies, "CanopyExplorerDependencies")
+        self.add_action("dependencies.svg", "Check dependencies…", lambda: self.show_dependencies(), "CanopyExplorerDependencies")
         self.add_action("help.svg", "Help", self.open_help, "CanopyExplorerHelp")
         self.warn_if_dependencies_missing()
 
@@ -90,20 +92,31 @@ class CanopyExplorerPlugin:
             self.query_dialog.deleteLater()
             self.query_dialog = None
         if self._dependencies_dialog is not None:
+            self._dependencies_dialog.cancel_install()
             self._dependencies_dialog.close()
             self._dependencies_dialog.deleteLater()
             self._dependencies_dialog = None
 
     # ------------------------------------------------------------------ actions
 
-    def warn_if_dependencies_missing(self):
-        """One message-bar warning naming every missing package and the install command."""
-        absent = missing(check_dependencies())
-        if not absent:
+    def warn_if_dependencies_missing(self) -> bool:
+        """One message-bar warning naming every problem the self-check found, with its fix; True when there is one."""
+        report = environment_report()
+        if report.ok:
             return False
-        text = missing_message(absent)
+        text = report.message()
         QgsMessageLog.logMessage(text, LOG_TAG, Qgis.Warning)
-        self.iface.messageBar().pushMessage(MENU_TITLE, text, level=Qgis.Warning, duration=0)
+        item = QgsMessageBar.createMessage(MENU_TITLE, text)
+        if report.installable:
+            install = QPushButton("Install missing packages", item)
+            install.setObjectName("CanopyExplorerInstallPackages")
+            install.clicked.connect(lambda: self.show_dependencies(install=True))
+            item.layout().addWidget(install)
+        details = QPushButton("Details…", item)
+        details.setObjectName("CanopyExplorerDependencyDetails")
+        details.clicked.connect(lambda: self.show_dependencies())
+        item.layout().addWidget(details)
+        self.iface.messageBar().pushWidget(item, Qgis.Warning, 0)
         return True
 
     def _query_dialog(self):
@@ -159,7 +172,8 @@ class CanopyExplorerPlugin:
         QgsApplication.taskManager().addTask(task)
         return task
 
-    def show_dependencies(self):
+    def show_dependencies(self, install: bool = False):
+        """The "Check dependencies" dialog; ``install``: also start installing what is missing (the user clicked for it)."""
         from .gui.dependencies_dialog import DependenciesDialog
 
         if self._dependencies_dialog is None:
@@ -167,6 +181,9 @@ class CanopyExplorerPlugin:
         self._dependencies_dialog.refresh()
         self._dependencies_dialog.show()
         self._dependencies_dialog.raise_()
+        if install:
+            self._dependencies_dialog.install_missing()
+        return self._dependencies_dialog
 
     @staticmethod
     def help_url() -> QUrl:

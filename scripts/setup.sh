@@ -29,20 +29,17 @@ else
   echo "setup: Debian packages already installed"
 fi
 
-# The venv must sit on Debian's Python so it sees PyQGIS (python3-qgis).
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import sys; sys.exit(sys.base_prefix != '/usr')" 2>/dev/null; then
+# The venv must sit on Debian's Python so it sees PyQGIS (python3-qgis). Its packages are chosen by the
+# plugin's own installer (plugin/core/environment), with the rule users get in QGIS: every package
+# Debian's Python has keeps its version, and shapely matches the GEOS QGIS loads. When the inputs
+# change, the venv is built again from nothing, so no package of an older rule stays behind.
+installer_inputs=(requirements-dev.txt constraints.txt plugin/core/environment/*.py)
+wanted=$(cat "${installer_inputs[@]}" | sha256sum | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import sys; sys.exit(sys.base_prefix != '/usr')" 2>/dev/null \
+   || [ "$(cat .venv/.requirements-sha256 2>/dev/null)" != "$wanted" ]; then
   echo "setup: creating .venv on /usr/bin/python3"
   rm -rf .venv
   /usr/bin/python3 -m venv --system-site-packages .venv
-fi
-
-wanted=$(cat requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -d' ' -f1)
-if [ "$(cat .venv/.requirements-sha256 2>/dev/null)" != "$wanted" ]; then
-  echo "setup: installing Python packages into .venv"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
-  echo "$wanted" > .venv/.requirements-sha256
-else
-  echo "setup: Python packages already installed"
 fi
 # Make the checkout importable as the package QGIS would load (`canopy_explorer`), for the
 # tests, the demo and the command-line tools, the way a development install would.
@@ -50,9 +47,21 @@ site_packages=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths
 ln -sfn "$(pwd)" "$site_packages/canopy_explorer"
 # Debian's pyproj looks for PROJ data under sys.prefix, which in a venv is .venv.
 mkdir -p .venv/share && ln -sfn /usr/share/proj .venv/share/proj
+qgis_geos=$(/usr/bin/python3 -c "from qgis.core import Qgis; print(Qgis.geosVersion())")
+if [ "$(cat .venv/.requirements-sha256 2>/dev/null)" != "$wanted" ]; then
+  echo "setup: installing Python packages into .venv (QGIS's GEOS is $qgis_geos)"
+  .venv/bin/python -m canopy_explorer.plugin.core.environment install --qgis-geos "$qgis_geos" --into-environment \
+    --requirements requirements-dev.txt --constraints constraints.txt > .venv/install.log 2>&1 \
+    || { tail -n 40 .venv/install.log; echo "setup: installing Python packages failed (whole log: .venv/install.log)"; exit 1; }
+  echo "$wanted" > .venv/.requirements-sha256
+else
+  echo "setup: Python packages already installed"
+fi
 .venv/bin/python - <<'PY'
 import h5py, rasterio
 for module in (h5py, rasterio):
     assert module.__file__.startswith("/usr/lib/python3/"), f"{module.__name__} must come from Debian, not pip: {module.__file__}"
 PY
-.venv/bin/python -c "import canopy_explorer, qgis.core, tiledb, h5py, rasterio, shapely, pystac_client, psycopg, pytest_qgis; print('setup: ok, QGIS', qgis.core.Qgis.QGIS_VERSION)"
+.venv/bin/python -m canopy_explorer.plugin.core.environment check --qgis-geos "$qgis_geos" > /dev/null \
+  || { .venv/bin/python -m canopy_explorer.plugin.core.environment check --qgis-geos "$qgis_geos"; exit 1; }
+.venv/bin/python -c "import canopy_explorer, qgis.core, pystac_client, pytest_qgis; print('setup: ok, QGIS', qgis.core.Qgis.QGIS_VERSION)"

@@ -15,10 +15,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 @pytest.fixture(scope="session")
 def iface(qgis_iface):
-    """pytest-qgis's interface, completed with the Plugins menu QGIS has and the mock lacks."""
+    """pytest-qgis's interface, completed with what QGIS has and the mock lacks: the Plugins menu, and
+    message-bar widgets (``pushWidget``: recorded as "title:text" like pushMessage, the widget kept in
+    ``bar.widgets`` so tests can press its buttons)."""
     if not hasattr(qgis_iface, "pluginMenu"):
         plugins_menu = qgis_iface.mainWindow().menuBar().addMenu("&Plugins")
         qgis_iface.pluginMenu = lambda: plugins_menu
+    bar = qgis_iface.messageBar()
+    if not hasattr(bar, "pushWidget"):
+        bar.widgets = []
+
+        def push_widget(widget, level, duration=0):
+            bar.messages[level].append(f"{widget.title()}:{widget.text()}")
+            bar.widgets.append(widget)
+
+        bar.pushWidget = push_widget
     return qgis_iface
 
 

@@ -3,6 +3,7 @@
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
 
 from ..core.errors import Cancelled, CanopyExplorerError
+from ..environment import environment_report
 from ..resources import PLUGIN_ROOT, icon
 
 PUBLIC_CONFIG = str(PLUGIN_ROOT / "configs" / "public_atl08_v007.yaml")
@@ -27,6 +28,9 @@ class CanopyExplorerAlgorithm(QgsProcessingAlgorithm):
         return type(self)()
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        report = environment_report()
+        if not report.ok:  # a missing package fails later; a shapely for another GEOS would crash the host
+            raise QgsProcessingException(report.message())
         try:
             return self.execute(parameters, context, feedback)
         except Cancelled:

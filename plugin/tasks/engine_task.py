@@ -56,6 +56,11 @@ class EngineTask(QgsTask):
         if result:
             self.completed.emit(self.result)
         elif self.error is not None:
-            message = str(self.error) if isinstance(self.error, CanopyExplorerError) else f"unexpected error: {self.error!r}"
+            if isinstance(self.error, CanopyExplorerError):
+                message = str(self.error)
+            else:  # a defect: the user gets what failed and where the details are, not a Python repr
+                message = (f"{self.description()} stopped on an unexpected problem in Canopy Explorer "
+                           f"({type(self.error).__name__}). The details are in the Log Messages panel "
+                           "(Canopy Explorer tab); please report them")
             QgsMessageLog.logMessage(f"{self.description()} failed: {message}", LOG_TAG, Qgis.Critical)
             self.failed.emit(message)
