@@ -23,37 +23,38 @@ PIP_WITH_REPORT = (22, 2)  # the first pip with ``install --dry-run --report``
 DEFAULT_INDEX = "https://pypi.org/simple"
 
 
+IDENTITY = "import sys; print(repr((tuple(sys.version_info[:3]), sys.prefix, sys.base_prefix)))"
+
+
 def _candidates() -> List[Path]:
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    names = [Path(sys.executable)] if "python" in Path(sys.executable).name.lower() else []
-    base = getattr(sys, "_base_executable", "")
-    if base and "python" in Path(base).name.lower():
-        names.append(Path(base))
-    for prefix in (sys.exec_prefix, sys.base_exec_prefix):
-        names += [Path(prefix, "bin", f"python{version}"), Path(prefix, "bin", "python3"),  # Linux, macOS
+    names = []
+    for prefix in dict.fromkeys((sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix)):
+        names += [Path(prefix, "bin", f"python{version}"), Path(prefix, "bin", "python3"),  # Linux, macOS, venvs
                   Path(prefix, "python.exe"), Path(prefix, "python3.exe")]  # Windows (OSGeo4W, standalone)
-    for name in (f"python{version}", "python3"):
-        found = shutil.which(name)
-        if found:
-            names.append(Path(found))
-    return names
+    names += [Path(p) for p in (sys.executable, getattr(sys, "_base_executable", "")) if p]
+    names += [Path(found) for found in (shutil.which(f"python{version}"), shutil.which("python3")) if found]
+    return list(dict.fromkeys(names))
 
 
 def find_python() -> str:
-    """The interpreter with this process's Python version (the one QGIS embeds)."""
-    wanted = f"{sys.version_info.major}.{sys.version_info.minor}"
+    """The interpreter that is this process's Python: same version, prefix and base prefix.
+
+    Matching the version alone is not enough: inside desktop QGIS ``sys.executable`` can be whatever
+    ``python3`` comes first on PATH (seen: a pyenv shim), whose packages are not QGIS's."""
+    wanted = repr((tuple(sys.version_info[:3]), sys.prefix, sys.base_prefix))
     for candidate in _candidates():
-        if not candidate.is_file():
+        if not candidate.is_file() or "qgis" in candidate.name.lower():
             continue
         try:
-            answer = subprocess.run([str(candidate), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                                    capture_output=True, text=True, timeout=30, env=clean_environment())
+            answer = subprocess.run([str(candidate), "-c", IDENTITY], capture_output=True, text=True, timeout=30,
+                                    env=clean_environment())
         except (OSError, subprocess.TimeoutExpired):
             continue
         if answer.returncode == 0 and answer.stdout.strip() == wanted:
             return str(candidate)
-    raise MissingDependencyError(f"cannot find the Python {wanted} interpreter QGIS uses (looked beside {sys.exec_prefix}); "
-                                 "install the packages with that Python's pip by hand")
+    raise MissingDependencyError(f"cannot find the Python interpreter QGIS uses (Python {sys.version.split()[0]} in "
+                                 f"{sys.prefix}); install the packages with that Python's pip by hand")
 
 
 def clean_environment(extra_path: Sequence[str] = ()) -> dict:

@@ -1,0 +1,197 @@
+"""Run Canopy Explorer algorithms in the real C++ host, ``qgis_process.bin run``, as a user's command line does.
+
+    profile = QgisProcessProfile(tmp_path / "qgis")      # plugin linked and enabled in a private profile
+    run = profile.run("atl08_query", {"CONFIG": ..., "ROI": "7.05,7.25,45.05,45.25 [EPSG:4326]", ...})
+    run.check()                                          # fails with the exit status (or signal) and output tails
+    run.results["SEGMENTS"], run.log
+
+Why a C++ host: ``qgis_process.bin`` and desktop QGIS load QGIS's GEOS, GDAL and PROJ into the
+global symbol namespace before Python starts, so a Python package built against other versions
+(a shapely wheel with another GEOS) fails or crashes there, while a test process that imports
+``qgis.core`` from Python never sees it.
+
+The environment is a user's: the plugin folder on ``QGIS_PLUGINPATH`` (a ``canopy_explorer``
+symlink to the checkout), a throw-away profile (``QGIS_CUSTOM_CONFIG_PATH``), the checkout's
+``.venv`` site-packages on ``PYTHONPATH`` (the packages a user installs next to QGIS's Python),
+no display (``QT_QPA_PLATFORM=offscreen``), and Qt's per-user files (``XDG_CONFIG_HOME``,
+``XDG_RUNTIME_DIR``) inside the profile folder so that nothing is written to the home folder.
+Debian 12's ``/usr/bin/qgis_process`` wrapper passes ``--noversioncheck``, which 3.22 rejects:
+``qgis_process.bin`` is called directly.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+PROVIDER = "canopyexplorer"
+PLUGIN_NAME = "canopy_explorer"
+TAIL = 3000
+
+
+def qgis_process_binary() -> str:
+    return shutil.which("qgis_process.bin", path="/usr/bin") or shutil.which("qgis_process.bin") or "qgis_process"
+
+
+@lru_cache(maxsize=None)
+def venv_site_packages(venv: Path = ROOT / ".venv") -> str:
+    """The venv's site-packages folder, as its own interpreter names it (never a hard-coded Python version)."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        raise RuntimeError(f"no virtualenv at {venv}: run `make setup`")
+    found = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                           capture_output=True, text=True, timeout=60, check=True)
+    return found.stdout.strip()
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"CRASHED: qgis_process was killed by {name} (exit status {returncode})"
+    return f"exit status {returncode}"
+
+
+def _tail(text: str, size: int = TAIL) -> str:
+    text = text or ""
+    return text if len(text) <= size else "…" + text[-size:]
+
+
+def as_arguments(parameters: Mapping[str, object]) -> List[str]:
+    """``KEY=value`` arguments; a list or tuple becomes the key repeated (multiple-layer parameters)."""
+    arguments = []
+    for key, value in parameters.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for item in values:
+            if isinstance(item, bool):
+                item = "true" if item else "false"
+            arguments.append(f"{key}={'' if item is None else item}")
+    return arguments
+
+
+@dataclass
+class ProcessRun:
+    """One ``qgis_process.bin`` invocation: what was asked and what came back."""
+
+    command: List[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    document: Optional[dict] = field(default=None)
+
+    @property
+    def crashed(self) -> bool:
+        return self.returncode < 0
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and self.document is not None
+
+    @property
+    def results(self) -> Dict[str, object]:
+        return (self.document or {}).get("results", {})
+
+    @property
+    def log(self) -> str:
+        """Every line the algorithm reported (info, warnings and errors), one per line."""
+        log = (self.document or {}).get("log", {})
+        return "\n".join(line for lines in log.values() for line in (lines if isinstance(lines, list) else [lines]))
+
+    def describe(self) -> str:
+        """What happened, for assertion messages: the exit (a crash by name), the log and results, output tails."""
+        if self.document is not None:  # the JSON's tail is the provider's list of formats: show what matters instead
+            stdout = f"log:\n{self.log}\nresults: {json.dumps(self.results, default=str)}"
+        else:
+            stdout = self.stdout
+        return (f"{' '.join(self.command[:3])} … → {describe_exit(self.returncode)} after {self.seconds:.1f} s\n"
+                f"--- stdout (tail) ---\n{_tail(stdout)}\n--- stderr (tail) ---\n{_tail(self.stderr)}")
+
+    def check(self) -> "ProcessRun":
+        """Fail the calling test unless the algorithm ran to completion; a crash is named as such."""
+        import pytest
+
+        if self.crashed:
+            pytest.fail(self.describe(), pytrace=False)
+        if not self.ok:
+            pytest.fail(f"the algorithm failed: {self.describe()}", pytrace=False)
+        return self
+
+
+def _json_document(stdout: str) -> Optional[dict]:
+    """``--json`` prints one JSON object; anything a library printed before it is skipped."""
+    decoder = json.JSONDecoder()
+    for line in re.finditer(r"^\{", stdout, re.MULTILINE):
+        try:
+            return decoder.raw_decode(stdout, line.start())[0]
+        except json.JSONDecodeError:
+            continue
+    return None
+
+
+class QgisProcessProfile:
+    """A private QGIS profile with the plugin enabled, and ``qgis_process.bin`` runs in it."""
+
+    def __init__(self, folder: Path, extra_env: Optional[Mapping[str, str]] = None, timeout_s: float = 300.0):
+        self.folder = Path(folder)
+        self.plugins = self.folder / "plugins"
+        self.config = self.folder / "config"
+        self.timeout_s = timeout_s
+        self.extra_env = dict(extra_env or {})
+        self.plugins.mkdir(parents=True, exist_ok=True)
+        self.config.mkdir(parents=True, exist_ok=True)
+        link = self.plugins / PLUGIN_NAME
+        if not link.exists():
+            link.symlink_to(ROOT)
+        enabled = self.command(["plugins", "enable", PLUGIN_NAME])
+        if "Enabled" not in enabled.stdout and "already enabled" not in enabled.stderr:
+            raise RuntimeError(f"qgis_process could not enable the plugin: {enabled.describe()}")
+
+    @property
+    def settings_file(self) -> Path:
+        """The profile's QGIS3.ini, which qgis_process reads its settings (saved connections, ...) from."""
+        return self.config / "profiles" / "default" / "QGIS" / "QGIS3.ini"
+
+    def env(self) -> Dict[str, str]:
+        runtime = self.folder / "xdg-runtime"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        env = dict(os.environ)
+        env.update(
+            QGIS_PLUGINPATH=str(self.plugins), QGIS_CUSTOM_CONFIG_PATH=str(self.config), QT_QPA_PLATFORM="offscreen",
+            PYTHONPATH=venv_site_packages(), XDG_CONFIG_HOME=str(self.folder / "xdg-config"), XDG_RUNTIME_DIR=str(runtime),
+        )
+        env.pop("PYTHONHOME", None)
+        env.update(self.extra_env)
+        return env
+
+    def command(self, arguments: List[str], timeout_s: Optional[float] = None) -> ProcessRun:
+        import time
+
+        command = [qgis_process_binary()] + list(arguments)
+        started = time.monotonic()
+        try:
+            done = subprocess.run(command, env=self.env(), capture_output=True, text=True, timeout=timeout_s or self.timeout_s,
+                                  cwd=str(self.folder))
+        except subprocess.TimeoutExpired as error:
+            out = error.stdout.decode("utf-8", "replace") if isinstance(error.stdout, bytes) else (error.stdout or "")
+            err = error.stderr.decode("utf-8", "replace") if isinstance(error.stderr, bytes) else (error.stderr or "")
+            raise AssertionError(f"qgis_process did not finish within {error.timeout:.0f} s: {' '.join(command)}\n"
+                                 f"--- stdout (tail) ---\n{_tail(out)}\n--- stderr (tail) ---\n{_tail(err)}") from None
+        return ProcessRun(command, done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+
+    def run(self, algorithm: str, parameters: Mapping[str, object], timeout_s: Optional[float] = None) -> ProcessRun:
+        """``qgis_process.bin run canopyexplorer:<algorithm> --json -- KEY=value ...``; the JSON answer parsed."""
+        name = algorithm if ":" in algorithm else f"{PROVIDER}:{algorithm}"
+        run = self.command(["run", name, "--json", "--"] + as_arguments(parameters), timeout_s)
+        if run.returncode == 0:
+            run.document = _json_document(run.stdout)
+        return run
