@@ -22,6 +22,7 @@ class CanopyExplorerPlugin:
         self.toolbar = None
         self.actions = []
         self._dependencies_dialog = None
+        self._dependency_warning = None  # the load-time warning, dismissed once the installer has fixed everything
         self.query_dialog = None
         self.export_tasks = []  # references keep running exports alive
 
@@ -117,7 +118,13 @@ class CanopyExplorerPlugin:
         details.clicked.connect(lambda: self.show_dependencies())
         item.layout().addWidget(details)
         self.iface.messageBar().pushWidget(item, Qgis.Warning, 0)
+        self._dependency_warning = item
         return True
+
+    def _dismiss_dependency_warning(self):
+        if self._dependency_warning is not None:
+            self.iface.messageBar().popWidget(self._dependency_warning)
+            self._dependency_warning = None
 
     def _query_dialog(self):
         from .gui.query_dialog import QueryDialog
@@ -178,6 +185,7 @@ class CanopyExplorerPlugin:
 
         if self._dependencies_dialog is None:
             self._dependencies_dialog = DependenciesDialog(self.iface.mainWindow())
+            self._dependencies_dialog.ready.connect(self._dismiss_dependency_warning)
         self._dependencies_dialog.refresh()
         self._dependencies_dialog.show()
         self._dependencies_dialog.raise_()

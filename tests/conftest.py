@@ -30,6 +30,7 @@ def iface(qgis_iface):
             bar.widgets.append(widget)
 
         bar.pushWidget = push_widget
+        bar.popWidget = lambda widget: bar.widgets.remove(widget) if widget in bar.widgets else None
     return qgis_iface
 
 

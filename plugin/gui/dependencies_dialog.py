@@ -10,6 +10,7 @@ from typing import Optional
 
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
 from qgis.PyQt import uic
+from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtGui import QBrush, QColor, QGuiApplication
 from qgis.PyQt.QtWidgets import QDialog, QTableWidgetItem
 
@@ -27,6 +28,10 @@ PROBLEM_COLOUR = "#b71c1c"
 
 
 class DependenciesDialog(QDialog, FORM_CLASS):
+    """``ready`` is emitted when an install leaves nothing for the self-check to complain about."""
+
+    ready = pyqtSignal()
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setupUi(self)
@@ -119,6 +124,7 @@ class DependenciesDialog(QDialog, FORM_CLASS):
         self.refresh(recheck=True)
         if self.report.ok:
             text = f"{result.summary()} Canopy Explorer is ready."
+            self.ready.emit()
         else:
             text = f"{result.summary()} Restart QGIS to use them. " + self.report.message()
         if result.replaced:

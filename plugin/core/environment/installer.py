@@ -126,10 +126,15 @@ class InstallResult:
     replaced: Tuple[str, ...] = ()  # packages installed again in front of an unusable copy: QGIS must restart
 
     def summary(self) -> str:
-        names = [f"{name} {version}" for name, version in self.installed] + list(self.system)
-        if not names:
+        """The packages the plugin asked for by name; the ones they pulled in are counted, not listed."""
+        wanted = {normalise(r.name) for r in BY_MODULE.values()}
+        named = [f"{name} {version}" for name, version in self.installed if normalise(name) in wanted] + list(self.system)
+        others = len([name for name, _ in self.installed if normalise(name) not in wanted])
+        if not named and not others:
             return "Nothing needed installing."
-        text = f"Installed {', '.join(names)}"
+        text = "Installed " + ", ".join(named or [f"{others} package(s)"])
+        if named and others:
+            text += f" (and {others} package(s) they need)"
         return text + (f" into {self.target}." if self.target and self.installed else ".")
 
 
