@@ -10,6 +10,7 @@ shapely, pixel values from the scenes' reflectance functions, and the engine cal
 """
 
 import math
+import os
 import re
 import sqlite3
 import warnings
@@ -21,7 +22,7 @@ import shapely
 
 import granule_truth
 from postgis_fixtures import *  # noqa: F401,F403  (postgis_server)
-from qgis_process_runner import QgisProcessProfile
+from qgis_process_runner import QgisProcessProfile, venv_site_packages
 from stac_fixtures import BOUNDARY, BOUNDARY_CRS, COLLECTION, SPECS, expected_stack, grid_centres
 from zonal_fixtures import district_shapes, expected_stats, write_composites
 
@@ -260,6 +261,24 @@ def test_query_with_a_projected_polygon_layer_returns_exactly_the_segments_insid
     check_query_output(run, segments, filtered(segments) & inside)
     assert "graduatedSymbol" in default_styles(run.results["OUTPUT"]).popitem()[1]
 
+
+
+def test_a_shapely_built_for_another_geos_is_refused_with_the_fix_instead_of_crashing(tmp_path, database_yaml, ingested):
+    """The PyPI shapely wheel in front (GEOS 3.13 here, QGIS 3.22 loads 3.11): the grid change with a polygon
+    layer crashed qgis_process with a segmentation fault; now the self-check stops it first, saying why."""
+    from environment_fixtures import packages_with
+
+    mismatched = QgisProcessProfile(tmp_path / "qgis", extra_env={
+        "PYTHONPATH": os.pathsep.join([str(packages_with("shapely==2.1.2")), venv_site_packages()])})
+    roi = write_polygons(tmp_path / "forest.gpkg", [("forest", FOREST[0])])
+    run = mismatched.run("atl08_grid_change", {"CONFIG": database_yaml, "ROI": roi, "VARIABLE": "h_canopy",
+                                               "PERIOD1_START": "2020-01-01", "PERIOD1_END": "2020-12-31",
+                                               "PERIOD2_START": "2021-01-01", "PERIOD2_END": "2021-12-31",
+                                               "OUTPUT": tmp_path / "grid.gpkg"})
+    assert not run.crashed and run.returncode != 0, run.describe()
+    assert "shapely 2.1.2" in run.stderr + run.stdout and "built for GEOS 3.13 but QGIS uses GEOS 3.11" in run.stderr + run.stdout
+    assert "Install missing packages" in run.stderr + run.stdout
+    assert not (tmp_path / "grid.gpkg").exists()
 
 @pytest.mark.parametrize("crs", ["EPSG:4326", UTM])
 def test_query_with_an_extent_string_returns_exactly_the_segments_in_the_rectangle(profile, database_yaml, segments,
