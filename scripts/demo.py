@@ -34,6 +34,7 @@ from canopy_explorer.plugin.core.database import Atl08Database
 from canopy_explorer.plugin.core.ingest import ingest_granules
 from canopy_explorer.plugin.core.presets import GOOD_CANOPY
 from canopy_explorer.plugin.core.query import SegmentQuery
+from canopy_explorer.plugin.core.sample_database import SAMPLE_SEED  # the base map shows the granules' landscape
 from canopy_explorer.plugin.core.sample_granules import SAMPLE_REGION, generate_granules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +43,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_ROI = shapely.Polygon([(9.6, 50.6), (10.3, 50.65), (10.35, 51.2), (9.9, 51.4), (9.55, 51.1)])
 DEMO_VARIABLES = ("h_canopy", "canopy_h_metrics:95", "h_te_best_fit")
 DEMO_START, DEMO_END = "2019-01-01", "2023-12-31"
-SAMPLE_SEED = 42  # generate_granules' default: the base map must show the same landscape
 
 GEOPACKAGE_NAME = "atl08_canopy.gpkg"
 ROI_LAYER_NAME = "region_of_interest"

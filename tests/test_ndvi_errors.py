@@ -17,20 +17,41 @@ def _files(folder):
     return sorted(p.name for p in folder.iterdir() if p.name != "server") if folder.exists() else []
 
 
-def test_no_scenes_names_the_year_and_the_threshold_and_writes_nothing(stac_server, tmp_path):
+def test_a_year_whose_scenes_are_all_too_cloudy_says_how_many_and_the_clearest_and_writes_nothing(stac_server, tmp_path):
     with pytest.raises(QueryError) as error:
         composite_years(make_source(stac_server.url), BOUNDARY, BOUNDARY_CRS, "2022, 2023", 4, tmp_path)
     message = str(error.value)
-    # G_2022 has 3 % cloud cover, the 2023 scenes 5 % and more: only 2023 is empty
-    assert "eo:cloud_cover below 4% in 2023 (" in message and "2022" not in message
-    assert "raise the cloud-cover threshold" in message
+    # G_2022 has 3 % cloud cover; over the city in 2023 A, B, C and D have 5, 12, 8 and 80 %: only 2023 is empty
+    assert "has 4 sentinel-2-c1-l2a scene(s) over this region in 2023" in message, message
+    assert "at or above the 4% threshold (the clearest 5%)" in message
+    assert "raise the cloud-cover threshold above 5%" in message and "2022" not in message
     assert _files(tmp_path) == []
 
 
-def test_a_year_without_any_scene_is_named(stac_server, tmp_path):
-    with pytest.raises(QueryError, match=r"in 2018 \(sentinel-2-c1-l2a"):
+def test_a_year_without_any_scene_says_so_and_does_not_advise_raising_the_threshold(stac_server, tmp_path):
+    with pytest.raises(QueryError) as error:
         composite_years(make_source(stac_server.url), BOUNDARY, BOUNDARY_CRS, [2018, 2022], 20, tmp_path)
+    message = str(error.value)
+    assert message == (f"the STAC API at {stac_server.url} has no sentinel-2-c1-l2a scenes over this region in 2018: "
+                       "check the region, the years and the collection name")
+    assert "cloud" not in message
     assert _files(tmp_path) == []
+
+
+def test_a_collection_the_catalogue_does_not_have_is_not_blamed_on_clouds(stac_server, tmp_path):
+    with pytest.raises(QueryError) as error:
+        composite_years(make_source(stac_server.url, collection="sentinel-2-l2a-typo"), BOUNDARY, BOUNDARY_CRS, [2023], 50, tmp_path)
+    assert "has no sentinel-2-l2a-typo scenes over this region in 2023" in str(error.value)
+    assert "threshold" not in str(error.value)
+
+
+def test_a_region_with_no_place_in_longitude_latitude_is_refused_before_any_search(stac_server, tmp_path):
+    from shapely.geometry import box
+
+    far_out = box(-4e7, -3e7, 4e7, 3e7)  # an EPSG:32632 extent zoomed out to the planet: its corners reproject to infinity
+    with pytest.raises(QueryError, match="not numbers"):
+        composite_years(make_source(stac_server.url), far_out, BOUNDARY_CRS, [2023], 20, tmp_path)
+    assert stac_server.requests() == [] and _files(tmp_path) == []
 
 
 def test_scene_missing_a_band_is_left_out_and_reported(stac_server, tmp_path):

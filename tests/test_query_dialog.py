@@ -1,9 +1,16 @@
 """The ATL08 query dialog, driven as a user drives it: widgets, canvas drawing, Run, the task, the layer."""
 
 
+import re
+from pathlib import Path
+
 import pytest
 import shapely
-from qgis.core import QgsApplication, QgsGeometry, QgsProject, QgsRectangle, QgsSettings, QgsVectorLayer
+from qgis.core import (
+    Qgis, QgsApplication, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry, QgsProject, QgsRectangle,
+    QgsSettings, QgsVectorLayer,
+)
+from qgis.gui import QgsMapCanvas
 from qgis.PyQt.QtCore import QCoreApplication, QDate, Qt
 from qgis.PyQt.QtTest import QTest
 from qgis.PyQt.QtWidgets import QMessageBox
@@ -12,7 +19,7 @@ from canvas_events import RIGHT, click, drag, map_point, press_key
 from task_waits import wait_for_tasks, wait_until
 from canopy_explorer.plugin.core.database import Atl08Database
 from canopy_explorer.plugin.core.query import SegmentQuery
-from canopy_explorer.plugin.gui.query_dialog import SETTINGS, QueryDialog
+from canopy_explorer.plugin.gui.query_dialog import SAMPLE_CONFIG, SETTINGS, QueryDialog
 
 VARIABLES = ["h_canopy", "canopy_h_metrics:95"]
 FILTER = "h_canopy between 5 60"
@@ -60,8 +67,8 @@ def dialog(loaded_plugin, canvas, local_database, tmp_path):
     QgsSettings().remove(SETTINGS.rstrip("/"))
 
 
-def engine_rows(database, roi, roi_crs="EPSG:4326", variables=VARIABLES):
-    spec = SegmentQuery.create(roi=roi, start="2020-01-01", end="2021-12-31", variables=variables, filters=FILTER, roi_crs=roi_crs)
+def engine_rows(database, roi, roi_crs="EPSG:4326", variables=VARIABLES, start="2020-01-01", end="2021-12-31"):
+    spec = SegmentQuery.create(roi=roi, start=start, end=end, variables=variables, filters=FILTER, roi_crs=roi_crs)
     return Atl08Database(database).query(spec)
 
 
@@ -315,3 +322,266 @@ def test_a_private_bucket_is_read_with_credentials_from_the_auth_manager(dialog,
     stored = {key: QgsSettings().value(SETTINGS + key) for key in ("database", "endpoint", "auth_config")}
     assert stored["auth_config"] == auth.id()
     assert "testing" not in " ".join(str(v) for v in QgsSettings().allKeys() + [QgsSettings().value(k) for k in QgsSettings().allKeys()])
+
+
+# --------------------------------------------------------------------------- regions checked when they are set
+
+
+class EmptyProjectInterface:
+    """The interface of a QGIS with a new, empty project: its canvas has no layers, so no extent (and maybe no CRS)."""
+
+    def __init__(self, iface, crs):
+        self._iface = iface
+        self.canvas = QgsMapCanvas()
+        self.canvas.setDestinationCrs(crs)
+
+    def mapCanvas(self):  # noqa: N802
+        return self.canvas
+
+    def mainWindow(self):  # noqa: N802
+        return self._iface.mainWindow()
+
+    def messageBar(self):  # noqa: N802
+        return self._iface.messageBar()
+
+
+def warnings_shown(iface):
+    return iface.messageBar().get_messages(Qgis.Warning)
+
+
+@pytest.mark.parametrize("crs, why", [
+    (QgsCoordinateReferenceSystem(), "the map has no coordinate reference system"),
+    (QgsCoordinateReferenceSystem("EPSG:4326"), "the canvas extent is empty"),
+], ids=["no CRS", "EPSG:4326"])
+def test_canvas_extent_of_an_empty_project_gives_a_clear_warning_not_a_python_error(iface, loaded_plugin, crs, why):
+    QgsSettings().remove(SETTINGS.rstrip("/"))
+    empty = EmptyProjectInterface(iface, crs)
+    assert empty.canvas.extent().isEmpty()
+    dialog = QueryDialog(empty)
+    try:
+        assert dialog.use_canvas_extent() is False  # before the fix: an unhandled QueryError
+        assert dialog.roi is None and dialog.roiLabel.text() == "No region chosen yet."
+        message = warnings_shown(iface)[-1]
+        assert message.startswith(f"Canopy Explorer:{why[0].upper()}{why[1:]}")
+        assert "add a layer" in message and "Canvas extent again" in message
+        assert "color:#b00020" in dialog.statusLabel.text()
+    finally:
+        dialog.clear_canvas_items()
+        dialog.deleteLater()
+
+
+def test_a_rectangle_drawn_off_the_earth_is_refused_at_once_and_the_previous_region_kept(dialog, canvas, iface):
+    assert dialog.use_canvas_extent()
+    previous, previous_label = dialog.roi, dialog.roiLabel.text()
+    canvas.setExtent(QgsRectangle(99, -540, 499, -240))  # where an empty project's canvas can drift
+    QTest.mouseClick(dialog.drawRectangleButton, Qt.MouseButton.LeftButton)
+    drag(canvas, (150, 150), (450, 400))
+
+    assert dialog.isVisible()
+    assert dialog.roi == previous and dialog.roiLabel.text() == previous_label
+    message = warnings_shown(iface)[-1]
+    assert re.fullmatch(r"Canopy Explorer:The rectangle you drew lies outside the Earth \(lon [\d.]+ to [\d.]+, lat -[\d.]+ to -[\d.]+\): "
+                        r"zoom to your area of interest or add a layer, then draw again", message), message
+    assert not dialog.tasks
+
+
+def test_a_zoomed_out_web_mercator_canvas_extent_is_clipped_to_the_earth_not_refused(dialog, canvas):
+    canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:3857"))
+    canvas.setExtent(QgsRectangle(-4e7, -3e7, 4e7, 3e7))
+    assert dialog.use_canvas_extent()
+    assert "lon -180.0000 to 180.0000, lat -85.0600 to 85.0600 (clipped to the part on the Earth)" in dialog.roiLabel.text()
+    assert dialog.roi[1] == "EPSG:3857" and dialog.roi[0].bounds[2] <= 20_037_508.35
+
+
+def test_a_utm_canvas_extent_queries_the_same_segments_as_its_box_in_degrees(dialog, canvas, local_database):
+    utm = QgsCoordinateReferenceSystem("EPSG:32632")
+    canvas.setDestinationCrs(utm)
+    canvas.setExtent(QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:4326"), utm, QgsProject.instance())
+                     .transformBoundingBox(SAMPLE_EXTENT))
+    assert dialog.use_canvas_extent() and "clipped" not in dialog.roiLabel.text()
+    roi, crs = dialog.roi
+    assert crs == "EPSG:32632"
+    dialog.run_query()
+    wait_for_tasks(dialog)
+    [layer] = result_layers()
+    expected = engine_rows(local_database, roi, "EPSG:32632")
+    assert 0 < layer.featureCount() == len(expected)
+
+
+# --------------------------------------------------------------------------- error lines that go when their cause does
+
+
+def test_an_error_line_is_cleared_when_the_region_variables_or_filters_change(dialog, canvas):
+    QTest.mouseClick(dialog.runButton, Qt.MouseButton.LeftButton)
+    assert "No region of interest yet" in dialog.statusLabel.text()
+    QTest.mouseClick(dialog.drawRectangleButton, Qt.MouseButton.LeftButton)
+    drag(canvas, (150, 150), (450, 400))
+    assert dialog.statusLabel.text() == ""  # the region the error was about is there now
+
+    dialog.set_variables([])
+    QTest.mouseClick(dialog.runButton, Qt.MouseButton.LeftButton)
+    assert "No variable is selected" in dialog.statusLabel.text()
+    dialog.set_variables(["h_canopy"])
+    assert dialog.statusLabel.text() == ""
+
+    dialog.filtersEdit.setPlainText("h_canopy >> 5")
+    QTest.mouseClick(dialog.runButton, Qt.MouseButton.LeftButton)
+    assert "quality filters are not valid" in dialog.statusLabel.text()
+    dialog.filtersEdit.setPlainText("h_canopy >= 5")
+    assert dialog.statusLabel.text() == ""
+    assert not dialog.tasks
+
+
+def test_choosing_another_database_clears_the_connection_and_query_errors(dialog, local_database, tmp_path):
+    dialog.use_canvas_extent()
+    dialog.databaseEdit.setText(str(tmp_path / "missing"))
+    QTest.mouseClick(dialog.testConnectionButton, Qt.MouseButton.LeftButton)
+    dialog.run_query()
+    wait_for_tasks(dialog)
+    assert "does not exist" in dialog.connectionLabel.text() and "does not exist" in dialog.statusLabel.text()
+
+    dialog.databaseEdit.setText(local_database.local_path)
+    assert dialog.connectionLabel.text() == "" and dialog.statusLabel.text() == ""
+
+    dialog.databaseCombo.setCurrentIndex(0)  # and a choice in the list does the same
+    dialog.databaseCombo.setCurrentIndex(dialog.databaseCombo.count() - 1)
+    QTest.mouseClick(dialog.testConnectionButton, Qt.MouseButton.LeftButton)
+    wait_for_tasks(dialog)
+    assert "variables, segments from" in dialog.connectionLabel.text()
+
+
+def test_a_connection_answer_for_a_database_no_longer_chosen_is_not_shown(dialog, local_database, tmp_path):
+    dialog.databaseEdit.setText(str(tmp_path / "missing"))
+    dialog.test_connection()
+    dialog.databaseEdit.setText(local_database.local_path)  # before the answer arrives
+    wait_for_tasks(dialog)
+    assert dialog.connectionLabel.text() == ""
+
+
+# --------------------------------------------------------------------------- messages in plain words
+
+
+def test_warnings_start_with_a_capital_and_name_the_plugin_once(dialog, iface, tmp_path):
+    dialog.use_canvas_extent()
+    dialog.set_variables([])
+    QTest.mouseClick(dialog.runButton, Qt.MouseButton.LeftButton)
+    assert warnings_shown(iface)[-1] == "Canopy Explorer:No variable is selected: tick at least one in Variables, then run again"
+
+    dialog.set_variables(["h_canopy"])
+    dialog.databaseEdit.setText(str(tmp_path / "missing"))
+    dialog.run_query()
+    wait_for_tasks(dialog)
+    engine_message = warnings_shown(iface)[-1]  # the engine writes it in lower case, to be quoted in other messages
+    assert re.match(r"Canopy Explorer:[A-Z/]", engine_message) and "does not exist" in engine_message
+
+    dialog._warn("Canopy Explorer cannot run yet: tiledb is missing.")
+    assert warnings_shown(iface)[-1] == ":Canopy Explorer cannot run yet: tiledb is missing."  # no "Canopy Explorer: Canopy Explorer"
+
+
+def test_an_unexpected_error_reaches_the_user_in_plain_words_with_the_details_in_the_log(dialog, iface, monkeypatch):
+    from shapely.errors import GEOSException
+
+    def broken(*args, **kwargs):
+        raise GEOSException("IllegalArgumentException: Points of LinearRing do not form a closed linestring")
+
+    logged = []
+    QgsApplication.messageLog().messageReceived.connect(lambda text, tag, level: logged.append(text))
+    monkeypatch.setattr(SegmentQuery, "create", broken)
+    dialog.use_canvas_extent()
+    assert dialog.run_query() is None  # before the fix: the GEOSException escaped into QGIS's Python error bar
+    message = warnings_shown(iface)[-1]
+    assert message == ("Canopy Explorer:The ATL08 query stopped on an unexpected problem in Canopy Explorer (GEOSException). "
+                       "The details are in the Log Messages panel (Canopy Explorer tab); please report them")
+    assert "GEOSException(" not in dialog.statusLabel.text()
+    assert any("Traceback" in text and "closed linestring" in text for text in logged)
+
+
+def test_clicking_run_asks_before_loading_a_large_result(dialog, monkeypatch):
+    """The button's clicked(bool) must not reach run_query's ask_above: the question is asked."""
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: asked.append(args[2]) or QMessageBox.StandardButton.No)
+    dialog.maxRowsSpin.setValue(1000)
+    dialog.use_canvas_extent()
+    QTest.mouseClick(dialog.runButton, Qt.MouseButton.LeftButton)
+    wait_for_tasks(dialog)
+    assert len(asked) == 1 and result_layers() == []
+
+
+# --------------------------------------------------------------------------- the sample database from an installed plugin
+
+
+@pytest.fixture
+def installed_without_sample_data(monkeypatch, tmp_path):
+    """The plugin as installed from its zip: configs/sample_local.yaml names no database, and the user's
+    data folder (QgsApplication.qgisSettingsDirPath()) is a temporary one. The user's sample folder is returned."""
+    from canopy_explorer.plugin.tasks import sample_database_task
+
+    root = Path(__file__).resolve().parent.parent
+    bundled = tmp_path / "plugins" / "canopy_explorer" / "configs" / "sample_local.yaml"
+    bundled.parent.mkdir(parents=True)
+    bundled.write_text((root / "configs" / "sample_local.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    user = tmp_path / "profile" / "canopy_explorer" / "sample_data" / "atl08_db"
+    monkeypatch.setattr(sample_database_task, "BUNDLED_SAMPLE_CONFIG", str(bundled))
+    monkeypatch.setattr(sample_database_task, "user_sample_folder", lambda: user)
+    return user
+
+
+def answer_questions(monkeypatch, answer):
+    asked = []
+
+    def question(*args, **kwargs):
+        asked.append(args[2])
+        return answer
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    return asked
+
+
+def choose_sample_database(dialog):
+    index = dialog.databaseCombo.findData(SAMPLE_CONFIG)
+    dialog.databaseCombo.setCurrentIndex(index)
+    dialog.databaseCombo.activated.emit(index)  # as when the user picks it in the list
+
+
+def test_choosing_the_missing_sample_database_offers_to_build_it_then_uses_it(dialog, installed_without_sample_data, monkeypatch):
+    from canopy_explorer.plugin.core.config import local_config
+
+    asked = answer_questions(monkeypatch, QMessageBox.StandardButton.Yes)
+    choose_sample_database(dialog)
+    assert len(asked) == 1 and str(installed_without_sample_data) in asked[0]
+    wait_for_tasks(dialog, timeout=180)  # the build, then the connection test it leads to
+    assert (installed_without_sample_data / "array_uri").is_dir()
+    assert "variables, segments from 2019" in dialog.connectionLabel.text()
+
+    demo_box = (9.6, 50.6, 10.3, 51.3)
+    dialog.set_roi((demo_box, "EPSG:4326"), QgsGeometry.fromRect(QgsRectangle(*demo_box)), QgsCoordinateReferenceSystem("EPSG:4326"), "test")
+    dialog.run_query()
+    wait_for_tasks(dialog)
+    [layer] = result_layers()
+    span = [edit.date().toString("yyyy-MM-dd") for edit in (dialog.startDateEdit, dialog.endDateEdit)]
+    assert span[0].startswith("2019") and span[1].startswith("2023")  # set by the connection test
+    expected = engine_rows(local_config(installed_without_sample_data), demo_box, start=span[0], end=span[1])
+    assert 0 < layer.featureCount() == len(expected)
+    assert len(asked) == 1  # built once, not offered again
+
+
+def test_running_a_query_on_the_missing_sample_database_offers_to_build_it_first(dialog, installed_without_sample_data, monkeypatch):
+    asked = answer_questions(monkeypatch, QMessageBox.StandardButton.Yes)
+    dialog.databaseCombo.setCurrentIndex(dialog.databaseCombo.findData(SAMPLE_CONFIG))  # restored from settings: no question yet
+    assert asked == []
+    demo_box = (9.6, 50.6, 10.3, 51.3)
+    dialog.set_roi((demo_box, "EPSG:4326"), QgsGeometry.fromRect(QgsRectangle(*demo_box)), QgsCoordinateReferenceSystem("EPSG:4326"), "test")
+    dialog.startDateEdit.setDate(QDate(2019, 1, 1))
+    assert dialog.run_query() is None  # not yet: the database is being built
+    wait_for_tasks(dialog, timeout=180)
+    assert len(asked) == 1 and len(result_layers()) == 1  # then the query ran on it
+
+
+def test_declining_to_build_the_sample_database_builds_nothing_and_says_how_to_get_it(dialog, installed_without_sample_data, monkeypatch):
+    asked = answer_questions(monkeypatch, QMessageBox.StandardButton.No)
+    choose_sample_database(dialog)
+    QTest.mouseClick(dialog.testConnectionButton, Qt.MouseButton.LeftButton)
+    wait_for_tasks(dialog)
+    assert len(asked) == 2 and not dialog.tasks
+    assert "The sample database is not built" in dialog.connectionLabel.text() and "make demo" in dialog.connectionLabel.text()
+    assert not installed_without_sample_data.parent.parent.exists()

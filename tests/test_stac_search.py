@@ -10,7 +10,7 @@ from shapely.geometry import Polygon
 from canopy_explorer.plugin.core.errors import ConfigurationError, QueryError, StorageError
 from canopy_explorer.plugin.core.sample_stac_server import SampleStacServer, free_port
 from canopy_explorer.plugin.core.stac_search import (
-    DEFAULT_CONFIG, StacSource, default_stac_source, load_stac_source, parse_years, search_geometry, search_scenes,
+    DEFAULT_CONFIG, StacSource, default_stac_source, find_scenes, load_stac_source, parse_years, search_geometry, search_scenes,
 )
 from stac_fixtures import *  # noqa: F401,F403
 from stac_fixtures import BOUNDARY, COLLECTION, boundary_wgs84, make_source
@@ -69,12 +69,74 @@ def test_cloud_cover_is_checked_again_when_the_server_ignores_the_query(stac_cat
     assert any("D_2023" in line for line in lines)
 
 
+def test_when_no_scene_is_clear_enough_a_search_without_the_cloud_condition_counts_the_cloudy_ones(stac_server):
+    found = find_scenes(make_source(stac_server.url), boundary_wgs84(), 2023, max_cloud=4)
+
+    assert found.scenes == () and found.returned == 0  # the server applied lt 4 itself
+    # over the city in 2023: A 5 %, B 12 %, C 8 %, D 80 % (E is another collection, F is 60 km away)
+    assert sorted(found.cloudy) == [5.0, 8.0, 12.0, 80.0] and not found.cloudy_capped
+    searches = stac_server.requests(kind="api", path="/search")
+    assert [s["body"].get("query") for s in searches] == [{"eo:cloud_cover": {"lt": 4}}, None]
+    assert "raise the cloud-cover threshold above 5%" in found.why_none(make_source(stac_server.url))
+
+
+def test_a_year_with_no_scene_at_all_is_told_apart_from_a_cloudy_one(stac_server):
+    found = find_scenes(make_source(stac_server.url), boundary_wgs84(), 2018, max_cloud=20)
+
+    assert found.scenes == () and found.cloudy == ()
+    reason = found.why_none(make_source(stac_server.url))
+    assert reason.startswith(f"the STAC API at {stac_server.url} has no sentinel-2-c1-l2a scenes over this region in 2018")
+    assert "cloud" not in reason
+
+
+def test_cloudy_scenes_the_server_sent_back_despite_the_query_are_counted_without_a_second_search(stac_catalogue, tmp_path):
+    with SampleStacServer(stac_catalogue, log=tmp_path / "log.jsonl", ignore_query=True) as server:
+        found = find_scenes(make_source(server.url), boundary_wgs84(), 2023, max_cloud=4)
+        searches = server.requests(kind="api", path="/search")
+
+    assert found.scenes == () and sorted(found.cloudy) == [5.0, 8.0, 12.0, 80.0]
+    assert len(searches) == 1
+
+
+@pytest.mark.parametrize("region", [shapely.Polygon(), shapely.MultiPolygon(), None], ids=["polygon", "multipolygon", "none"])
+def test_an_empty_region_is_refused_and_no_search_is_sent(stac_server, region):
+    with pytest.raises(QueryError, match="the region is empty"):
+        search_scenes(make_source(stac_server.url), region, 2023, max_cloud=20)
+    assert stac_server.requests() == []
+
+
+def test_a_region_whose_coordinates_are_not_numbers_is_refused_and_no_search_is_sent(stac_server):
+    import numpy as np
+
+    broken = shapely.polygons(np.array([[9.0, 51.0], [9.1, 51.0], [np.nan, 51.1], [9.0, 51.0]]))
+    with pytest.raises(QueryError, match="not numbers"):
+        search_scenes(make_source(stac_server.url), broken, 2023, max_cloud=20)
+    assert stac_server.requests() == []
+
+
+@pytest.mark.parametrize("region", [shapely.Polygon(), shapely.MultiPolygon(), shapely.box(9.0, 51.0, 9.0, 51.1)])
+def test_search_geometry_is_never_empty(region):
+    with pytest.raises(QueryError, match="the region is empty"):
+        search_geometry(region, 500)
+
+
 def test_cover_whole_keeps_only_scenes_covering_the_boundary(stac_server):
     every = search_scenes(make_source(stac_server.url), boundary_wgs84(), 2023, max_cloud=20)
     covering = search_scenes(make_source(stac_server.url), boundary_wgs84(), 2023, max_cloud=20, cover_whole=True)
 
     assert "C_2023" in _ids(every)
     assert _ids(covering) == ["A_2023", "B_2023"]  # C's footprint ends in the middle of the boundary
+
+
+def test_scenes_covering_only_part_of_the_region_are_counted_and_named_as_the_cause(stac_server):
+    from canopy_explorer.plugin.core.stac_search import SceneSearch
+
+    found = find_scenes(make_source(stac_server.url), boundary_wgs84(), 2023, max_cloud=20, cover_whole=True)
+    assert found.partial == 1  # C_2023 (8 %) ends in the middle of the city
+    only_partial = SceneSearch(year=2023, max_cloud=20, scenes=(), returned=1, partial=1)
+    reason = only_partial.why_none(make_source(stac_server.url))
+    assert "1 sentinel-2-c1-l2a scene(s) over part of this region in 2023" in reason and "allow partial scenes" in reason
+    assert "threshold" not in reason
 
 
 def test_complex_boundary_is_searched_by_a_covering_simplification(stac_server):

@@ -44,7 +44,7 @@ import numpy as np
 from .errors import Cancelled, CanopyExplorerError, ConfigurationError, OutputError, QueryError, StorageError
 from .ndvi import band_scaling, cloud_mask, median_and_count, ndvi, reflectance
 from .segment_files import remove_quietly, temporary_sibling
-from .stac_search import Scene, StacSource, parse_years, polygonal_boundary, search_scenes, utm_epsg
+from .stac_search import Scene, StacSource, find_scenes, parse_years, polygonal_boundary, utm_epsg
 
 DEFAULT_BLOCK_SIZE = 512
 DEFAULT_WORKERS = 4
@@ -614,7 +614,8 @@ def composite_years(
     """``ndvi_composite_<year>.tif`` in ``output_folder`` for each year (``"2019, 2024"`` or a list).
 
     Every year is searched first; if any year has no scene the call fails before
-    anything is written, naming the years and the cloud threshold. Years are then
+    anything is written, saying for each such year why (no scene over the region at
+    all, or only scenes at or above the cloud threshold: how many, and the clearest). Years are then
     composited one after the other; each file appears complete or not at all.
     """
     from .stac_search import _check_max_cloud
@@ -646,20 +647,16 @@ def composite_years(
 def _composite_found_years(source, boundary, grid_crs, years, max_cloud, folder, cover_whole, resolution, crs, block_size,
                            workers, progress, check_cancel, log) -> List[CompositeReport]:
     boundary_wgs84 = reproject_geometry(boundary, grid_crs, "EPSG:4326")
-    found = {}
+    searches = {}
     for index, year in enumerate(years):
         check_cancel()
-        found[year] = search_scenes(source, boundary_wgs84, year, max_cloud, cover_whole=cover_whole, log=log)
+        searches[year] = find_scenes(source, boundary_wgs84, year, max_cloud, cover_whole=cover_whole, log=log)
         progress(0.05 * (index + 1) / len(years))
-    empty = [year for year in years if not found[year]]
+    empty = [searches[year] for year in years if not searches[year].scenes]
     if empty:
-        which = ", ".join(str(y) for y in empty)
-        rule = "covering the whole boundary" if cover_whole else "intersecting the boundary"
-        raise QueryError(
-            f"no Sentinel-2 scenes {rule} with {source.cloud_property} below {max_cloud:g}% in {which} "
-            f"({source.collection} at {source.url}): raise the cloud-cover threshold"
-            + (" or allow partial scenes" if cover_whole else "")
-        )
+        # each year says its own cause: no scene at all, or only cloudier ones (then raising the threshold helps)
+        raise QueryError("; ".join(search.why_none(source) for search in empty))
+    found = {year: list(search.scenes) for year, search in searches.items()}
     reports = []
     for index, year in enumerate(years):
         share = 0.95 / len(years)

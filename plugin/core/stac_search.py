@@ -2,13 +2,16 @@
 
     source = load_stac_source("configs/stac_earth_search.yaml")      # or default_stac_source()
     scenes = search_scenes(source, boundary_wgs84, 2024, max_cloud=20)
+    found = find_scenes(source, boundary_wgs84, 2024, max_cloud=20)     # and why scenes were left out
 
 The search goes through pystac-client with ``intersects`` (the boundary, or a
 covering simplification when it has many vertices), ``datetime`` for the whole
 year, the cloud-cover condition in the query extension's dict form
 (``{"eo:cloud_cover": {"lt": 20}}``) and every page. What the server returns is
 checked again here: a server that ignores ``query`` or ``intersects`` (several do)
-must not let a cloudy or distant scene into a composite.
+must not let a cloudy or distant scene into a composite. When no scene is left,
+``find_scenes`` says why: none at all over the region that year, or only cloudier ones
+(then it searches again without the cloud condition, to count them).
 """
 
 import datetime as dt
@@ -210,20 +213,35 @@ def _check_max_cloud(max_cloud) -> float:
     return float(max_cloud)
 
 
+EMPTY_REGION = ("the region is empty: choose a region with an area (a polygon layer with at least one feature, "
+                "or a region drawn on the map)")
+
+
 def polygonal_boundary(boundary):
     """The boundary as a valid (multi)polygon, or a QueryError saying what is wrong with it."""
+    import numpy as np
     import shapely
 
     if boundary is None or not isinstance(boundary, shapely.Geometry) or boundary.is_empty:
-        raise QueryError("the boundary is empty: choose a polygon layer with at least one feature")
+        raise QueryError(EMPTY_REGION)
+    if not np.isfinite(shapely.get_coordinates(boundary)).all():
+        raise QueryError("the region has coordinates that are not numbers (infinite or NaN, as a reprojection outside "
+                         "the area of its coordinate reference system gives): check the layer's CRS or choose the region again")
     return area_of(boundary, "the boundary")
 
 
 def search_geometry(boundary, max_vertices: int):
     """What ``intersects`` sends: the boundary itself, or for a complex one a simplification
-    buffered by its tolerance, which still covers the boundary (the exact test follows locally)."""
+    buffered by its tolerance, which still covers the boundary (the exact test follows locally).
+
+    Never an empty geometry (a search with empty coordinates matches nothing, or everything, by server)."""
+    import numpy as np
     import shapely
 
+    if boundary is None or not isinstance(boundary, shapely.Geometry) or boundary.is_empty or boundary.area <= 0:
+        raise QueryError(EMPTY_REGION)
+    if not np.isfinite(shapely.get_coordinates(boundary)).all():
+        raise QueryError("the region has coordinates that are not numbers: choose the region again")
     if shapely.get_num_coordinates(boundary) <= max_vertices:
         return boundary
     minx, miny, maxx, maxy = boundary.bounds
@@ -231,7 +249,7 @@ def search_geometry(boundary, max_vertices: int):
     for _ in range(8):
         covering = boundary.buffer(tolerance, join_style="mitre").simplify(tolerance / 2)
         covering = covering.buffer(tolerance, join_style="mitre")
-        if shapely.get_num_coordinates(covering) <= max_vertices and covering.covers(boundary):
+        if not covering.is_empty and shapely.get_num_coordinates(covering) <= max_vertices and covering.covers(boundary):
             return covering
         tolerance *= 2
     return shapely.box(minx, miny, maxx, maxy)
@@ -310,36 +328,97 @@ def _api_failure(source: StacSource, error: Exception) -> StorageError:
     return StorageError(f"the STAC API at {source.url} did not answer the search (after {source.retries} retries): {text}")
 
 
+@dataclass(frozen=True)
+class SceneSearch:
+    """What a year's search found: the scenes to composite and, when there are none, why.
+
+    ``cloudy`` holds the cloud cover of every scene left out only for being at or above the
+    threshold (over the region, of the collection and year, covering it when asked to);
+    ``partial`` counts clear scenes left out only for not covering the whole region."""
+
+    year: int
+    max_cloud: float
+    scenes: Tuple[Scene, ...]
+    returned: int  # items the API sent back for the search with the cloud condition
+    cloudy: Tuple[float, ...] = ()
+    partial: int = 0
+    cloudy_capped: bool = False  # the count of cloudy scenes stopped at the search's item limit
+
+    def why_none(self, source: "StacSource") -> str:
+        """Why the year has no scene, with what to do: for the message when ``scenes`` is empty."""
+        where = f"the STAC API at {source.url}"
+        if self.cloudy:
+            count = f"at least {len(self.cloudy)}" if self.cloudy_capped else str(len(self.cloudy))
+            lowest = _percent(min(self.cloudy))
+            return (f"{where} has {count} {source.collection} scene(s) over this region in {self.year}, but every one has "
+                    f"{source.cloud_property} at or above the {self.max_cloud:g}% threshold (the clearest {lowest}%): "
+                    f"raise the cloud-cover threshold above {lowest}% to use them")
+        if self.partial:
+            return (f"{where} has {self.partial} {source.collection} scene(s) over part of this region in {self.year} "
+                    "but none covering all of it: allow partial scenes (they are mosaicked) or choose a smaller region")
+        return (f"{where} has no {source.collection} scenes over this region in {self.year}: "
+                "check the region, the years and the collection name")
+
+
+def _percent(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
 def search_scenes(source: StacSource, boundary_wgs84, year: int, max_cloud: float, cover_whole: bool = False, log: Log = None) -> List[Scene]:
     """The scenes of ``year`` that intersect the boundary with cloud cover below ``max_cloud`` percent.
 
     ``boundary_wgs84`` is a shapely (multi)polygon in EPSG:4326. With ``cover_whole`` only
     scenes whose footprint covers the whole boundary are kept (the seed's rule); by default
     every intersecting scene is kept and the composite mosaics them. Scenes come back in
-    time order; an empty list is a valid answer (the caller words the message).
+    time order; an empty list is a valid answer (``find_scenes`` says why).
     """
-    from pystac_client.exceptions import APIError
+    return list(find_scenes(source, boundary_wgs84, year, max_cloud, cover_whole, log).scenes)
 
+
+def find_scenes(source: StacSource, boundary_wgs84, year: int, max_cloud: float, cover_whole: bool = False,
+                log: Log = None, cloudy_limit: int = 1000) -> SceneSearch:
+    """``search_scenes`` with the reasons scenes were left out.
+
+    When nothing is kept and the server applied the cloud condition itself (so what it left out is
+    unknown here), a second search without it counts the cloudier scenes (up to ``cloudy_limit``),
+    so that "raise the threshold" is only said when it would help."""
     (year,) = parse_years([year])
     max_cloud = _check_max_cloud(max_cloud)
     boundary = polygonal_boundary(boundary_wgs84)
     minx, miny, maxx, maxy = boundary.bounds
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
         raise QueryError("the boundary passed to the STAC search is not in EPSG:4326 longitude/latitude")
-    start = dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc)
-    end = dt.datetime(year + 1, 1, 1, tzinfo=dt.timezone.utc)
+    intersects = search_geometry(boundary, source.max_search_vertices)
+    items = _search_items(source, intersects, year, {source.cloud_property: {"lt": max_cloud}})
+    found = _sort_items(items, source, boundary, year, max_cloud, cover_whole, log)
+    cloudy, capped = found.cloudy, False
+    if not found.scenes and not found.cloudy:
+        unfiltered = _search_items(source, intersects, year, None, max_items=cloudy_limit)
+        capped = len(unfiltered) >= cloudy_limit
+        cloudy = _sort_items(unfiltered, source, boundary, year, max_cloud, cover_whole, None).cloudy
+    _say(log, f"{year}: {len(found.scenes)} scene(s) with {source.cloud_property} < {max_cloud:g}% from {len(items)} "
+              f"returned by {source.url}" + (f"; {len(cloudy)} left out as too cloudy" if cloudy else ""))
+    return SceneSearch(year=year, max_cloud=max_cloud, scenes=found.scenes, returned=len(items), cloudy=cloudy,
+                       partial=found.partial, cloudy_capped=capped)
+
+
+def _search_items(source: StacSource, intersects, year: int, query, max_items: Optional[int] = None) -> List[Dict]:
+    """Every item of the collection that the API finds for the year over ``intersects`` (all pages)."""
+    from pystac_client.exceptions import APIError
+
     stac_io = None
     try:
         client, stac_io = _stac_client(source)
         search = client.search(
             method="POST",
             collections=[source.collection],
-            intersects=search_geometry(boundary, source.max_search_vertices),
+            intersects=intersects,
             datetime=f"{year}-01-01T00:00:00Z/{year}-12-31T23:59:59Z",
-            query={source.cloud_property: {"lt": max_cloud}},
-            limit=source.page_size,
+            query=query,
+            limit=source.page_size if max_items is None else min(source.page_size, max_items),
+            max_items=max_items,
         )
-        items = list(search.items_as_dicts())  # follows every "next" link
+        return list(search.items_as_dicts())  # follows every "next" link
     except NotImplementedError as error:
         raise StorageError(f"{source.url} is not a STAC API with item search: {error}") from None
     except (APIError, OSError, ValueError, json.JSONDecodeError) as error:
@@ -350,7 +429,13 @@ def search_scenes(source: StacSource, boundary_wgs84, year: int, max_cloud: floa
         if stac_io is not None:
             stac_io.session.close()
 
-    scenes, seen = [], set()
+
+def _sort_items(items, source: StacSource, boundary, year: int, max_cloud: float, cover_whole: bool, log: Log) -> SceneSearch:
+    """Items checked here as the server may not have: collection, year, footprint, then cloud cover last,
+    so that a scene counts as too cloudy only when nothing else leaves it out."""
+    start = dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc)
+    end = dt.datetime(year + 1, 1, 1, tzinfo=dt.timezone.utc)
+    scenes, cloudy, partial, seen = [], [], 0, set()
     for item in items:
         scene = scene_from_item(item, source)
         if scene.id in seen:
@@ -360,22 +445,26 @@ def search_scenes(source: StacSource, boundary_wgs84, year: int, max_cloud: floa
         if collection and collection != source.collection:
             _say(log, f"{scene.id}: skipped, collection {collection} is not {source.collection}")
             continue
-        if scene.cloud_cover is None or not scene.cloud_cover < max_cloud:
-            _say(log, f"{scene.id}: skipped, {source.cloud_property} {scene.cloud_cover} is not below {max_cloud:g}")
-            continue
         if scene.datetime is None or not start <= scene.datetime < end:
             _say(log, f"{scene.id}: skipped, acquired {scene.datetime} outside {year}")
             continue
         if scene.geometry is None or not scene.geometry.intersects(boundary):
             _say(log, f"{scene.id}: skipped, its footprint does not intersect the boundary")
             continue
+        clear = scene.cloud_cover is not None and scene.cloud_cover < max_cloud
         if cover_whole and not scene.geometry.covers(boundary):
+            partial += clear
             _say(log, f"{scene.id}: skipped, its footprint does not cover the whole boundary")
+            continue
+        if not clear:
+            if scene.cloud_cover is not None:
+                cloudy.append(scene.cloud_cover)
+            _say(log, f"{scene.id}: skipped, {source.cloud_property} {scene.cloud_cover} is not below {max_cloud:g}")
             continue
         scenes.append(scene)
     scenes.sort(key=lambda s: (s.datetime, s.id))
-    _say(log, f"{year}: {len(scenes)} scene(s) with {source.cloud_property} < {max_cloud:g}% from {len(items)} returned by {source.url}")
-    return scenes
+    return SceneSearch(year=year, max_cloud=max_cloud, scenes=tuple(scenes), returned=len(items), cloudy=tuple(cloudy),
+                       partial=partial)
 
 
 def _say(log: Log, message: str) -> None:

@@ -7,8 +7,11 @@ algorithm runs.
 """
 
 import datetime as dt
+import re
+import traceback
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from shapely.geometry import box as shapely_box
 
@@ -24,6 +27,7 @@ from qgis.core import (
     QgsProject,
     QgsProviderRegistry,
     QgsRasterLayer,
+    QgsRectangle,
     QgsSettings,
 )
 from qgis.gui import QgsFileWidget, QgsRubberBand, QgsVertexMarker
@@ -36,6 +40,8 @@ from ..core.errors import CanopyExplorerError, ConfigurationError, QueryError
 from ..core.filters import parse_filters
 from ..core.presets import PRESETS
 from ..core.query import SegmentQuery, resolve_columns
+from ..core.roi import region_on_earth
+from ..core.sample_database import sample_database_exists
 from ..core.segment_files import FORMATS
 from ..core.variables import SCALAR, catalogue
 from ..core.stac_search import default_stac_source
@@ -43,7 +49,7 @@ from ..core.district_stats import year_of
 from ..layers.district_layer import districts_from_layer, load_statistics_layers
 from ..layers.grid_layer import load_grid_layers
 from ..layers.ndvi_layer import load_composite_layer
-from ..layers.roi_source import roi_from_geometry, roi_from_layer, roi_from_rectangle
+from ..layers.roi_source import crs_text, roi_from_geometry, roi_from_layer, roi_from_rectangle
 from ..layers.segment_layer import QueryOutput, QueryRequest
 from ..processing.algorithm import PUBLIC_CONFIG, SAMPLE_CONFIG
 from ..resources import ui_path
@@ -52,6 +58,7 @@ from ..tasks.district_task import DistrictStatsTask
 from ..tasks.grid_change_task import GridChangeTask
 from ..tasks.ndvi_task import NdviCompositeTask
 from ..tasks.query_task import NearestTask, QueryTask
+from ..tasks.sample_database_task import SampleDatabaseTask, sample_config
 from .map_tools import POLYGON, ROI_FILL, ROI_STROKE, ROI_STROKE_WIDTH, PointPickTool, PolygonRoiTool, RectangleRoiTool
 
 FORM_CLASS, _ = uic.loadUiType(ui_path("query_dialog.ui"))
@@ -67,6 +74,8 @@ DATABASES = [("Public ATL08 v7 database (S3, GFZ Potsdam)", PUBLIC_CONFIG),
 OPERATORS = ["==", "!=", "<", "<=", ">", ">=", "between", "in", "not in"]
 ALL_LABELS = "All labels"
 DEFAULT_VARIABLES = ("h_canopy",)
+ERROR_STYLE = "<span style='color:#b00020'>{}</span>"
+DRAW_AGAIN = "zoom to your area of interest or add a layer, then draw again"
 
 
 class QueryDialog(QDialog, FORM_CLASS):
@@ -99,9 +108,17 @@ class QueryDialog(QDialog, FORM_CLASS):
         self.filtersTable.horizontalHeader().setStretchLastSection(True)
         self._build_variable_tree()
 
+        self._status_error = False  # the status line shows an error, cleared when an input changes
+        self._sample_task: Optional[SampleDatabaseTask] = None
+        self._database_generation = 0  # a connection test answers only for the database it was asked about
+
         self.databaseCombo.currentIndexChanged.connect(self._database_choice_changed)
+        self.databaseCombo.activated.connect(self._database_chosen)  # the user's choice, not restore_settings
+        self.databaseEdit.textChanged.connect(self._database_changed)
+        self.endpointEdit.textChanged.connect(self._database_changed)
+        self.authConfigSelect.selectedConfigIdChanged.connect(self._database_changed)
         self.browseDatabaseButton.clicked.connect(self._browse_database)
-        self.testConnectionButton.clicked.connect(self.test_connection)
+        self.testConnectionButton.clicked.connect(lambda: self.test_connection())
         self.drawRectangleButton.clicked.connect(lambda: self._start_drawing(RectangleRoiTool(self.canvas)))
         self.drawPolygonButton.clicked.connect(lambda: self._start_drawing(PolygonRoiTool(self.canvas)))
         self.canvasExtentButton.clicked.connect(self.use_canvas_extent)
@@ -114,9 +131,10 @@ class QueryDialog(QDialog, FORM_CLASS):
         self.addFilterButton.clicked.connect(lambda: self.add_filter_row())
         self.removeFilterButton.clicked.connect(self._remove_filter_row)
         self.filtersEdit.textChanged.connect(self.validate_filters)
+        self.filtersEdit.textChanged.connect(self._inputs_changed)
         self.outputFormatCombo.currentIndexChanged.connect(self._output_format_changed)
         self.pickNearestButton.clicked.connect(self.pick_nearest_point)
-        self.runButton.clicked.connect(self.run_query)
+        self.runButton.clicked.connect(lambda: self.run_query())  # clicked(bool) would land in ask_above
         self.buildNdviButton.clicked.connect(self.build_ndvi_composites)
         self.districtsLayerCombo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
         self.districtsLayerCombo.layerChanged.connect(self.idFieldCombo.setLayer)
@@ -148,6 +166,70 @@ class QueryDialog(QDialog, FORM_CLASS):
         for widget in (self.databaseEdit, self.browseDatabaseButton, self.endpointEdit, self.endpointLabel,
                        self.authConfigSelect, self.authLabel):
             widget.setEnabled(other)
+        self._database_changed()
+
+    def _database_changed(self, *_):
+        """Another database, source, endpoint or key: what was said about the previous one no longer holds."""
+        self._database_generation += 1
+        self.connectionLabel.setText("")
+        self._inputs_changed()
+
+    def _database_chosen(self, _index=None):
+        if self._sample_chosen():
+            self._ensure_sample_database(then=self.test_connection)
+
+    def _sample_chosen(self) -> bool:
+        return self.databaseCombo.currentData() == SAMPLE_CONFIG
+
+    def _ensure_sample_database(self, then: Optional[Callable[[], None]] = None) -> bool:
+        """True when the chosen database can be used now. For a sample database that is not built yet
+        (a plugin installed from its zip has no sample data), ask to build it in the user's data folder;
+        ``then`` runs once it is built."""
+        if not self._sample_chosen():
+            return True
+        try:
+            config = sample_config()
+        except CanopyExplorerError as error:
+            self._show_connection(f"Cannot use the sample database: {error}", error=True)
+            return False
+        if sample_database_exists(config):
+            return True
+        if self._sample_task is not None:
+            self._show_connection(f"The sample database is being built in {config.base_uri}{FOLLOW_IN_TASK_MANAGER}.")
+            return False
+        answer = QMessageBox.question(
+            self, TITLE,
+            "The sample database is not on this computer yet: 'make demo' builds it in the repository, and a plugin installed "
+            f"from its zip has no sample data.\n\nBuild it now in {config.base_uri}? Canopy Explorer writes 16 "
+            "synthetic ATL08 granules over central Germany (2019-2023) and ingests them in the background: "
+            "about 30 MB and a minute at most, with progress and Cancel in the task manager.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            self._show_connection("The sample database is not built: choose it again and answer Yes to build it, "
+                                  "run 'make demo' in the repository, or choose another database.", error=True)
+            return False
+        task = SampleDatabaseTask(config)
+        self._sample_task = task
+        task.completed.connect(lambda report, t=task: self._sample_database_built(t, report, then))
+        task.failed.connect(lambda message: self._show_connection(f"Cannot build the sample database: {message}", error=True))
+        task.taskCompleted.connect(lambda: setattr(self, "_sample_task", None))
+        task.taskTerminated.connect(lambda t=task: self._sample_build_ended(t))
+        self._show_connection(f"Building the sample database in {config.base_uri}{FOLLOW_IN_TASK_MANAGER}…")
+        self._start(task)
+        return False
+
+    def _sample_build_ended(self, task: SampleDatabaseTask):
+        self._sample_task = None
+        if task.error is None:  # cancelled (a failure has said why already)
+            self._show_connection("Building the sample database was cancelled; nothing was written. Choose the sample "
+                                  "database again to build it.")
+
+    def _sample_database_built(self, task: SampleDatabaseTask, report, then: Optional[Callable[[], None]]):
+        self._message(f"The sample database is ready in {task.config.base_uri}.", Qgis.Success)
+        self._show_connection(f"Sample database ready in {task.config.base_uri}.")
+        if then is not None and self._sample_chosen():
+            then()
 
     def _browse_database(self):
         path, _ = QFileDialog.getOpenFileName(self, "Database configuration", self.databaseEdit.text(), "YAML (*.yaml *.yml)")
@@ -155,6 +237,8 @@ class QueryDialog(QDialog, FORM_CLASS):
             self.databaseEdit.setText(path)
 
     def database_config(self) -> DatabaseConfig:
+        if self._sample_chosen():
+            return sample_config()
         source = self.databaseCombo.currentData() or self.databaseEdit.text()
         config = config_from_source(source, endpoint=self.endpointEdit.text().strip() or None)
         authcfg = self.authConfigSelect.configId()
@@ -162,25 +246,31 @@ class QueryDialog(QDialog, FORM_CLASS):
             config = config.with_changes(s3_settings={**config.s3_settings, **s3_credentials(authcfg)}, anonymous=False)
         return config
 
-    def test_connection(self):
+    def test_connection(self) -> Optional[ConnectionTestTask]:
+        if not self._ensure_sample_database(then=self.test_connection):
+            return None
         try:
             config = self.database_config()
         except CanopyExplorerError as error:
-            self.connectionLabel.setText(str(error))
-            return
-        self.connectionLabel.setText(f"Connecting to {config.array_uri}…")
+            self._show_connection(f"Cannot use this database: {error}", error=True)
+            return None
+        self._show_connection(f"Connecting to {config.array_uri}…")
+        generation = self._database_generation
         task = ConnectionTestTask(config)
-        task.completed.connect(self._connection_ok)
-        task.failed.connect(lambda message: self.connectionLabel.setText(f"Cannot use this database: {message}"))
+        task.completed.connect(lambda summary: self._connection_ok(summary) if generation == self._database_generation else None)
+        task.failed.connect(lambda message: self._show_connection(f"Cannot use this database: {message}", error=True)
+                            if generation == self._database_generation else None)
         self._start(task)
+        return task
 
     def _connection_ok(self, summary: dict):
         start, end = summary["start"], summary["end"]
-        self.connectionLabel.setText(
-            f"{len(summary['variables'])} variables, segments from {start} to {end}."
-        )
+        self._show_connection(f"{len(summary['variables'])} variables, segments from {start} to {end}.")
         self.startDateEdit.setDate(_qdate(start))
         self.endDateEdit.setDate(_qdate(end))
+
+    def _show_connection(self, text: str, error: bool = False):
+        self.connectionLabel.setText(ERROR_STYLE.format(_escape(_sentence(text))) if error else text)
 
     # ------------------------------------------------------------------ region of interest
 
@@ -211,39 +301,55 @@ class QueryDialog(QDialog, FORM_CLASS):
 
     def _roi_drawn(self, geometry: QgsGeometry):
         crs = self.canvas.mapSettings().destinationCrs()
+        shape = "rectangle" if isinstance(self._tool, RectangleRoiTool) else "polygon"
         self._stop_drawing()
-        self.set_roi(roi_from_geometry(geometry, crs), geometry, crs, "drawn on the map")
         self.show()
+        with self._reporting("Setting the region you drew"):
+            _check_canvas_crs(crs, "then draw again")
+            self.set_roi(roi_from_geometry(geometry, crs), geometry, crs, "drawn on the map",
+                         what=f"the {shape} you drew", advice=DRAW_AGAIN)
 
-    def use_canvas_extent(self):
-        crs = self.canvas.mapSettings().destinationCrs()
-        extent = self.canvas.extent()
-        self.set_roi(roi_from_rectangle(extent, crs), QgsGeometry.fromRect(extent), crs, "the canvas extent")
+    def use_canvas_extent(self) -> bool:
+        """The canvas extent as the region; False (with a warning saying why) when it cannot be one."""
+        advice = "zoom or pan the map to your area of interest (add a layer first if the project is empty), then click Canvas extent again"
+        with self._reporting("Using the canvas extent"):
+            crs = self.canvas.mapSettings().destinationCrs()
+            extent = self.canvas.extent()
+            _check_canvas_crs(crs, "then click Canvas extent again")
+            if extent.isNull() or extent.isEmpty() or not extent.isFinite():
+                raise QueryError("the canvas extent is empty (the map shows nothing yet, as in a project without layers), "
+                                 f"so it cannot be the region: {advice}")
+            return self.set_roi(roi_from_rectangle(extent, crs), QgsGeometry.fromRect(extent), crs, "the canvas extent",
+                                what="the canvas extent", advice=advice)
+        return False
 
-    def use_layer(self):
-        layer = self.roiLayerCombo.currentLayer()
-        try:
-            roi = roi_from_layer(layer, self.selectedOnlyCheck.isChecked())
-        except QueryError as error:
-            self._warn(str(error))
-            return
-        import shapely
+    def use_layer(self) -> bool:
+        with self._reporting("Using the layer as the region"):
+            layer = self.roiLayerCombo.currentLayer()
+            selected = self.selectedOnlyCheck.isChecked()
+            roi = roi_from_layer(layer, selected)
+            geometry = _qgs_geometry(roi[0])
+            origin = f"{'selected features of ' if selected else ''}layer '{layer.name()}'"
+            return self.set_roi(roi, geometry, layer.crs(), origin, what=f"the {origin}" if selected else origin,
+                                advice="check that the layer's CRS is the one its coordinates are in (Layer Properties > Source)")
+        return False
 
-        geometry = QgsGeometry.fromWkt(shapely.to_wkt(roi[0]))
-        which = "selected features of " if self.selectedOnlyCheck.isChecked() else ""
-        self.set_roi(roi, geometry, layer.crs(), f"{which}layer '{layer.name()}'")
-
-    def set_roi(self, roi, geometry: QgsGeometry, crs: QgsCoordinateReferenceSystem, origin: str):
-        self.roi = roi
+    def set_roi(self, roi, geometry: QgsGeometry, crs: QgsCoordinateReferenceSystem, origin: str,
+                what: str = "the region", advice: str = "choose the region again") -> bool:
+        """Keep ``roi`` ((box or shapely geometry, CRS) as the engine takes it) as the region, after the
+        engine's check: a region off the Earth or without area raises a QueryError and the previous
+        region stays. Part of a region beyond the Earth is clipped off, and the map shows what is kept."""
+        checked = region_on_earth(roi[0], roi[1], what, advice)
+        if checked.clipped:
+            geometry = _qgs_geometry(checked.roi)
+        self.roi = (checked.roi, checked.crs)
         self.roi_band.reset(POLYGON)
         self.roi_band.setToGeometry(geometry, crs)
-        box = QgsGeometry(geometry)
-        box.transform(QgsCoordinateTransform(crs, WGS84, QgsProject.instance()))
-        bounds = box.boundingBox()
-        self.roiLabel.setText(
-            f"Region: {origin}, lon {bounds.xMinimum():.4f} to {bounds.xMaximum():.4f}, "
-            f"lat {bounds.yMinimum():.4f} to {bounds.yMaximum():.4f}."
-        )
+        west, south, east, north = checked.bounds
+        clipped = " (clipped to the part on the Earth)" if checked.clipped else ""
+        self.roiLabel.setText(f"Region: {origin}, lon {west:.4f} to {east:.4f}, lat {south:.4f} to {north:.4f}{clipped}.")
+        self._inputs_changed()
+        return True
 
     # ------------------------------------------------------------------ variables
 
@@ -339,6 +445,7 @@ class QueryDialog(QDialog, FORM_CLASS):
         self._variables_changed()
 
     def _variables_changed(self, *_):
+        self._inputs_changed()
         variables = self.selected_variables()
         self.selectedVariablesLabel.setText("Selected: " + (", ".join(variables) or "none"))
         current = self.colourByCombo.currentText()
@@ -365,15 +472,17 @@ class QueryDialog(QDialog, FORM_CLASS):
         value_edit.setPlaceholderText("5   or   5 60 (between)   or   [111, 112] (in)")
         for widget, column in ((names, 0), (operators, 1), (value_edit, 2)):
             self.filtersTable.setCellWidget(row, column, widget)
-        names.currentIndexChanged.connect(self.validate_filters)
-        operators.currentIndexChanged.connect(self.validate_filters)
-        value_edit.textChanged.connect(self.validate_filters)
+        for signal in (names.currentIndexChanged, operators.currentIndexChanged, value_edit.textChanged):
+            signal.connect(self.validate_filters)
+            signal.connect(self._inputs_changed)
         self.validate_filters()
+        self._inputs_changed()
 
     def _remove_filter_row(self):
         row = self.filtersTable.currentRow()
         self.filtersTable.removeRow(row if row >= 0 else self.filtersTable.rowCount() - 1)
         self.validate_filters()
+        self._inputs_changed()
 
     def filter_lines(self) -> List[str]:
         lines = []
@@ -395,7 +504,7 @@ class QueryDialog(QDialog, FORM_CLASS):
                 parse_filters(lines)
         except QueryError as error:
             self.filter_error = str(error)
-            self.filterStatusLabel.setText(f"<span style='color:#b00020'>{_escape(self.filter_error)}</span>")
+            self.filterStatusLabel.setText(ERROR_STYLE.format(_escape(_sentence(self.filter_error))))
             return False
         self.filterStatusLabel.setText(f"{len(lines)} condition(s), evaluated in the database." if lines else "No filters.")
         return True
@@ -428,12 +537,12 @@ class QueryDialog(QDialog, FORM_CLASS):
 
     def build_request(self, ask_above: bool = True) -> QueryRequest:
         if self.roi is None:
-            raise QueryError("choose a region of interest first: draw one, use the canvas extent or a polygon layer")
+            raise QueryError("no region of interest yet: draw one, use the canvas extent or a polygon layer (Region and time), then run again")
         variables = self.selected_variables()
         if not variables:
-            raise QueryError("choose at least one variable")
+            raise QueryError("no variable is selected: tick at least one in Variables, then run again")
         if not self.validate_filters():
-            raise QueryError(f"fix the quality filters first: {self.filter_error}")
+            raise QueryError(f"the quality filters are not valid ({self.filter_error}): fix them, then run again")
         filters = "\n".join(self.filter_lines())
         start = self.startDateEdit.date().toString("yyyy-MM-dd")
         end = self.endDateEdit.date().toString("yyyy-MM-dd")
@@ -447,10 +556,12 @@ class QueryDialog(QDialog, FORM_CLASS):
         )
 
     def run_query(self, ask_above: bool = True) -> Optional[QueryTask]:
-        try:
+        if not self._ensure_sample_database(then=lambda: self.run_query(ask_above)):
+            return None
+        request = None
+        with self._reporting("The ATL08 query"):
             request = self.build_request(ask_above)
-        except CanopyExplorerError as error:
-            self._warn(str(error))
+        if request is None:
             return None
         self.save_settings()
         task = QueryTask(request)
@@ -459,10 +570,15 @@ class QueryDialog(QDialog, FORM_CLASS):
 
     def _run(self, task, done, hint: str = ""):
         """Start a task whose result goes to ``done`` and whose failure is warned about, saying so."""
-        task.completed.connect(done)
+        task.completed.connect(lambda result, what=task.description(): self._finish(what, done, result))
         task.failed.connect(self._warn)
-        self.statusLabel.setText(f"Running {task.description()}…{hint}")
+        self._show_status(f"Running {task.description()}…{hint}")
         self._start(task)
+
+    def _finish(self, what: str, done, result):
+        """A task's result shown (layers added, messages): a defect there is reported, not raised into QGIS."""
+        with self._reporting(f"Showing the result of {what}"):
+            done(result)
 
     def _start(self, task):
         self.tasks.append(task)
@@ -489,20 +605,20 @@ class QueryDialog(QDialog, FORM_CLASS):
                 self.run_query(ask_above=False)
             elif answer == QMessageBox.StandardButton.Open:
                 self.tabs.setCurrentWidget(self.gridTab)
-                self.statusLabel.setText("Choose the periods, cell size and output, then map the change on a grid.")
+                self._show_status("Choose the periods, cell size and output, then map the change on a grid.")
             else:
-                self.statusLabel.setText("Query not run: narrow the region, time range or filters.")
+                self._show_status("Query not run: narrow the region, time range or filters.")
             return
         self.add_output_layer(output, layer)
 
     def add_output_layer(self, output: QueryOutput, layer):
         if output.rows == 0 or layer is None:
             self._message("No segments match this region, time range and filters; no layer was added.", Qgis.Info)
-            self.statusLabel.setText("No segments matched.")
+            self._show_status("No segments matched.")
             return None
         QgsProject.instance().addMapLayer(layer)
         self._message(f"{output.rows:,} segments loaded as '{output.layer_name}'.", Qgis.Success)
-        self.statusLabel.setText(f"Loaded {output.rows:,} segments ({output.path}).")
+        self._show_status(f"Loaded {output.rows:,} segments ({output.path}).")
         return layer
 
     # ------------------------------------------------------------------ nearest shots
@@ -514,22 +630,28 @@ class QueryDialog(QDialog, FORM_CLASS):
     def _nearest_point_picked(self, point, crs):
         self._stop_drawing()
         self.show()
-        wgs84 = QgsCoordinateTransform(crs, WGS84, QgsProject.instance()).transform(point)
+        return self._nearest_shots(point, crs)
+
+    def _nearest_shots(self, point, crs) -> Optional[NearestTask]:
         self._mark(point)
-        try:
+        if not self._ensure_sample_database(then=lambda: self._nearest_shots(point, crs)):
+            return None
+        task = None
+        with self._reporting("The nearest-shots search"):
+            _check_canvas_crs(crs, "then click the map again")
+            wgs84 = QgsCoordinateTransform(crs, WGS84, QgsProject.instance()).transform(point)
             variables = self.selected_variables() or list(DEFAULT_VARIABLES)
             if not self.validate_filters():
-                raise QueryError(f"fix the quality filters first: {self.filter_error}")
+                raise QueryError(f"the quality filters are not valid ({self.filter_error}): fix them, then click the map again")
             task = NearestTask(
                 self.database_config(), (wgs84.x(), wgs84.y()), self.nearestCountSpin.value(),
                 self.nearestRadiusSpin.value(), variables, "\n".join(self.filter_lines()),
                 self.startDateEdit.date().toString("yyyy-MM-dd"), self.endDateEdit.date().toString("yyyy-MM-dd"),
                 classes=self.classesSpin.value(),
             )
-        except CanopyExplorerError as error:
-            self._warn(str(error))
+        if task is None:
             return None
-        task.completed.connect(lambda output, t=task: self.add_output_layer(output, t.layer))
+        task.completed.connect(lambda output, t=task: self._finish(t.description(), lambda o: self.add_output_layer(o, t.layer), output))
         task.failed.connect(self._warn)
         self._start(task)
         return task
@@ -546,19 +668,20 @@ class QueryDialog(QDialog, FORM_CLASS):
     # ------------------------------------------------------------------ NDVI composites
 
     def build_ndvi_composites(self) -> Optional[NdviCompositeTask]:
-        try:
+        task = None
+        with self._reporting("The NDVI composites"):
             if self.roi is None:
-                raise QueryError("choose the region first (Region and time): draw it, use the canvas extent or a polygon layer")
+                raise QueryError("no region yet: choose it in Region and time (draw it, use the canvas extent or a polygon layer), "
+                                 "then build the composites again")
             folder = self.ndviFolderWidget.filePath().strip()
             if not folder:
-                raise QueryError("choose an output folder for the composites")
+                raise QueryError("no output folder for the composites: choose one, then build them again")
             roi, crs = self.roi
             boundary = roi if not isinstance(roi, tuple) else shapely_box(*roi)
             source = default_stac_source().with_changes(url=self.stacUrlEdit.text().strip(), collection=self.collectionEdit.text().strip())
             task = NdviCompositeTask(source, boundary, crs, self.yearsEdit.text(), self.maxCloudSpin.value(), folder,
                                      cover_whole=self.coverWholeCheck.isChecked(), classes=self.classesSpin.value())
-        except CanopyExplorerError as error:
-            self._warn(str(error))
+        if task is None:
             return None
         self.save_settings()
         self._run(task, self._composites_built, " (progress per scene in the task manager)")
@@ -574,7 +697,7 @@ class QueryDialog(QDialog, FORM_CLASS):
             if output.report.scenes_failed:
                 self._message(output.report.summary(), Qgis.Warning)
         self._message(f"{len(outputs)} NDVI composite(s) loaded.", Qgis.Success)
-        self.statusLabel.setText("; ".join(output.report.summary() for output in outputs))
+        self._show_status("; ".join(output.report.summary() for output in outputs))
 
     # ------------------------------------------------------------------ district statistics
 
@@ -612,18 +735,18 @@ class QueryDialog(QDialog, FORM_CLASS):
                 if self.rastersList.item(i).checkState() == Qt.CheckState.Checked]
 
     def compute_district_stats(self) -> Optional[DistrictStatsTask]:
-        try:
+        task = None
+        with self._reporting("The district statistics"):
             output = self.statsOutputWidget.filePath().strip()
             if not output:
-                raise QueryError("choose the GeoPackage for the statistics")
+                raise QueryError("no GeoPackage for the statistics: choose one, then compute again")
             if not output.lower().endswith(".gpkg"):
                 output += ".gpkg"
             districts = districts_from_layer(self.districtsLayerCombo.currentLayer(), self.idFieldCombo.currentField())
             geojson = str(Path(output).with_name(Path(output).stem + "_latest.geojson")) if self.geojsonCheck.isChecked() else None
             task = DistrictStatsTask(districts, self.chosen_composites(), output, self.postgresCombo.currentData() or "",
                                      self.classesSpin.value(), geojson)
-        except CanopyExplorerError as error:
-            self._warn(str(error))
+        if task is None:
             return None
         self._run(task, self._district_stats_done)
         return task
@@ -636,28 +759,31 @@ class QueryDialog(QDialog, FORM_CLASS):
             for district, reason in result.repairs:
                 QgsMessageLog.logMessage(f"district {district}: {reason}", LOG_TAG, Qgis.Warning)
         self._message(result.summary(), Qgis.Success)
-        self.statusLabel.setText(result.summary())
+        self._show_status(result.summary())
 
     # ------------------------------------------------------------------ grid change
 
     def map_grid_change(self) -> Optional[GridChangeTask]:
-        try:
+        if not self._ensure_sample_database(then=self.map_grid_change):
+            return None
+        task = None
+        with self._reporting("The grid change"):
             output = self.gridOutputWidget.filePath().strip()
             if not output:
-                raise QueryError("choose the output file for the grid (GeoPackage or GeoTIFF)")
+                raise QueryError("no output file for the grid: choose a GeoPackage or GeoTIFF, then map again")
             if not output.lower().endswith((".gpkg", ".tif", ".tiff")):
                 output += ".gpkg"
             if self.gridWholeCheck.isChecked():
                 roi, roi_crs = None, "EPSG:4326"
             elif self.roi is None:
-                raise QueryError("choose a region of interest first, or tick 'Whole database'")
+                raise QueryError("no region of interest yet: choose one in Region and time, or tick 'Whole database'")
             else:
                 roi, roi_crs = self.roi
             variables = self.selected_variables()
             if not variables:
-                raise QueryError("choose a variable (the first selected one is mapped)")
+                raise QueryError("no variable is selected: tick one in Variables (the first selected one is mapped)")
             if not self.validate_filters():
-                raise QueryError(f"fix the quality filters first: {self.filter_error}")
+                raise QueryError(f"the quality filters are not valid ({self.filter_error}): fix them, then map again")
 
             def day(edit):
                 return edit.date().toString("yyyy-MM-dd")
@@ -667,8 +793,7 @@ class QueryDialog(QDialog, FORM_CLASS):
                 periods=((day(self.period1StartEdit), day(self.period1EndEdit)), (day(self.period2StartEdit), day(self.period2EndEdit))),
                 cell_size_km=self.cellSizeSpin.value(), min_shots=self.minShotsSpin.value(), filters="\n".join(self.filter_lines()),
             )
-        except CanopyExplorerError as error:
-            self._warn(str(error))
+        if task is None:
             return None
         self._run(task, self._grid_change_done, FOLLOW_IN_TASK_MANAGER)
         return task
@@ -685,17 +810,43 @@ class QueryDialog(QDialog, FORM_CLASS):
         text = (f"{len(result):,} cells with at least {result.min_shots} segments in both periods "
                 f"({result.segments[0]:,} and {result.segments[1]:,} segments) written to {output.path}.")
         self._message(text, Qgis.Success)
-        self.statusLabel.setText(text)
+        self._show_status(text)
 
     # ------------------------------------------------------------------ messages and settings
 
     def _message(self, text: str, level=Qgis.Info):
-        self.iface.messageBar().pushMessage(TITLE, text, level=level, duration=8)
+        text = _sentence(text)
+        # "Canopy Explorer: Canopy Explorer cannot..." says the name twice: a text that starts with it needs no title
+        title = "" if text.startswith(TITLE) else TITLE
+        self.iface.messageBar().pushMessage(title, text, level=level, duration=8)
 
     def _warn(self, text: str):
+        text = _sentence(text)
         QgsMessageLog.logMessage(text, LOG_TAG, Qgis.Warning)
-        self.statusLabel.setText(f"<span style='color:#b00020'>{_escape(text)}</span>")
+        self._show_status(ERROR_STYLE.format(_escape(text)), error=True)
         self._message(text, Qgis.Warning)
+
+    def _show_status(self, text: str, error: bool = False):
+        self._status_error = error
+        self.statusLabel.setText(text)
+
+    def _inputs_changed(self, *_):
+        """An input changed: an error about the previous inputs no longer holds (it comes back at Run if it does)."""
+        if self._status_error:
+            self._show_status("")
+
+    @contextmanager
+    def _reporting(self, action: str):
+        """Where the dialog turns errors into messages: the engine's (written for the user) as they are;
+        anything else, a defect, as what failed and where the details are, with the traceback in the log."""
+        try:
+            yield
+        except CanopyExplorerError as error:
+            self._warn(str(error))
+        except Exception as error:  # noqa: BLE001 (a defect must not surface as QGIS's Python error bar)
+            QgsMessageLog.logMessage(f"{action} failed:\n{traceback.format_exc()}", LOG_TAG, Qgis.Critical)
+            self._warn(f"{action} stopped on an unexpected problem in Canopy Explorer ({type(error).__name__}). "
+                       "The details are in the Log Messages panel (Canopy Explorer tab); please report them")
 
     def save_settings(self):
         settings = QgsSettings()
@@ -751,11 +902,45 @@ def s3_credentials(authcfg: str) -> Dict[str, str]:
     """TileDB S3 keys from a QGIS auth configuration (Basic: user = access key id, password = secret)."""
     config = QgsAuthMethodConfig()
     if not QgsApplication.authManager().loadAuthenticationConfig(authcfg, config, True):
-        raise ConfigurationError(f"cannot read authentication configuration {authcfg} (is the master password set?)")
+        raise ConfigurationError(f"cannot read the authentication configuration {authcfg}: QGIS could not open it (is the "
+                                 "master password set?); enter the master password or choose another configuration")
     key, secret = config.config("username"), config.config("password")
     if not key or not secret:
-        raise ConfigurationError("the authentication configuration needs a user name (access key id) and password (secret key)")
+        raise ConfigurationError("the authentication configuration has no user name or password: edit it so the user name is "
+                                 "the access key id and the password the secret key")
     return {"aws_access_key_id": key, "aws_secret_access_key": secret}
+
+
+def _check_canvas_crs(crs: QgsCoordinateReferenceSystem, then: str) -> None:
+    """A map canvas without a CRS (a project with no layers and no CRS) cannot place a region on the Earth."""
+    if crs is None or not crs.isValid():
+        raise QueryError("the map has no coordinate reference system (the project has no layers and no CRS), so it cannot "
+                         f"place the region on the Earth: add a layer or set the project's CRS (Project > Properties > CRS), {then}")
+    crs_text(crs, "the map")
+
+
+def _qgs_geometry(roi) -> QgsGeometry:
+    """A region as the engine holds it (a box or a shapely geometry) as a QgsGeometry, to show on the map."""
+    import shapely
+
+    if isinstance(roi, tuple):
+        west, south, east, north = roi
+        return QgsGeometry.fromRect(QgsRectangle(west, south, east + 360.0 if east < west else east, north))
+    geometry = QgsGeometry()
+    geometry.fromWkb(shapely.to_wkb(roi))
+    return geometry
+
+
+_LEADING_WORD = re.compile(r"[a-z]+(?=[\s,;:(]|$)")
+
+
+def _sentence(text: str) -> str:
+    """Engine messages start in lower case (they are also quoted inside other messages); shown on their
+    own they start with a capital. A leading name (a path, a variable such as h_canopy) is left as it is."""
+    text = text.strip()
+    if _LEADING_WORD.match(text):
+        return text[0].upper() + text[1:]
+    return text
 
 
 def _qdate(day) -> QDate:

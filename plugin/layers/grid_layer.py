@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 from qgis.core import (
+    QgsClassificationEqualInterval,
     QgsColorBrewerColorRamp,
     QgsColorRampShader,
     QgsFillSymbol,
@@ -80,7 +81,7 @@ def _graduated(field: str, classes, ramp, units: str) -> QgsGraduatedSymbolRende
         ranges.append(QgsRendererRange(lower, upper, symbol, _label(lower, upper, units)))
     renderer = QgsGraduatedSymbolRenderer(field, ranges)
     renderer.setSourceColorRamp(ramp.clone())
-    renderer.setMode(QgsGraduatedSymbolRenderer.EqualInterval)
+    renderer.setClassificationMethod(QgsClassificationEqualInterval())  # not the deprecated setMode()
     return renderer
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from qgis.core import (
+    QgsClassificationJenks,
     QgsColorBrewerColorRamp,
     QgsFillSymbol,
     QgsGradientColorRamp,
@@ -87,7 +88,8 @@ def graduated_renderer(field: str, variable: Optional[str], minimum: float, brea
         lower = upper
     renderer = QgsGraduatedSymbolRenderer(field, ranges)
     renderer.setSourceColorRamp(ramp.clone())
-    renderer.setMode(QgsGraduatedSymbolRenderer.Jenks)  # 3.22 name; the mode records how classes were made
+    # records how the classes were made; setMode() is deprecated (a DeprecationWarning on every query in 3.40)
+    renderer.setClassificationMethod(QgsClassificationJenks())
     return renderer
 
 
