@@ -6,7 +6,7 @@ export QT_QPA_PLATFORM ?= offscreen
 QGIS_PLUGIN_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo bench robustness-doc sample-data zip deploy clean
+.PHONY: setup test demo bench robustness-doc sample-data screenshots zip deploy clean
 
 setup:
 	bash scripts/setup.sh
@@ -22,6 +22,10 @@ demo: setup
 # virtualenvs are built once into build/bench and reused by later runs.
 bench: setup
 	$(PY) tests/benchmarks/run_all.py
+
+# The desktop session of make test (tests/test_desktop_qgis.py), writing its screenshots into docs/img.
+screenshots: setup
+	CANOPY_SCREENSHOT_DIR=docs/img $(PY) -m pytest tests/test_desktop_qgis.py -q
 
 robustness-doc: setup
 	$(PY) scripts/robustness_doc.py

@@ -107,7 +107,7 @@ class CanopyExplorerPlugin:
             return False
         text = report.message()
         QgsMessageLog.logMessage(text, LOG_TAG, Qgis.Warning)
-        item = QgsMessageBar.createMessage(MENU_TITLE, text)
+        item = QgsMessageBar.createMessage(text)  # no title: the text starts with the plugin's name
         if report.installable:
             install = QPushButton("Install missing packages", item)
             install.setObjectName("CanopyExplorerInstallPackages")

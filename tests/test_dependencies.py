@@ -60,7 +60,7 @@ def test_the_plugin_loads_with_packages_missing_and_shows_one_warning_with_an_in
     try:
         plugin.initGui()  # must not raise
         [warning] = new_warnings(iface, before)
-        assert warning.startswith("Canopy Explorer:Canopy Explorer cannot run yet: missing Python packages: tiledb, "
+        assert warning.startswith(":Canopy Explorer cannot run yet: missing Python packages: tiledb, "  # no title
                                   "pystac-client.")
         buttons = {b.objectName(): b for b in iface.messageBar().widgets[-1].findChildren(QPushButton)}
         assert set(buttons) == {"CanopyExplorerInstallPackages", "CanopyExplorerDependencyDetails"}
