@@ -31,7 +31,7 @@ REGION = (50.60, 50.90, 9.60, 9.90)  # lat min, lat max, lon min, lon max of the
 START, END = "2019-01-01", "2024-12-31"
 FILTERS = "h_canopy between 5 60"
 NEAREST = {"point": [9.75, 50.75], "count": 7, "radius_m": 1500}
-SCREENSHOTS = Path(os.environ.get("CANOPY_SCREENSHOT_DIR", ROOT / "build" / "desktop" / "screenshots"))
+SCREENSHOTS = Path(os.environ.get("CANOPY_SCREENSHOT_DIR", ROOT / "build" / "desktop" / "screenshots")).resolve()
 
 
 def _utm(geometry, inverse=False):

@@ -87,6 +87,26 @@ def shot(widget, name):
     widget.grab().save(str(SHOTS / name))
 
 
+def shot_tabs(d, tabs, name):
+    """The dialog on each of ``tabs``, side by side in one image (the README's picture of the dialog)."""
+    from qgis.PyQt.QtGui import QPainter, QPixmap
+
+    images = []
+    for tab in tabs:
+        d.tabs.setCurrentWidget(tab)
+        pump(0.3)
+        images.append(d.grab())
+    canvas = QPixmap(sum(i.width() for i in images), max(i.height() for i in images))
+    painter = QPainter(canvas)
+    x = 0
+    for image in images:
+        painter.drawPixmap(x, 0, image)
+        x += image.width()
+    painter.end()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    canvas.save(str(SHOTS / name))
+
+
 def step(name):
     """Run the decorated function now; its return value, or its error, goes into the results."""
     def run(function):
@@ -196,7 +216,6 @@ def main():
         item.findChild(QPushButton, "CanopyExplorerInstallPackages").click()
         deps = plugin()._dependencies_dialog
         wait(lambda: deps.task is not None, 10, "the install task to start")
-        shot(deps, "dependencies_installing.png")
         wait(lambda: deps.task is None, 900, "the install task to finish")
         shot(deps, "dependencies_dialog.png")
         from canopy_explorer.plugin.environment import environment_report, packages_folder
@@ -245,7 +264,9 @@ def main():
         click(canvas, *pixel(canvas, *PLAN["polygon_wgs84"][-1]), RIGHT)
         wait(lambda: dialog().isVisible(), 10, "the dialog to come back")
         result = run_query("polygon")
-        shot(dialog(), "query_dialog.png")
+        d = dialog()
+        shot_tabs(d, [d.variablesTab, d.filtersTab], "query_dialog.png")
+        d.tabs.setCurrentWidget(d.regionTab)
         return result
 
     @step("canvas_extent_utm")
