@@ -128,7 +128,8 @@ def session(world, tmp_path_factory):
             "districts": world["districts"], "district_id_field": "district_code",
             "postgres": {"name": "canopy desktop test", "host": server.host, "port": server.port, "dbname": server.dbname,
                          "user": server.user, "password": server.password, "master_password": "desktop-test-master"},
-            "answers": {"save the changes": "Discard", "temporary layers": "Yes"},
+            "answers": {"save the changes": "Discard", "temporary layers": "Yes", "sample database is not on this computer": "Yes"},
+            "sample_view_wgs84": [9.9, 50.9, 10.1, 51.1],
             "periods": [["2019-01-01", "2020-12-31"], ["2021-01-01", "2023-12-31"]], "cell_size_km": 5.0,
         }
         plan_path = folder / "plan.json"
@@ -298,6 +299,15 @@ def test_district_statistics_embedded_and_in_postgis_agree(session, world):
         assert set(here) == {"D-01", "D-02", "D-03"} == set(there)
         for code in here:
             assert here[code]["mean_ndvi"] == pytest.approx(there[code]["mean_ndvi"], abs=1e-6)
+
+
+def test_the_sample_database_is_offered_built_in_the_profile_and_then_queried(session):
+    result = step(session, "sample_database")
+    assert result["database"].startswith(str(session["folder"] / "profiles" / "profiles" / "default" / "canopy_explorer"))
+    assert result["connection"].startswith("90 variables, segments from 2019"), result["connection"]
+    assert "sample database is not on this computer" in " ".join(session["results"]["dialogs"])
+    [layer] = result["query"]["layers"]
+    assert layer["features"] > 100
 
 
 def test_grid_change_writes_hexagons_and_loads_them(session):

@@ -392,6 +392,27 @@ def main():
         new = [QgsProject.instance().mapLayer(i) for i in set(QgsProject.instance().mapLayers()) - layers_before]
         return {"status": d.statusLabel.text(), "output": str(output), "layers": [layer.name() for layer in new]}
 
+    @step("sample_database")
+    def _():
+        """A plugin installed from its zip has no sample data: choosing it offers to build it (answered Yes)."""
+        d = dialog()
+        d.tabs.setCurrentWidget(d.regionTab)
+        from qgis.PyQt.QtCore import Qt
+        from qgis.PyQt.QtTest import QTest
+
+        d.databaseCombo.setCurrentIndex(2)  # "Other"; the arrow key moves to "Sample database" as a user's choice does
+        d.databaseCombo.setFocus()
+        QTest.keyClick(d.databaseCombo, Qt.Key.Key_Up)  # the question pops up; the watcher answers Yes
+        wait(lambda: "ready" in d.connectionLabel.text() or "variables" in d.connectionLabel.text()
+             or "Cannot" in d.connectionLabel.text(), 300, "the sample database build")
+        wait_for_dialog_tasks(300)
+        from canopy_explorer.plugin.tasks.sample_database_task import sample_config
+
+        set_canvas("EPSG:4326", PLAN["sample_view_wgs84"])
+        d.canvasExtentButton.click()
+        query = run_query("sample", output_format="")
+        return {"connection": d.connectionLabel.text(), "database": sample_config().base_uri, "query": query}
+
     @step("map_screenshot")
     def _():
         """The canopy-height points over the forest stands, in UTM, with the drawn region outlined."""
