@@ -4,10 +4,11 @@ from qgis.core import Qgis, QgsApplication, QgsMessageLog
 from qgis.gui import QgsMessageBar
 from qgis.PyQt.QtCore import QUrl
 from qgis.PyQt.QtGui import QDesktopServices
-from qgis.PyQt.QtWidgets import QAction, QMenu, QPushButton
+from qgis.PyQt.QtWidgets import QMenu, QPushButton
 
 from .environment import environment_report
 from .processing.provider import CanopyExplorerProvider
+from .qgis_compat import QAction
 from .resources import icon, plugin_metadata
 
 MENU_TITLE = "Canopy Explorer"
@@ -106,7 +107,7 @@ class CanopyExplorerPlugin:
         if report.ok:
             return False
         text = report.message()
-        QgsMessageLog.logMessage(text, LOG_TAG, Qgis.Warning)
+        QgsMessageLog.logMessage(text, LOG_TAG, Qgis.MessageLevel.Warning)
         item = QgsMessageBar.createMessage(text)  # no title: the text starts with the plugin's name
         if report.installable:
             install = QPushButton("Install missing packages", item)
@@ -117,7 +118,7 @@ class CanopyExplorerPlugin:
         details.setObjectName("CanopyExplorerDependencyDetails")
         details.clicked.connect(lambda: self.show_dependencies())
         item.layout().addWidget(details)
-        self.iface.messageBar().pushWidget(item, Qgis.Warning, 0)
+        self.iface.messageBar().pushWidget(item, Qgis.MessageLevel.Warning, 0)
         self._dependency_warning = item
         return True
 
@@ -159,7 +160,7 @@ class CanopyExplorerPlugin:
 
         layer = self.iface.activeLayer()
         if not isinstance(layer, QgsVectorLayer):
-            self.iface.messageBar().pushMessage(MENU_TITLE, "Select an ATL08 result layer to export first.", level=Qgis.Warning, duration=6)
+            self.iface.messageBar().pushMessage(MENU_TITLE, "Select an ATL08 result layer to export first.", level=Qgis.MessageLevel.Warning, duration=6)
             return None
         if not target:
             filters = ";;".join(f"{name} (*{extension})" for name, (_, extension) in FORMATS.items())
@@ -169,11 +170,11 @@ class CanopyExplorerPlugin:
         try:
             task = ExportTask(layer, target)
         except CanopyExplorerError as error:
-            self.iface.messageBar().pushMessage(MENU_TITLE, str(error), level=Qgis.Warning, duration=8)
+            self.iface.messageBar().pushMessage(MENU_TITLE, str(error), level=Qgis.MessageLevel.Warning, duration=8)
             return None
         self.export_tasks.append(task)
-        task.completed.connect(lambda path: self.iface.messageBar().pushMessage(MENU_TITLE, f"Exported to {path}", level=Qgis.Success, duration=6))
-        task.failed.connect(lambda message: self.iface.messageBar().pushMessage(MENU_TITLE, message, level=Qgis.Critical, duration=0))
+        task.completed.connect(lambda path: self.iface.messageBar().pushMessage(MENU_TITLE, f"Exported to {path}", level=Qgis.MessageLevel.Success, duration=6))
+        task.failed.connect(lambda message: self.iface.messageBar().pushMessage(MENU_TITLE, message, level=Qgis.MessageLevel.Critical, duration=0))
         task.taskCompleted.connect(lambda: self.export_tasks.remove(task))
         task.taskTerminated.connect(lambda: self.export_tasks.remove(task))
         QgsApplication.taskManager().addTask(task)

@@ -36,6 +36,7 @@ from canopy_explorer.plugin.core.presets import GOOD_CANOPY
 from canopy_explorer.plugin.core.query import SegmentQuery
 from canopy_explorer.plugin.core.sample_database import SAMPLE_SEED  # the base map shows the granules' landscape
 from canopy_explorer.plugin.core.sample_granules import SAMPLE_REGION, generate_granules
+from canopy_explorer.plugin.qgis_compat import DISTANCE_KILOMETERS, LAYOUT_MILLIMETERS, LEGEND_SUBGROUP, LEGEND_SYMBOL_LABEL, LEGEND_TITLE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -139,7 +140,7 @@ def write_docs_image(source: Path, target: Path, max_bytes: int = DOCS_IMAGE_MAX
             width = full.width()
             while True:
                 width = int(width * 0.85)
-                image = full.scaledToWidth(width, Qt.SmoothTransformation)
+                image = full.scaledToWidth(width, Qt.TransformationMode.SmoothTransformation)
                 if image.isNull() or not image.save(str(temporary), "PNG", 0):
                     raise RuntimeError(f"cannot write {temporary}")
                 if temporary.stat().st_size <= max_bytes or width < 400:
@@ -352,7 +353,7 @@ def _ndvi_layout(project, composites, layers):
 
 def _change_layout(project, change, layers):
     """Baseline and change side by side on Equal Earth hexagons, as in the seed's figure."""
-    from qgis.core import QgsLayoutItemLegend, QgsLayoutItemMap, QgsLegendStyle, QgsRectangle
+    from qgis.core import QgsLayoutItemLegend, QgsLayoutItemMap, QgsRectangle
 
     from canopy_explorer.plugin.core.sample_granules import DIEBACK_START
 
@@ -383,8 +384,8 @@ def _change_layout(project, change, layers):
         root.clear()
         root.addLayer(layer).setCustomProperty("legend/title-label", " ")
         legend.setBackgroundEnabled(False)
-        for part in (QgsLegendStyle.Title, QgsLegendStyle.SymbolLabel):
-            legend.rstyle(part).setFont(_font(8, bold=part == QgsLegendStyle.Title))
+        for part in (LEGEND_TITLE, LEGEND_SYMBOL_LABEL):
+            legend.rstyle(part).setFont(_font(8, bold=part == LEGEND_TITLE))
         _place(layout, legend, x + width + 3, 24, column - width - 6, height)
         legend.adjustBoxSize()
     _place(layout, _label(layout, (
@@ -454,9 +455,7 @@ def _layout(project, output, segments, roi, map_extent):
         QgsLayoutItemMap,
         QgsLayoutItemPicture,
         QgsLayoutItemScaleBar,
-        QgsLegendStyle,
         QgsTextFormat,
-        QgsUnitTypes,
     )
     from qgis.PyQt.QtGui import QColor
 
@@ -495,7 +494,7 @@ def _layout(project, output, segments, roi, map_extent):
     root.clear()  # the base map's red/green/blue bands say nothing: the note below describes it
     root.addLayer(segments).setCustomProperty("legend/title-label", "ATL08 h_canopy")
     root.addLayer(roi)
-    for style, size, bold in ((QgsLegendStyle.Title, 12, True), (QgsLegendStyle.Subgroup, 10, True), (QgsLegendStyle.SymbolLabel, 9, False)):
+    for style, size, bold in ((LEGEND_TITLE, 12, True), (LEGEND_SUBGROUP, 10, True), (LEGEND_SYMBOL_LABEL, 9, False)):
         legend.setStyleFont(style, _font(size, bold))
     legend.setSymbolHeight(3.5)
     legend.setBackgroundEnabled(False)
@@ -505,7 +504,7 @@ def _layout(project, output, segments, roi, map_extent):
     scale_bar = QgsLayoutItemScaleBar(layout)
     scale_bar.setStyle("Single Box")
     scale_bar.setLinkedMap(map_item)
-    scale_bar.setUnits(QgsUnitTypes.DistanceKilometers)
+    scale_bar.setUnits(DISTANCE_KILOMETERS)
     scale_bar.setUnitLabel("km")
     scale_bar.setUnitsPerSegment(10)
     scale_bar.setNumberOfSegments(2)
@@ -538,20 +537,20 @@ def _layout(project, output, segments, roi, map_extent):
 
 def _new_layout(project, name: str):
     """A print layout with one page of PAGE_MM."""
-    from qgis.core import QgsLayoutSize, QgsPrintLayout, QgsUnitTypes
+    from qgis.core import QgsLayoutSize, QgsPrintLayout
 
     layout = QgsPrintLayout(project)
     layout.initializeDefaults()
     layout.setName(name)
-    layout.pageCollection().page(0).setPageSize(QgsLayoutSize(PAGE_MM[0], PAGE_MM[1], QgsUnitTypes.LayoutMillimeters))
+    layout.pageCollection().page(0).setPageSize(QgsLayoutSize(PAGE_MM[0], PAGE_MM[1], LAYOUT_MILLIMETERS))
     return layout
 
 
 def _place(layout, item, x, y, width=None, height=None) -> None:
     """Add ``item`` at (x, y) mm, sized when a width is given."""
-    from qgis.core import QgsLayoutPoint, QgsLayoutSize, QgsUnitTypes
+    from qgis.core import QgsLayoutPoint, QgsLayoutSize
 
-    mm = QgsUnitTypes.LayoutMillimeters
+    mm = LAYOUT_MILLIMETERS
     layout.addLayoutItem(item)
     item.attemptMove(QgsLayoutPoint(x, y, mm))
     if width is not None:
@@ -576,7 +575,7 @@ def _label(layout, text, size, bold=False, colour="#222222"):
     item.setText(text)
     item.setFont(_font(size, bold))
     item.setFontColor(QColor(colour))
-    item.setHAlign(Qt.AlignLeft)
+    item.setHAlign(Qt.AlignmentFlag.AlignLeft)
     return item
 
 
@@ -589,7 +588,7 @@ def _export_png(layout, path: Path) -> None:
     settings.dpi = IMAGE_SIZE[0] / (PAGE_MM[0] / 25.4)
     settings.exportMetadata = False  # no creation date: re-running gives the same file
     result = QgsLayoutExporter(layout).exportToImage(str(path), settings)
-    if result != QgsLayoutExporter.Success:
+    if result != QgsLayoutExporter.ExportResult.Success:
         raise RuntimeError(f"QGIS could not render the map to {path.name} (layout exporter error {result})")
 
 

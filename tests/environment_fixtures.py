@@ -26,12 +26,14 @@ def qgis_geos() -> str:
     return QGIS_GEOS
 
 
-def packages_with(spec: str) -> Path:
-    """A folder holding ``spec`` alone (no dependencies), installed once with the system Python's pip."""
-    folder = ROOT / "build" / "test-packages" / spec.replace("=", "_").replace("<", "lt").replace(">", "gt").replace(",", "+")
+def packages_with(spec: str, dependencies: bool = False) -> Path:
+    """A folder holding ``spec`` (alone, or with what it depends on), installed once with the system Python's pip."""
+    name = spec.replace("=", "_").replace("<", "lt").replace(">", "gt").replace(",", "+") + ("+deps" if dependencies else "")
+    folder = ROOT / "build" / "test-packages" / name
     if not (folder / ".complete").exists():
-        subprocess.run([SYSTEM_PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-                        "--only-binary", ":all:", "--target", str(folder), "--upgrade", spec], check=True)
+        subprocess.run([SYSTEM_PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        *([] if dependencies else ["--no-deps"]), "--only-binary", ":all:", "--target", str(folder),
+                        "--upgrade", spec], check=True)
         (folder / ".complete").touch()
     return folder
 

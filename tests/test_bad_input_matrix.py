@@ -53,10 +53,9 @@ class Places:
 def polygon_layer(wkts=(), crs="EPSG:4326", fields=()):
     layer = QgsVectorLayer(f"MultiPolygon?crs={crs}" if crs else "MultiPolygon", "polygons", "memory")
     if fields:
-        from qgis.core import QgsField
-        from qgis.PyQt.QtCore import QVariant
+        from canopy_explorer.plugin.qgis_compat import new_field
 
-        layer.dataProvider().addAttributes([QgsField(name, QVariant.String) for name in fields])
+        layer.dataProvider().addAttributes([new_field(name, "string") for name in fields])
         layer.updateFields()
     features = []
     for index, wkt in enumerate(wkts):
@@ -283,7 +282,7 @@ def _contents(path: Path):
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.algorithm}: {c.name}" for c in CASES])
 def test_bad_input_gives_a_clear_error_and_writes_nothing(case, loaded_plugin, local_database, sample_granules, mounts,
                                                           request, tmp_path):
-    import processing
+    from qgis import processing
 
     read_only, full = mounts
     if case.output == "read_only" and read_only is None or case.output == "full" and full is None:

@@ -70,7 +70,7 @@ def _rgb(path: Path):
 
     image = QImage(str(path))
     assert not image.isNull(), f"{path} is not an image"
-    image = image.convertToFormat(QImage.Format_RGB32)
+    image = image.convertToFormat(QImage.Format.Format_RGB32)
     bits = image.constBits()
     bits.setsize(image.sizeInBytes())
     pixels = np.frombuffer(bits, dtype=np.uint8).reshape(image.height(), image.bytesPerLine() // 4, 4)[:, : image.width()]

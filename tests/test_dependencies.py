@@ -37,13 +37,13 @@ def missing_tiledb_and_pystac(monkeypatch, fresh_report):
 
 
 def new_warnings(iface, before):
-    return iface.messageBar().get_messages(Qgis.Warning)[before:]
+    return iface.messageBar().get_messages(Qgis.MessageLevel.Warning)[before:]
 
 
 def test_the_real_environment_passes_and_no_warning_is_shown(iface, qgis_processing, fresh_report):
     import canopy_explorer
 
-    before = len(iface.messageBar().get_messages(Qgis.Warning))
+    before = len(iface.messageBar().get_messages(Qgis.MessageLevel.Warning))
     plugin = canopy_explorer.classFactory(iface)
     plugin.initGui()
     plugin.unload()
@@ -55,7 +55,7 @@ def test_the_plugin_loads_with_packages_missing_and_shows_one_warning_with_an_in
         iface, qgis_processing, missing_tiledb_and_pystac):
     import canopy_explorer
 
-    before = len(iface.messageBar().get_messages(Qgis.Warning))
+    before = len(iface.messageBar().get_messages(Qgis.MessageLevel.Warning))
     plugin = canopy_explorer.classFactory(iface)
     try:
         plugin.initGui()  # must not raise
@@ -93,11 +93,11 @@ def test_the_query_dialog_is_not_opened_while_packages_are_missing(loaded_plugin
     action.trigger()
     assert loaded_plugin.query_dialog is None
     assert loaded_plugin._dependencies_dialog is not None and loaded_plugin._dependencies_dialog.isVisible()
-    assert "tiledb" in iface.messageBar().get_messages(Qgis.Warning)[-1]
+    assert "tiledb" in iface.messageBar().get_messages(Qgis.MessageLevel.Warning)[-1]
 
 
 def test_processing_refuses_to_run_with_the_self_check_message(loaded_plugin, missing_tiledb_and_pystac, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingException
 
     with pytest.raises(QgsProcessingException) as raised:

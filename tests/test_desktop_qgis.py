@@ -317,7 +317,7 @@ def test_grid_change_writes_hexagons_and_loads_them(session):
 
 def test_no_python_error_reached_the_log(session):
     errors = [entry for entry in session["results"].get("log", [])
-              if entry["tag"] == "Python error" or (entry["tag"] == "Canopy Explorer" and entry["level"] == 2)]  # Qgis.Critical
+              if entry["tag"] == "Python error" or (entry["tag"] == "Canopy Explorer" and entry["level"] == 2)]  # Qgis.MessageLevel.Critical
     assert errors == [], json.dumps(errors, indent=1)[:5000]
     assert "Traceback" not in "\n".join(e["text"] for e in session["results"].get("log", []) if e["tag"] == "Canopy Explorer")
 

@@ -33,7 +33,7 @@ def test_eight_queries_cancelled_at_once_leave_nothing_and_qgis_keeps_answering(
             # the task manager deletes a finished task: its outcome is kept from its signals
             task.taskCompleted.connect(lambda i=index: outcomes.setdefault(i, "completed"))
             task.taskTerminated.connect(lambda i=index: outcomes.setdefault(i, "terminated"))
-            task.statusChanged.connect(lambda status, i=index: status == QgsTask.Running and outcomes.setdefault(f"ran {i}", True))
+            task.statusChanged.connect(lambda status, i=index: status == QgsTask.TaskStatus.Running and outcomes.setdefault(f"ran {i}", True))
             QgsApplication.taskManager().addTask(task)
         timer.start()
         # the timer ticks while the tasks run: the main thread is free

@@ -23,7 +23,7 @@ def planted(tmp_path_factory):
 
 
 def run(parameters):
-    import processing
+    from qgis import processing
 
     return processing.run("canopyexplorer:atl08_grid_change", parameters, feedback=QgsProcessingFeedback())
 

@@ -11,12 +11,7 @@ the extents and CRSs set here do not leak into other tests.
 """
 
 import pytest
-from qgis.core import (
-    QgsCoordinateReferenceSystem,
-    QgsGeometry,
-    QgsRectangle,
-    QgsWkbTypes,
-)
+from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsRectangle
 from qgis.gui import QgsMapCanvas
 from qgis.PyQt.QtCore import QCoreApplication, QEvent, QPoint, Qt
 from qgis.PyQt.QtTest import QTest
@@ -24,8 +19,9 @@ from qgis.PyQt.QtTest import QTest
 from canvas_events import LEFT, NO_MODIFIER, RIGHT, click, drag, map_point, move_mouse, press_key
 
 from canopy_explorer.plugin.gui.map_tools import PointPickTool, PolygonRoiTool, RectangleRoiTool
+from canopy_explorer.plugin.qgis_compat import POLYGON_GEOMETRY
 
-POLYGON = QgsWkbTypes.GeometryType.PolygonGeometry
+
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 MERCATOR = QgsCoordinateReferenceSystem("EPSG:3857")
 
@@ -77,7 +73,7 @@ def coordinates(points):
 
 
 def exterior(geometry):
-    assert geometry.type() == POLYGON and not geometry.isMultipart()
+    assert geometry.type() == POLYGON_GEOMETRY and not geometry.isMultipart()
     return coordinates(geometry.asPolygon()[0])
 
 
@@ -283,7 +279,7 @@ def test_bow_tie_polygon_is_emitted_as_a_valid_region_with_both_lobes(geographic
 
     assert len(drawn) == 1
     region = drawn[0][0]
-    assert region.isGeosValid() and region.type() == POLYGON
+    assert region.isGeosValid() and region.type() == POLYGON_GEOMETRY
     # Two triangles, each a quarter of the 200 x 200 pixel square.
     pixel = canvas.mapUnitsPerPixel()
     assert region.area() == pytest.approx(0.5 * (200 * pixel) ** 2)

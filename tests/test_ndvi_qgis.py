@@ -22,7 +22,7 @@ def boundary_layer():
 
 
 def run_algorithm(parameters, feedback=None):
-    import processing
+    from qgis import processing
 
     return processing.run("canopyexplorer:ndvi_composite", parameters, feedback=feedback or QgsProcessingFeedback())
 

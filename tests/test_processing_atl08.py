@@ -16,6 +16,7 @@ from qgis.core import (
 
 from canopy_explorer.plugin.core.database import Atl08Database
 from canopy_explorer.plugin.core.query import SegmentQuery
+from canopy_explorer.plugin.qgis_compat import field_kind
 
 REGION = "7.05,7.25,45.05,45.25 [EPSG:4326]"  # xmin,xmax,ymin,ymax
 BOX = (7.05, 45.05, 7.25, 45.25)
@@ -23,7 +24,7 @@ BOX = (7.05, 45.05, 7.25, 45.25)
 
 @pytest.fixture
 def run(loaded_plugin):
-    import processing
+    from qgis import processing
 
     def run_algorithm(name, parameters, feedback=None):
         return processing.run(f"canopyexplorer:{name}", parameters, feedback=feedback or QgsProcessingFeedback())
@@ -66,7 +67,7 @@ def test_query_writes_every_matching_segment_with_typed_fields(run, local_databa
     assert layer.isValid() and result["SEGMENTS"] == len(expected) > 100
     assert layer.featureCount() == len(expected)
     assert layer.crs().authid() == "EPSG:4326"
-    fields = {f.name(): f.typeName().lower() for f in layer.fields()}
+    fields = {f.name(): field_kind(f) for f in layer.fields()}
     assert fields["time"] == "datetime" and fields["segment_id"] == "integer64" and fields["beam_id"] == "string"
     assert fields["h_canopy"] == "real" and fields["segment_landcover"] == "integer"
     by_id = {f["segment_id"]: f for f in layer.getFeatures()}
@@ -242,7 +243,7 @@ def test_qgis_process_runs_the_query_headless(local_database, tmp_path):
 
 
 def test_the_query_runs_inside_a_graphical_model(loaded_plugin, local_database, tmp_path):
-    import processing
+    from qgis import processing
     from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource, QgsProcessingModelOutput
 
     model = QgsProcessingModelAlgorithm("canopy model", "tests")

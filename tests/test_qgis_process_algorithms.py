@@ -553,7 +553,7 @@ def test_zonal_stats_in_postgis_through_a_saved_connection_agrees_with_embedded(
     _, _, folder = zonal_inputs
     # qgis_process reads saved connections from the profile's QGIS3.ini: the connection is saved there, with its
     # password, only for this run (the profile is in the test's temporary folder) and removed straight after.
-    settings = QSettings(str(profile.settings_file), QSettings.IniFormat)
+    settings = QSettings(str(profile.settings_file), QSettings.Format.IniFormat)
     key = "PostgreSQL/connections/canopy test server"
     for name, value in {"host": postgis_server.host, "port": str(postgis_server.port), "database": fresh_postgis_database,
                         "username": postgis_server.user, "password": postgis_server.password, "saveUsername": "true",

@@ -20,6 +20,7 @@ from task_waits import wait_for_tasks, wait_until
 from canopy_explorer.plugin.core.database import Atl08Database
 from canopy_explorer.plugin.core.query import SegmentQuery
 from canopy_explorer.plugin.gui.query_dialog import SAMPLE_CONFIG, SETTINGS, QueryDialog
+from canopy_explorer.plugin.qgis_compat import field_kind
 
 VARIABLES = ["h_canopy", "canopy_h_metrics:95"]
 FILTER = "h_canopy between 5 60"
@@ -87,13 +88,13 @@ def test_canvas_extent_query_adds_a_styled_layer_with_every_matching_segment(dia
     assert layer.name() == "ATL08 h_canopy +1 2020-2021"
     assert layer.featureCount() == len(expected) > 100
     assert layer.crs().authid() == "EPSG:4326"
-    types = {f.name(): f.typeName().lower() for f in layer.fields()}
+    types = {f.name(): field_kind(f) for f in layer.fields()}
     assert types["time"] == "datetime" and types["segment_id"] == "integer64" and types["h_canopy"] == "real"
     assert "canopy_h_metrics_p95" in types and types["beam_id"] == "string"
     renderer = layer.renderer()
     assert renderer.type() == "graduatedSymbol" and renderer.classAttribute() == "h_canopy" and len(renderer.ranges()) == 4
     assert "h_canopy between 5 60" in layer.metadata().abstract()
-    assert any("segments loaded" in m for m in iface.messageBar().get_messages(3))  # Qgis.Success
+    assert any("segments loaded" in m for m in iface.messageBar().get_messages(3))  # Qgis.MessageLevel.Success
 
 
 def test_drawing_a_rectangle_hides_the_dialog_and_queries_exactly_that_box(dialog, canvas, local_database):
@@ -201,7 +202,7 @@ def test_a_bad_filter_is_flagged_as_you_type_and_blocks_running(dialog, iface):
     assert "color:#b00020" in dialog.filterStatusLabel.text()
     QTest.mouseClick(dialog.runButton, Qt.MouseButton.LeftButton)
     assert not dialog.tasks
-    assert any("quality filters" in m for m in iface.messageBar().get_messages(1))  # Qgis.Warning
+    assert any("quality filters" in m for m in iface.messageBar().get_messages(1))  # Qgis.MessageLevel.Warning
 
 
 def test_an_empty_result_says_so_and_adds_no_layer(dialog, iface):
@@ -210,7 +211,7 @@ def test_an_empty_result_says_so_and_adds_no_layer(dialog, iface):
     QTest.mouseClick(dialog.runButton, Qt.MouseButton.LeftButton)
     wait_for_tasks(dialog)
     assert result_layers() == []
-    assert any("No segments match" in m for m in iface.messageBar().get_messages(0))  # Qgis.Info
+    assert any("No segments match" in m for m in iface.messageBar().get_messages(0))  # Qgis.MessageLevel.Info
 
 
 def test_a_large_estimate_asks_before_loading(dialog, monkeypatch):
@@ -346,7 +347,7 @@ class EmptyProjectInterface:
 
 
 def warnings_shown(iface):
-    return iface.messageBar().get_messages(Qgis.Warning)
+    return iface.messageBar().get_messages(Qgis.MessageLevel.Warning)
 
 
 @pytest.mark.parametrize("crs, why", [

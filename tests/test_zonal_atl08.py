@@ -88,13 +88,13 @@ def test_a_whole_profile_variable_must_name_one_label(local_database, tmp_path):
 
 
 def test_the_processing_algorithm_writes_the_same_tables_styled(loaded_plugin, local_database, tmp_path):
-    import processing
-    from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsVectorLayer
-    from qgis.PyQt.QtCore import QVariant
+    from qgis import processing
+    from qgis.core import QgsFeature, QgsGeometry, QgsVectorLayer
+    from canopy_explorer.plugin.qgis_compat import new_field
 
     districts = utm_districts()
     layer = QgsVectorLayer(f"MultiPolygon?crs={UTM}", "strips", "memory")
-    layer.dataProvider().addAttributes([QgsField("code", QVariant.Int)])
+    layer.dataProvider().addAttributes([new_field("code", "integer")])
     layer.updateFields()
     for identifier, geometry in zip(districts.ids, districts.geometries):
         feature = QgsFeature(layer.fields())

@@ -3,17 +3,25 @@
 import json
 
 import pytest
-from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer, QgsVectorLayer
-from qgis.PyQt.QtCore import QVariant
+from qgis.core import (
+    QgsFeature,
+    QgsGeometry,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
 
 from postgis_fixtures import *  # noqa: F401,F403
 from task_waits import wait_for_tasks
 from zonal_fixtures import CRS, YEARS, district_shapes, expected_stats, read_table, write_composites
 
+from canopy_explorer.plugin.qgis_compat import new_field
+
 
 def districts_layer():
     layer = QgsVectorLayer(f"MultiPolygon?crs={CRS}", "districts", "memory")
-    layer.dataProvider().addAttributes([QgsField("district code", QVariant.String)])
+    layer.dataProvider().addAttributes([new_field("district code", "string")])
     layer.updateFields()
     features = []
     for district_id, geometry in district_shapes():
@@ -26,7 +34,7 @@ def districts_layer():
 
 
 def run_zonal(parameters):
-    import processing
+    from qgis import processing
 
     return processing.run("canopyexplorer:zonal_stats", parameters, feedback=QgsProcessingFeedback())
 
@@ -78,7 +86,7 @@ def test_a_saved_postgis_connection_gives_the_same_statistics(loaded_plugin, com
     auth.setConfig("password", postgis_server.password)
     assert manager.storeAuthenticationConfig(auth)[0]
     uri = QgsDataSourceUri()
-    uri.setConnection(postgis_server.host, str(postgis_server.port), postgis_server.dbname, "", "", QgsDataSourceUri.SslDisable, auth.id())
+    uri.setConnection(postgis_server.host, str(postgis_server.port), postgis_server.dbname, "", "", QgsDataSourceUri.SslMode.SslDisable, auth.id())
     metadata = QgsProviderRegistry.instance().providerMetadata("postgres")
     metadata.saveConnection(metadata.createConnection(uri.uri(False), {}), "zonal test")
     stored = " ".join(str(QgsSettings().value(key)) for key in QgsSettings().allKeys())

@@ -116,5 +116,6 @@ class CellStatistics:
         low = np.searchsorted(cumulative, before + (totals - 1) // 2, side="right")
         high = np.searchsorted(cumulative, before + totals // 2, side="right")
         median = (bins[low].astype(np.float64) + bins[high]) * (self.resolution / 2.0)
-        assert np.array_equal(sum_cells, cells[starts]) and np.array_equal(sum_counts, totals)
+        if not (np.array_equal(sum_cells, cells[starts]) and np.array_equal(sum_counts, totals)):
+            raise RuntimeError("cell statistics: the sums and the histogram disagree on the cells or their counts")
         return CellTable(cells[starts], totals, sums / totals, median)

@@ -272,10 +272,9 @@ def _clear_http_cache() -> None:
     """GDAL remembers failed HTTP files; a retry must ask the server again."""
     try:
         from osgeo import gdal
-
-        gdal.VSICurlClearCache()
-    except Exception:  # pragma: no cover - GDAL Python bindings absent
-        pass
+    except ImportError:  # pragma: no cover - GDAL's Python bindings absent: nothing cached to clear
+        return
+    gdal.VSICurlClearCache()
 
 
 def _open_with_retries(href: str, source: StacSource, cancel: threading.Event):

@@ -32,7 +32,8 @@ import json
 import random
 import re
 import socket
-import subprocess
+# B404: runs fixed programs with argument lists, never a shell
+import subprocess  # nosec B404
 import sys
 import threading
 import time
@@ -198,7 +199,8 @@ class Handler(BaseHTTPRequestHandler):
     options: argparse.Namespace = None
     log_lock = threading.Lock()
     counters = {"search": 0}
-    random_source = random.Random(0)
+    # B311: which test requests fail, not security
+    random_source = random.Random(0)  # nosec B311
 
     def log_message(self, format, *args):  # the JSON log replaces stderr chatter
         pass
@@ -465,7 +467,9 @@ def serve(folder, host: str = "127.0.0.1", port: int = 0, log: Optional[str] = N
     )
     handler = type("SampleStacHandler", (Handler,), {
         "catalogue": Catalogue(Path(folder), ignore_query=bool(faults.get("ignore_query"))), "options": options, "counters": {"search": 0, "stall": 0},
-        "random_source": random.Random(faults.get("seed", 0)), "log_lock": threading.Lock(),
+        # B311: the seed chooses which requests the fault options fail, not security
+        "random_source": random.Random(faults.get("seed", 0)),  # nosec B311
+        "log_lock": threading.Lock(),
     })
     ThreadingHTTPServer.daemon_threads = True
     server = ThreadingHTTPServer((host, port), handler)
@@ -565,7 +569,8 @@ class SampleStacServer:
     def start(self, timeout_s: float = 20.0) -> "SampleStacServer":
         if self.log_path:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # this module's own file, run by this Python, with the folder and port as arguments
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # nosec B603
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

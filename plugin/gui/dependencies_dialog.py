@@ -130,7 +130,7 @@ class DependenciesDialog(QDialog, FORM_CLASS):
         if result.replaced:
             text = f"{result.summary()} Restart QGIS to use them (they replace {', '.join(result.replaced)})."
         self.summaryLabel.setText(text)
-        QgsMessageLog.logMessage(text, LOG_TAG, Qgis.Success if self.report.ok else Qgis.Warning)
+        QgsMessageLog.logMessage(text, LOG_TAG, Qgis.MessageLevel.Success if self.report.ok else Qgis.MessageLevel.Warning)
 
     def _install_failed(self, message: str):
         self.task = None
@@ -138,7 +138,7 @@ class DependenciesDialog(QDialog, FORM_CLASS):
         text = f"Installing failed: {message}. Nothing was changed; the log above has pip's own words."
         self.summaryLabel.setText(text)
         self.summaryLabel.setStyleSheet(f"color: {PROBLEM_COLOUR}")
-        QgsMessageLog.logMessage(text, LOG_TAG, Qgis.Critical)
+        QgsMessageLog.logMessage(text, LOG_TAG, Qgis.MessageLevel.Critical)
 
     def copy_command(self):
         QGuiApplication.clipboard().setText(self.commandText.toPlainText())

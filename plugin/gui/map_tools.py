@@ -7,19 +7,14 @@ canvas's destination CRS; the engine reprojects them (densified) for the query.
 
 from typing import List, Optional
 
-from qgis.core import (
-    QgsCoordinateReferenceSystem,
-    QgsGeometry,
-    QgsPointXY,
-    QgsWkbTypes,
-)
+from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsPointXY
 from qgis.gui import QgsMapCanvas, QgsMapMouseEvent, QgsMapTool, QgsRubberBand
 from qgis.PyQt.QtCore import QPoint, Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor, QCursor, QKeyEvent
 
 from ..core.polygons import polygonal_part
+from ..qgis_compat import POLYGON_GEOMETRY
 
-POLYGON = QgsWkbTypes.GeometryType.PolygonGeometry
 
 ROI_STROKE = QColor(230, 81, 0)
 ROI_FILL = QColor(230, 81, 0, 60)  # translucent so the map under the region stays readable
@@ -60,16 +55,16 @@ class _RoiTool(_CanvasPickingTool):
 
     def __init__(self, canvas: QgsMapCanvas):
         super().__init__(canvas)
-        self.rubber_band = QgsRubberBand(canvas, POLYGON)
+        self.rubber_band = QgsRubberBand(canvas, POLYGON_GEOMETRY)
         self.rubber_band.setStrokeColor(ROI_STROKE)
         self.rubber_band.setFillColor(ROI_FILL)
         self.rubber_band.setWidth(ROI_STROKE_WIDTH)
 
     def reset(self) -> None:
-        self.rubber_band.reset(POLYGON)
+        self.rubber_band.reset(POLYGON_GEOMETRY)
 
     def _show_ring(self, points: List[QgsPointXY]) -> None:
-        self.rubber_band.reset(POLYGON)
+        self.rubber_band.reset(POLYGON_GEOMETRY)
         for index, point in enumerate(points):
             # Repaint once, after the last point, not once per vertex.
             self.rubber_band.addPoint(point, index == len(points) - 1)
@@ -99,7 +94,7 @@ class RectangleRoiTool(_RoiTool):
         if event.button() != Qt.MouseButton.LeftButton:
             return
         self._start_pixel = event.pos()
-        self.rubber_band.reset(POLYGON)
+        self.rubber_band.reset(POLYGON_GEOMETRY)
 
     def canvasMoveEvent(self, event: QgsMapMouseEvent) -> None:
         if self._start_pixel is not None:
@@ -112,7 +107,7 @@ class RectangleRoiTool(_RoiTool):
         self._start_pixel = None
         if start.x() == end.x() or start.y() == end.y():
             # A click or a line has no area: nothing to query.
-            self.rubber_band.reset(POLYGON)
+            self.rubber_band.reset(POLYGON_GEOMETRY)
             return
         corners = self._corners(start, end)
         # The band stays on the canvas showing the region until reset() or deactivate().
@@ -170,7 +165,7 @@ class PolygonRoiTool(_RoiTool):
 
     def _show_drawing(self) -> None:
         if not self.vertices:
-            self.rubber_band.reset(POLYGON)
+            self.rubber_band.reset(POLYGON_GEOMETRY)
             return
         # The last segment follows the mouse so the user sees where the next click goes.
         following = [self._cursor_point] if self._cursor_point is not None else []

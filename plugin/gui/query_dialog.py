@@ -22,7 +22,6 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsGeometry,
-    QgsMapLayerProxyModel,
     QgsMessageLog,
     QgsProject,
     QgsProviderRegistry,
@@ -52,6 +51,7 @@ from ..layers.ndvi_layer import load_composite_layer
 from ..layers.roi_source import crs_text, roi_from_geometry, roi_from_layer, roi_from_rectangle
 from ..layers.segment_layer import QueryOutput, QueryRequest
 from ..processing.algorithm import PUBLIC_CONFIG, SAMPLE_CONFIG
+from ..qgis_compat import POLYGON_GEOMETRY, POLYGON_LAYERS
 from ..resources import ui_path
 from ..tasks.connection_task import ConnectionTestTask
 from ..tasks.district_task import DistrictStatsTask
@@ -59,7 +59,7 @@ from ..tasks.grid_change_task import GridChangeTask
 from ..tasks.ndvi_task import NdviCompositeTask
 from ..tasks.query_task import NearestTask, QueryTask
 from ..tasks.sample_database_task import SampleDatabaseTask, sample_config
-from .map_tools import POLYGON, ROI_FILL, ROI_STROKE, ROI_STROKE_WIDTH, PointPickTool, PolygonRoiTool, RectangleRoiTool
+from .map_tools import ROI_FILL, ROI_STROKE, ROI_STROKE_WIDTH, PointPickTool, PolygonRoiTool, RectangleRoiTool
 
 FORM_CLASS, _ = uic.loadUiType(ui_path("query_dialog.ui"))
 
@@ -86,7 +86,7 @@ class QueryDialog(QDialog, FORM_CLASS):
         self.canvas = iface.mapCanvas()
         self.tasks: List = []  # references keep running tasks alive
         self.roi: Optional[Tuple[object, str]] = None  # (shapely geometry or box, CRS) as the engine takes it
-        self.roi_band = QgsRubberBand(self.canvas, POLYGON)
+        self.roi_band = QgsRubberBand(self.canvas, POLYGON_GEOMETRY)
         self.roi_band.setStrokeColor(ROI_STROKE)
         self.roi_band.setFillColor(ROI_FILL)
         self.roi_band.setWidth(ROI_STROKE_WIDTH)
@@ -98,11 +98,11 @@ class QueryDialog(QDialog, FORM_CLASS):
 
         for text, path in DATABASES:
             self.databaseCombo.addItem(text, path)
-        self.roiLayerCombo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
+        self.roiLayerCombo.setFilters(POLYGON_LAYERS)
         self.outputFormatCombo.addItem("Temporary layer", "")
         for name in FORMATS:
             self.outputFormatCombo.addItem(name, name)
-        self.outputFileWidget.setStorageMode(QgsFileWidget.SaveFile)
+        self.outputFileWidget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.outputFileWidget.setFilter(";;".join(f"{n} (*{ext})" for n, (_, ext) in FORMATS.items()))
         self.presetCombo.addItems(list(PRESETS))
         self.filtersTable.horizontalHeader().setStretchLastSection(True)
@@ -136,17 +136,17 @@ class QueryDialog(QDialog, FORM_CLASS):
         self.pickNearestButton.clicked.connect(self.pick_nearest_point)
         self.runButton.clicked.connect(lambda: self.run_query())  # clicked(bool) would land in ask_above
         self.buildNdviButton.clicked.connect(self.build_ndvi_composites)
-        self.districtsLayerCombo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
+        self.districtsLayerCombo.setFilters(POLYGON_LAYERS)
         self.districtsLayerCombo.layerChanged.connect(self.idFieldCombo.setLayer)
         self.idFieldCombo.setLayer(self.districtsLayerCombo.currentLayer())
-        self.statsOutputWidget.setStorageMode(QgsFileWidget.SaveFile)
+        self.statsOutputWidget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.statsOutputWidget.setFilter("GeoPackage (*.gpkg)")
         self.tabs.currentChanged.connect(lambda _: (self.refresh_composites(), self.refresh_connections()))
         self.computeStatsButton.clicked.connect(self.compute_district_stats)
-        self.gridOutputWidget.setStorageMode(QgsFileWidget.SaveFile)
+        self.gridOutputWidget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.gridOutputWidget.setFilter("GeoPackage (*.gpkg);;GeoTIFF (*.tif)")
         self.gridChangeButton.clicked.connect(self.map_grid_change)
-        self.ndviFolderWidget.setStorageMode(QgsFileWidget.GetDirectory)
+        self.ndviFolderWidget.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         stac = default_stac_source()
         self.stacUrlEdit.setText(stac.url)
         self.collectionEdit.setText(stac.collection)
@@ -226,7 +226,7 @@ class QueryDialog(QDialog, FORM_CLASS):
                                   "database again to build it.")
 
     def _sample_database_built(self, task: SampleDatabaseTask, report, then: Optional[Callable[[], None]]):
-        self._message(f"The sample database is ready in {task.config.base_uri}.", Qgis.Success)
+        self._message(f"The sample database is ready in {task.config.base_uri}.", Qgis.MessageLevel.Success)
         self._show_connection(f"Sample database ready in {task.config.base_uri}.")
         if then is not None and self._sample_chosen():
             then()
@@ -343,7 +343,7 @@ class QueryDialog(QDialog, FORM_CLASS):
         if checked.clipped:
             geometry = _qgs_geometry(checked.roi)
         self.roi = (checked.roi, checked.crs)
-        self.roi_band.reset(POLYGON)
+        self.roi_band.reset(POLYGON_GEOMETRY)
         self.roi_band.setToGeometry(geometry, crs)
         west, south, east, north = checked.bounds
         clipped = " (clipped to the part on the Earth)" if checked.clipped else ""
@@ -613,11 +613,11 @@ class QueryDialog(QDialog, FORM_CLASS):
 
     def add_output_layer(self, output: QueryOutput, layer):
         if output.rows == 0 or layer is None:
-            self._message("No segments match this region, time range and filters; no layer was added.", Qgis.Info)
+            self._message("No segments match this region, time range and filters; no layer was added.", Qgis.MessageLevel.Info)
             self._show_status("No segments matched.")
             return None
         QgsProject.instance().addMapLayer(layer)
-        self._message(f"{output.rows:,} segments loaded as '{output.layer_name}'.", Qgis.Success)
+        self._message(f"{output.rows:,} segments loaded as '{output.layer_name}'.", Qgis.MessageLevel.Success)
         self._show_status(f"Loaded {output.rows:,} segments ({output.path}).")
         return layer
 
@@ -659,7 +659,7 @@ class QueryDialog(QDialog, FORM_CLASS):
     def _mark(self, point):
         if self.nearest_marker is None:
             self.nearest_marker = QgsVertexMarker(self.canvas)
-            self.nearest_marker.setIconType(QgsVertexMarker.ICON_CROSS)
+            self.nearest_marker.setIconType(QgsVertexMarker.IconType.ICON_CROSS)
             self.nearest_marker.setColor(ROI_STROKE)
             self.nearest_marker.setIconSize(14)
             self.nearest_marker.setPenWidth(3)
@@ -695,8 +695,8 @@ class QueryDialog(QDialog, FORM_CLASS):
                 self._warn(str(error))
                 continue
             if output.report.scenes_failed:
-                self._message(output.report.summary(), Qgis.Warning)
-        self._message(f"{len(outputs)} NDVI composite(s) loaded.", Qgis.Success)
+                self._message(output.report.summary(), Qgis.MessageLevel.Warning)
+        self._message(f"{len(outputs)} NDVI composite(s) loaded.", Qgis.MessageLevel.Success)
         self._show_status("; ".join(output.report.summary() for output in outputs))
 
     # ------------------------------------------------------------------ district statistics
@@ -755,10 +755,10 @@ class QueryDialog(QDialog, FORM_CLASS):
         for layer in load_statistics_layers(result):
             QgsProject.instance().addMapLayer(layer)
         if result.repairs:
-            self._message(f"{len(result.repairs)} district geometries were repaired or empty; see the log.", Qgis.Warning)
+            self._message(f"{len(result.repairs)} district geometries were repaired or empty; see the log.", Qgis.MessageLevel.Warning)
             for district, reason in result.repairs:
-                QgsMessageLog.logMessage(f"district {district}: {reason}", LOG_TAG, Qgis.Warning)
-        self._message(result.summary(), Qgis.Success)
+                QgsMessageLog.logMessage(f"district {district}: {reason}", LOG_TAG, Qgis.MessageLevel.Warning)
+        self._message(result.summary(), Qgis.MessageLevel.Success)
         self._show_status(result.summary())
 
     # ------------------------------------------------------------------ grid change
@@ -809,12 +809,12 @@ class QueryDialog(QDialog, FORM_CLASS):
         result = output.result
         text = (f"{len(result):,} cells with at least {result.min_shots} segments in both periods "
                 f"({result.segments[0]:,} and {result.segments[1]:,} segments) written to {output.path}.")
-        self._message(text, Qgis.Success)
+        self._message(text, Qgis.MessageLevel.Success)
         self._show_status(text)
 
     # ------------------------------------------------------------------ messages and settings
 
-    def _message(self, text: str, level=Qgis.Info):
+    def _message(self, text: str, level=Qgis.MessageLevel.Info):
         text = _sentence(text)
         # "Canopy Explorer: Canopy Explorer cannot..." says the name twice: a text that starts with it needs no title
         title = "" if text.startswith(TITLE) else TITLE
@@ -822,9 +822,9 @@ class QueryDialog(QDialog, FORM_CLASS):
 
     def _warn(self, text: str):
         text = _sentence(text)
-        QgsMessageLog.logMessage(text, LOG_TAG, Qgis.Warning)
+        QgsMessageLog.logMessage(text, LOG_TAG, Qgis.MessageLevel.Warning)
         self._show_status(ERROR_STYLE.format(_escape(text)), error=True)
-        self._message(text, Qgis.Warning)
+        self._message(text, Qgis.MessageLevel.Warning)
 
     def _show_status(self, text: str, error: bool = False):
         self._status_error = error
@@ -844,7 +844,7 @@ class QueryDialog(QDialog, FORM_CLASS):
         except CanopyExplorerError as error:
             self._warn(str(error))
         except Exception as error:  # noqa: BLE001 (a defect must not surface as QGIS's Python error bar)
-            QgsMessageLog.logMessage(f"{action} failed:\n{traceback.format_exc()}", LOG_TAG, Qgis.Critical)
+            QgsMessageLog.logMessage(f"{action} failed:\n{traceback.format_exc()}", LOG_TAG, Qgis.MessageLevel.Critical)
             self._warn(f"{action} stopped on an unexpected problem in Canopy Explorer ({type(error).__name__}). "
                        "The details are in the Log Messages panel (Canopy Explorer tab); please report them")
 

@@ -30,6 +30,7 @@ from ..core.errors import OutputError
 from ..core.grid_change import (DEFAULT_BATCH_ROWS, DEFAULT_CELL_SIZE_KM, DEFAULT_MIN_SHOTS, DEFAULT_PERIODS, FIELDS, LAYER_NAME,
                                 GridChange, grid_change, write_cells_geopackage, write_cells_raster)
 from .symbology import save_raster_default_style, units_for
+from ..qgis_compat import SHADER_LINEAR
 
 BASELINE_RANGE = (2.0, 40.0)  # metres, fixed as in the seed's figure
 BASELINE_CLASSES = 8
@@ -104,7 +105,7 @@ def _raster_renderer(provider, band: int, low: float, high: float, ramp, steps: 
     for i in range(steps + 1):
         value = low + (high - low) * i / steps
         items.append(QgsColorRampShader.ColorRampItem(value, ramp.color(i / steps), f"{value:.2f}"))
-    shader_function = QgsColorRampShader(low, high, ramp.clone(), QgsColorRampShader.Interpolated)
+    shader_function = QgsColorRampShader(low, high, ramp.clone(), SHADER_LINEAR)
     shader_function.setColorRampItemList(items)
     shader = QgsRasterShader()
     shader.setRasterShaderFunction(shader_function)

@@ -17,6 +17,7 @@ from ..core.errors import OutputError
 from ..core.natural_breaks import raster_breaks
 from ..core.ndvi_composite import CompositeReport, composite_years
 from .symbology import save_raster_default_style
+from ..qgis_compat import SHADER_DISCRETE
 
 # A brown-to-green NDVI ramp (bare soil and water low, dense vegetation high).
 NDVI_COLOURS = ("#a50026", "#d73027", "#f46d43", "#fdae61", "#fee08b", "#d9ef8b", "#a6d96a", "#66bd63", "#1a9850", "#006837")
@@ -43,7 +44,7 @@ def ndvi_renderer(provider, breaks: List[float], minimum: float) -> QgsSingleBan
         items.append(QgsColorRampShader.ColorRampItem(upper, colour, f"{lower:.2f} – {upper:.2f}"))
         lower = upper
     ramp = QgsColorRampShader(minimum, breaks[-1] if breaks else 1.0)
-    ramp.setColorRampType(QgsColorRampShader.Discrete)
+    ramp.setColorRampType(SHADER_DISCRETE)
     ramp.setColorRampItemList(items)
     shader = QgsRasterShader()
     shader.setRasterShaderFunction(ramp)

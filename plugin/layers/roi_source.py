@@ -2,10 +2,11 @@
 
 from typing import Tuple
 
-from qgis.core import QgsCoordinateReferenceSystem, QgsFeatureRequest, QgsGeometry, QgsRectangle, QgsVectorLayer, QgsWkbTypes
+from qgis.core import QgsCoordinateReferenceSystem, QgsFeatureRequest, QgsGeometry, QgsRectangle, QgsVectorLayer
 
 from ..core.errors import QueryError
 from ..core.polygons import polygonal_part, why_no_area
+from ..qgis_compat import POLYGON_GEOMETRY
 
 
 def crs_text(crs: QgsCoordinateReferenceSystem, what: str = "the region") -> str:
@@ -26,7 +27,7 @@ def roi_from_geometry(geometry: QgsGeometry, crs: QgsCoordinateReferenceSystem) 
 
     if geometry is None or geometry.isNull() or geometry.isEmpty():
         raise QueryError("the region of interest is empty")
-    if geometry.type() != QgsWkbTypes.GeometryType.PolygonGeometry:
+    if geometry.type() != POLYGON_GEOMETRY:
         raise QueryError("the region of interest must be a polygon")
     return shapely.from_wkb(bytes(geometry.asWkb())), crs_text(crs)  # the engine repairs an invalid ring
 
@@ -43,7 +44,7 @@ def roi_from_layer(layer: QgsVectorLayer, selected_only: bool = False) -> Tuple[
     """The union of a polygon layer's features (or its selection) with the layer's CRS."""
     if layer is None or not layer.isValid():
         raise QueryError("the region layer is missing or cannot be read")
-    if layer.geometryType() != QgsWkbTypes.GeometryType.PolygonGeometry:
+    if layer.geometryType() != POLYGON_GEOMETRY:
         raise QueryError(f"layer '{layer.name()}' has no polygons: the region of interest must be a polygon layer")
     request = QgsFeatureRequest().setNoAttributes()
     features = layer.getSelectedFeatures(request) if selected_only else layer.getFeatures(request)

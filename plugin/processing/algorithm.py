@@ -3,6 +3,7 @@
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
 
 from ..core.errors import Cancelled, CanopyExplorerError
+from ..core.proj_context import keep_proj_context
 from ..environment import environment_report
 from ..resources import PLUGIN_ROOT, icon
 
@@ -41,6 +42,8 @@ class CanopyExplorerAlgorithm(QgsProcessingAlgorithm):
         except OSError as error:  # a safety net: the engine names its own files, but a full or read-only disk can surface anywhere
             where = f" ({error.filename})" if error.filename else ""
             raise QgsProcessingException(f"cannot read or write a file{where}: {error.strerror or error}") from error
+        finally:
+            keep_proj_context()  # Processing runs algorithms on pooled threads: see core/proj_context.py
 
     def execute(self, parameters, context, feedback):
         raise NotImplementedError

@@ -2,9 +2,7 @@
 
 from qgis.core import (
     QgsFeatureRequest,
-    QgsProcessing,
     QgsProcessingContext,
-    QgsProcessingFeatureSource,
     QgsProcessingOutputMultipleLayers,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
@@ -18,6 +16,7 @@ from ..layers.district_layer import districts_from_features, write_atl08_distric
 from ..tasks.progress import feedback_progress
 from .algorithm import PUBLIC_CONFIG, CanopyExplorerAlgorithm, database_config
 from .parameters import filters_text, time_bounds
+from ..qgis_compat import SKIP_GEOMETRY_CHECKS, SOURCE_VECTOR_POLYGON
 
 
 class Atl08DistrictStatsAlgorithm(CanopyExplorerAlgorithm):
@@ -39,7 +38,7 @@ class Atl08DistrictStatsAlgorithm(CanopyExplorerAlgorithm):
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterFeatureSource("DISTRICTS", "Districts", [QgsProcessing.TypeVectorPolygon]))
+        self.addParameter(QgsProcessingParameterFeatureSource("DISTRICTS", "Districts", [SOURCE_VECTOR_POLYGON]))
         self.addParameter(QgsProcessingParameterField("ID_FIELD", "District id field", parentLayerParameterName="DISTRICTS"))
         self.addParameter(QgsProcessingParameterString("CONFIG", "Database (configuration YAML, folder or s3:// URI)",
                                                        defaultValue=PUBLIC_CONFIG))
@@ -55,7 +54,7 @@ class Atl08DistrictStatsAlgorithm(CanopyExplorerAlgorithm):
         source = self.parameterAsSource(parameters, "DISTRICTS", context)
         if source is None:
             raise QueryError("no districts layer given")
-        features = source.getFeatures(QgsFeatureRequest(), QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks)
+        features = source.getFeatures(QgsFeatureRequest(), SKIP_GEOMETRY_CHECKS)
         districts = districts_from_features(features, source.sourceCrs(), self.parameterAsString(parameters, "ID_FIELD", context))
         start, end = time_bounds(self, parameters, context)
         progress, check_cancel = feedback_progress(feedback)

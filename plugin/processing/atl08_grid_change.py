@@ -16,6 +16,7 @@ from ..layers.grid_layer import write_grid_change
 from ..tasks.progress import feedback_progress
 from .algorithm import PUBLIC_CONFIG, CanopyExplorerAlgorithm, database_config
 from .parameters import filters_text, region_of_interest
+from ..qgis_compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED
 
 
 class Atl08GridChangeAlgorithm(CanopyExplorerAlgorithm):
@@ -50,16 +51,16 @@ class Atl08GridChangeAlgorithm(CanopyExplorerAlgorithm):
                                     ("PERIOD2_START", "Period 2 start", p2_start), ("PERIOD2_END", "Period 2 end (inclusive)", p2_end)):
             self.addParameter(QgsProcessingParameterString(key, f"{label} (ISO date or date-time)", defaultValue=default))
         self.addParameter(QgsProcessingParameterNumber("CELL_SIZE_KM", "Cell size (km, hexagon vertex to vertex)",
-                                                       QgsProcessingParameterNumber.Double, DEFAULT_CELL_SIZE_KM, minValue=0.001))
+                                                       NUMBER_DOUBLE, DEFAULT_CELL_SIZE_KM, minValue=0.001))
         self.addParameter(QgsProcessingParameterNumber("MIN_SHOTS", "Minimum segments per cell in each period",
-                                                       QgsProcessingParameterNumber.Integer, DEFAULT_MIN_SHOTS, minValue=1))
+                                                       NUMBER_INTEGER, DEFAULT_MIN_SHOTS, minValue=1))
         self.addParameter(QgsProcessingParameterString("FILTERS", "Quality filters (one condition per line)", multiLine=True, optional=True))
         grid_crs = QgsProcessingParameterCrs("GRID_CRS", "Grid CRS (projected, metres; equal-area keeps cells comparable)",
                                              defaultValue=EQUAL_EARTH, optional=True)  # 3.22 rejects a missing value despite the default
         batch = QgsProcessingParameterNumber("BATCH_ROWS", "Segments per batch (bounds memory)",
-                                             QgsProcessingParameterNumber.Integer, DEFAULT_BATCH_ROWS, minValue=1000)
+                                             NUMBER_INTEGER, DEFAULT_BATCH_ROWS, minValue=1000)
         for parameter in (grid_crs, batch):
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterNumber.FlagAdvanced)
+            parameter.setFlags(parameter.flags() | PARAMETER_ADVANCED)
             self.addParameter(parameter)
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Grid change", "GeoPackage (*.gpkg);;GeoTIFF (*.tif)"))
         self.addOutput(QgsProcessingOutputNumber("CELLS", "Cells written"))

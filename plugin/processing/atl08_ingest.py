@@ -12,6 +12,7 @@ from ..core.errors import ConfigurationError
 from ..core.ingest import ingest_granules
 from ..tasks.progress import feedback_progress
 from .algorithm import SAMPLE_CONFIG, CanopyExplorerAlgorithm
+from ..qgis_compat import FILE_FOLDER
 
 
 class Atl08IngestAlgorithm(CanopyExplorerAlgorithm):
@@ -35,7 +36,7 @@ class Atl08IngestAlgorithm(CanopyExplorerAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterFile("INPUT", "ATL08 granule folder, or granule files separated by ';'",
-                                                     behavior=QgsProcessingParameterFile.Folder))
+                                                     behavior=FILE_FOLDER))
         self.addParameter(QgsProcessingParameterFile("CONFIG", "Database configuration (YAML)", extension="yaml",
                                                      defaultValue=SAMPLE_CONFIG))
         self.addParameter(QgsProcessingParameterBoolean("REFERENCE_FILTERS", "Apply the reference package's ingest filters",

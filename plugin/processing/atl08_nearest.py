@@ -2,7 +2,6 @@
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
-    QgsProcessing,
     QgsProcessingOutputNumber,
     QgsProcessingParameterNumber,
     QgsProcessingParameterPoint,
@@ -15,6 +14,7 @@ from ..layers.segment_layer import write_nearest_output
 from ..tasks.progress import feedback_progress
 from .algorithm import PUBLIC_CONFIG, CanopyExplorerAlgorithm, database_config, variables_list
 from .parameters import add_common_query_parameters, filters_text, time_bounds
+from ..qgis_compat import NUMBER_DOUBLE, SOURCE_VECTOR_POINT
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 
@@ -39,10 +39,10 @@ class Atl08NearestAlgorithm(CanopyExplorerAlgorithm):
         self.addParameter(QgsProcessingParameterPoint("POINT", "Point"))
         self.addParameter(QgsProcessingParameterNumber("NUM_SHOTS", "Number of segments", defaultValue=50, minValue=1,
                                                        maxValue=1_000_000))
-        self.addParameter(QgsProcessingParameterNumber("RADIUS_M", "Search radius (metres)", QgsProcessingParameterNumber.Double,
+        self.addParameter(QgsProcessingParameterNumber("RADIUS_M", "Search radius (metres)", NUMBER_DOUBLE,
                                                        defaultValue=1000.0, minValue=0.001, maxValue=20_000_000.0))
         add_common_query_parameters(self)
-        self.addParameter(QgsProcessingParameterVectorDestination("OUTPUT", "Nearest ATL08 segments", QgsProcessing.TypeVectorPoint))
+        self.addParameter(QgsProcessingParameterVectorDestination("OUTPUT", "Nearest ATL08 segments", SOURCE_VECTOR_POINT))
         self.addOutput(QgsProcessingOutputNumber("SEGMENTS", "Segments written"))
 
     def execute(self, parameters, context, feedback):

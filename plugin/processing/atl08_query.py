@@ -1,7 +1,6 @@
 """Processing: ATL08 segments in a region, time range and quality filters, as a styled point layer."""
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterExtent,
     QgsProcessingParameterNumber,
@@ -16,6 +15,7 @@ from ..layers.segment_layer import QueryRequest, write_query_output
 from ..tasks.progress import feedback_progress
 from .algorithm import PUBLIC_CONFIG, CanopyExplorerAlgorithm, database_config, variables_list
 from .parameters import add_common_query_parameters, filters_text, region_of_interest, time_bounds
+from ..qgis_compat import PARAMETER_ADVANCED, SOURCE_VECTOR_POINT
 
 
 class Atl08QueryAlgorithm(CanopyExplorerAlgorithm):
@@ -47,13 +47,13 @@ class Atl08QueryAlgorithm(CanopyExplorerAlgorithm):
         self.addParameter(QgsProcessingParameterExtent("ROI", "Region of interest (extent or polygon layer)"))
         add_common_query_parameters(self)
         classes = QgsProcessingParameterNumber("CLASSES", "Natural-breaks classes", defaultValue=5, minValue=1, maxValue=12)
-        classes.setFlags(classes.flags() | QgsProcessingParameterNumber.FlagAdvanced)
+        classes.setFlags(classes.flags() | PARAMETER_ADVANCED)
         self.addParameter(classes)
         exact = QgsProcessingParameterBoolean("EXACT_TIMES", "Exact acquisition times (otherwise the day; reads more data)",
                                               defaultValue=False, optional=True)
-        exact.setFlags(exact.flags() | QgsProcessingParameterBoolean.FlagAdvanced)
+        exact.setFlags(exact.flags() | PARAMETER_ADVANCED)
         self.addParameter(exact)
-        self.addParameter(QgsProcessingParameterVectorDestination("OUTPUT", "ATL08 segments", QgsProcessing.TypeVectorPoint))
+        self.addParameter(QgsProcessingParameterVectorDestination("OUTPUT", "ATL08 segments", SOURCE_VECTOR_POINT))
         self.addOutput(QgsProcessingOutputNumber("SEGMENTS", "Segments written"))
 
     def execute(self, parameters, context, feedback):

@@ -2,8 +2,6 @@
 
 from qgis.core import (
     QgsFeatureRequest,
-    QgsProcessingFeatureSource,
-    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingOutputMultipleLayers,
     QgsProcessingParameterBoolean,
@@ -19,6 +17,7 @@ from ..layers.ndvi_layer import write_ndvi_composites
 from ..layers.roi_source import roi_from_features
 from ..tasks.progress import feedback_progress
 from .algorithm import CanopyExplorerAlgorithm
+from ..qgis_compat import NUMBER_DOUBLE, PARAMETER_ADVANCED, SKIP_GEOMETRY_CHECKS, SOURCE_VECTOR_POLYGON
 
 DEFAULTS = default_stac_source()
 
@@ -49,16 +48,16 @@ class NdviCompositeAlgorithm(CanopyExplorerAlgorithm):
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterFeatureSource("ROI", "Boundary", [QgsProcessing.TypeVectorPolygon]))
+        self.addParameter(QgsProcessingParameterFeatureSource("ROI", "Boundary", [SOURCE_VECTOR_POLYGON]))
         self.addParameter(QgsProcessingParameterString("YEARS", "Years (comma-separated)", defaultValue="2019, 2024"))
         self.addParameter(QgsProcessingParameterString("STAC_URL", "STAC API", defaultValue=DEFAULTS.url))
         self.addParameter(QgsProcessingParameterString("COLLECTION", "Collection", defaultValue=DEFAULTS.collection))
-        self.addParameter(QgsProcessingParameterNumber("MAX_CLOUD", "Maximum cloud cover (%)", QgsProcessingParameterNumber.Double,
+        self.addParameter(QgsProcessingParameterNumber("MAX_CLOUD", "Maximum cloud cover (%)", NUMBER_DOUBLE,
                                                        defaultValue=20.0, minValue=0.0, maxValue=100.0))
         cover = QgsProcessingParameterBoolean("COVER_WHOLE", "Only scenes covering the whole boundary", defaultValue=False)
         classes = QgsProcessingParameterNumber("CLASSES", "Natural-breaks classes for the style", defaultValue=5, minValue=2, maxValue=10)
         for advanced in (cover, classes):
-            advanced.setFlags(advanced.flags() | QgsProcessingParameterBoolean.FlagAdvanced)
+            advanced.setFlags(advanced.flags() | PARAMETER_ADVANCED)
             self.addParameter(advanced)
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Output folder"))
         self.addOutput(QgsProcessingOutputMultipleLayers("COMPOSITES", "NDVI composites"))
@@ -67,7 +66,7 @@ class NdviCompositeAlgorithm(CanopyExplorerAlgorithm):
         source_features = self.parameterAsSource(parameters, "ROI", context)
         if source_features is None:
             raise QueryError("no boundary layer given")
-        features = source_features.getFeatures(QgsFeatureRequest(), QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks)
+        features = source_features.getFeatures(QgsFeatureRequest(), SKIP_GEOMETRY_CHECKS)
         boundary, boundary_crs = roi_from_features(features, source_features.sourceCrs(), "the boundary layer has no polygon features")
         stac = DEFAULTS.with_changes(url=self.parameterAsString(parameters, "STAC_URL", context).strip() or DEFAULTS.url,
                                      collection=self.parameterAsString(parameters, "COLLECTION", context).strip() or DEFAULTS.collection)

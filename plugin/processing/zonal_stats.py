@@ -2,8 +2,6 @@
 
 from qgis.core import (
     QgsFeatureRequest,
-    QgsProcessingFeatureSource,
-    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingOutputMultipleLayers,
     QgsProcessingParameterField,
@@ -20,6 +18,7 @@ from ..core.stats_geopackage import export_geojson
 from ..layers.district_layer import districts_from_features, write_district_stats
 from ..tasks.progress import feedback_progress
 from .algorithm import CanopyExplorerAlgorithm
+from ..qgis_compat import SKIP_GEOMETRY_CHECKS, SOURCE_RASTER, SOURCE_VECTOR_POLYGON
 
 
 class ZonalStatsAlgorithm(CanopyExplorerAlgorithm):
@@ -47,9 +46,9 @@ class ZonalStatsAlgorithm(CanopyExplorerAlgorithm):
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterFeatureSource("DISTRICTS", "Districts", [QgsProcessing.TypeVectorPolygon]))
+        self.addParameter(QgsProcessingParameterFeatureSource("DISTRICTS", "Districts", [SOURCE_VECTOR_POLYGON]))
         self.addParameter(QgsProcessingParameterField("ID_FIELD", "District id field", parentLayerParameterName="DISTRICTS"))
-        self.addParameter(QgsProcessingParameterMultipleLayers("RASTERS", "NDVI composites", QgsProcessing.TypeRaster))
+        self.addParameter(QgsProcessingParameterMultipleLayers("RASTERS", "NDVI composites", SOURCE_RASTER))
         self.addParameter(QgsProcessingParameterProviderConnection("DATABASE", "PostgreSQL connection (empty: embedded)",
                                                                    "postgres", optional=True))
         self.addParameter(QgsProcessingParameterNumber("CLASSES", "Natural-breaks classes", defaultValue=5, minValue=2, maxValue=12))
@@ -64,7 +63,7 @@ class ZonalStatsAlgorithm(CanopyExplorerAlgorithm):
             raise QueryError("no districts layer given")
         id_field = self.parameterAsString(parameters, "ID_FIELD", context)
         # the engine repairs invalid districts and reports each one, rather than Processing refusing them
-        features = source.getFeatures(QgsFeatureRequest(), QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks)
+        features = source.getFeatures(QgsFeatureRequest(), SKIP_GEOMETRY_CHECKS)
         districts = districts_from_features(features, source.sourceCrs(), id_field)
         layers = self.parameterAsLayerList(parameters, "RASTERS", context)
         # QGIS 3.22 lets a vector layer object through a raster list parameter

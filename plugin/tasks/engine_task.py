@@ -7,6 +7,7 @@ from qgis.core import Qgis, QgsMessageLog, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
 from ..core.errors import Cancelled, CanopyExplorerError
+from ..core.proj_context import keep_proj_context
 from .progress import task_progress
 
 LOG_TAG = "Canopy Explorer"
@@ -25,7 +26,7 @@ class EngineTask(QgsTask):
     failed = pyqtSignal(str)
 
     def __init__(self, description: str, work: Callable):
-        super().__init__(description, QgsTask.CanCancel)
+        super().__init__(description, QgsTask.Flag.CanCancel)
         self.work = work
         self.result = None
         self.error: Optional[BaseException] = None
@@ -49,10 +50,12 @@ class EngineTask(QgsTask):
             self.error = error
             self.log_lines.append(traceback.format_exc())
             return False
+        finally:
+            keep_proj_context()  # this pooled thread may run another task: see core/proj_context.py
 
     def finished(self, result: bool) -> None:
         for line in self.log_lines:
-            QgsMessageLog.logMessage(line, LOG_TAG, Qgis.Info)
+            QgsMessageLog.logMessage(line, LOG_TAG, Qgis.MessageLevel.Info)
         if result:
             self.completed.emit(self.result)
         elif self.error is not None:
@@ -62,5 +65,5 @@ class EngineTask(QgsTask):
                 message = (f"{self.description()} stopped on an unexpected problem in Canopy Explorer "
                            f"({type(self.error).__name__}). The details are in the Log Messages panel "
                            "(Canopy Explorer tab); please report them")
-            QgsMessageLog.logMessage(f"{self.description()} failed: {message}", LOG_TAG, Qgis.Critical)
+            QgsMessageLog.logMessage(f"{self.description()} failed: {message}", LOG_TAG, Qgis.MessageLevel.Critical)
             self.failed.emit(message)

@@ -114,21 +114,23 @@ def replicate(frame, rows: int, seed: int = 0):
 
 def load_feature_by_feature(frame, folder: Path):
     """The baseline: a memory layer built one QgsFeature at a time."""
-    from qgis.core import QgsFeature, QgsField, QgsFields, QgsGeometry, QgsPointXY, QgsVectorLayer
-    from qgis.PyQt.QtCore import QDateTime, Qt, QVariant
+    from qgis.core import QgsFeature, QgsFields, QgsGeometry, QgsPointXY, QgsVectorLayer
+    from qgis.PyQt.QtCore import QDateTime, Qt
+
+    from canopy_explorer.plugin.qgis_compat import new_field
 
     columns = [name for name in frame.columns if name not in ("longitude", "latitude")]
     fields = QgsFields()
     for name in columns:
         kind = frame[name].dtype
         if hasattr(kind, "tz") or kind.kind == "M":
-            fields.append(QgsField(name, QVariant.DateTime))
+            fields.append(new_field(name, "datetime"))
         elif kind.kind == "f":
-            fields.append(QgsField(name, QVariant.Double))
+            fields.append(new_field(name, "real"))
         elif kind.kind in "iu":
-            fields.append(QgsField(name, QVariant.LongLong))
+            fields.append(new_field(name, "integer64"))
         else:
-            fields.append(QgsField(name, QVariant.String))
+            fields.append(new_field(name, "string"))
     layer = QgsVectorLayer("Point?crs=EPSG:4326", LAYER_NAME, "memory")
     provider = layer.dataProvider()
     provider.addAttributes(fields.toList())
@@ -139,7 +141,7 @@ def load_feature_by_feature(frame, folder: Path):
         series = frame[name]
         if hasattr(series.dtype, "tz") or series.dtype.kind == "M":
             milliseconds = (series.array.asi8 // 1_000_000).tolist()
-            values.append([QDateTime.fromMSecsSinceEpoch(ms, Qt.UTC) for ms in milliseconds])
+            values.append([QDateTime.fromMSecsSinceEpoch(ms, Qt.TimeSpec.UTC) for ms in milliseconds])
         else:
             values.append(series.tolist())
     longitude, latitude = frame["longitude"].tolist(), frame["latitude"].tolist()
@@ -171,7 +173,7 @@ def load_feature_by_feature_itertuples(frame, folder: Path):
         if name in ("longitude", "latitude"):
             continue
         if hasattr(kind, "tz") or kind.kind == "M":
-            converters.append(lambda value: QDateTime.fromMSecsSinceEpoch(value.value // 1_000_000, Qt.UTC))
+            converters.append(lambda value: QDateTime.fromMSecsSinceEpoch(value.value // 1_000_000, Qt.TimeSpec.UTC))
         elif kind.kind == "f":
             converters.append(float)
         elif kind.kind in "iu":

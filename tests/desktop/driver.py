@@ -367,7 +367,7 @@ def main():
         credentials.setConfig("password", server["password"])
         assert manager.storeAuthenticationConfig(credentials), "cannot store the authentication configuration"
         uri = QgsDataSourceUri()
-        uri.setConnection(server["host"], str(server["port"]), server["dbname"], "", "", QgsDataSourceUri.SslPrefer,
+        uri.setConnection(server["host"], str(server["port"]), server["dbname"], "", "", QgsDataSourceUri.SslMode.SslPrefer,
                           credentials.id())
         metadata = QgsProviderRegistry.instance().providerMetadata("postgres")
         metadata.saveConnection(metadata.createConnection(uri.uri(False), {}), server["name"])

@@ -23,7 +23,8 @@ import os
 import shlex
 import shutil
 import signal
-import subprocess
+# B404: runs fixed programs with argument lists, never a shell
+import subprocess  # nosec B404
 import sys
 import tempfile
 import threading
@@ -184,7 +185,8 @@ def present_distributions(python: str, path: Sequence[str] = ()) -> Dict[str, st
             "    name = (d.metadata['Name'] or '').strip()\n"
             "    if name and name.lower() not in seen: seen[name.lower()] = d.version\n"
             "print(json.dumps(seen))")
-    answer = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120,
+    # B603: the interpreter find_python() checked, running the fixed code above
+    answer = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120,  # nosec B603
                             env=clean_environment(path))
     if answer.returncode != 0:
         raise MissingDependencyError(f"cannot list the packages of {python}: {answer.stderr.strip()[-500:]}")
@@ -228,7 +230,8 @@ def run_logged(command: Sequence[str], log: Log, check_cancel: CheckCancel, env:
     else:
         options["start_new_session"] = True
     log("$ " + " ".join(command))
-    process = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    # B603: pip or apt-get with the installer's argument list (requirement specifiers, paths), never a shell
+    process = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,  # nosec B603
                                text=True, errors="replace", env=env, **options)
     lines: Queue = Queue()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout] and None, daemon=True)

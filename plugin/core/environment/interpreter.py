@@ -11,7 +11,8 @@ the wheel file, as ``get-pip`` does, without installing it anywhere.
 import json
 import os
 import shutil
-import subprocess
+# B404: runs fixed programs with argument lists, never a shell
+import subprocess  # nosec B404
 import sys
 import urllib.request
 from pathlib import Path
@@ -47,7 +48,8 @@ def find_python() -> str:
         if not candidate.is_file() or "qgis" in candidate.name.lower():
             continue
         try:
-            answer = subprocess.run([str(candidate), "-c", IDENTITY], capture_output=True, text=True, timeout=30,
+            # B603: a Python interpreter beside QGIS's, asked for its version
+            answer = subprocess.run([str(candidate), "-c", IDENTITY], capture_output=True, text=True, timeout=30,  # nosec B603
                                     env=clean_environment())
         except (OSError, subprocess.TimeoutExpired):
             continue
@@ -69,7 +71,7 @@ def clean_environment(extra_path: Sequence[str] = ()) -> dict:
 
 def pip_version(python: str) -> Optional[tuple]:
     try:
-        answer = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True, timeout=60,
+        answer = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True, timeout=60,  # nosec B603
                                 env=clean_environment())
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -97,7 +99,8 @@ def bootstrap_pip(workdir: Path, log=print) -> Path:
     log(f"This Python has no pip {'.'.join(map(str, PIP_WITH_REPORT))} or newer: fetching pip from {index}")
     request = urllib.request.Request(f"{index}/pip/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     try:
-        with urllib.request.urlopen(request, timeout=60) as answer:  # nosec B310: the package index, https by default
+        # B310: the package index, https by default
+        with urllib.request.urlopen(request, timeout=60) as answer:  # nosec B310
             files = json.load(answer)["files"]
         wheels = [f for f in files if f["filename"].endswith("-py3-none-any.whl") and not f.get("yanked")]
         latest = max(wheels, key=lambda f: _release(f["filename"]))

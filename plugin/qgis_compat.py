@@ -1,0 +1,95 @@
+"""QGIS and Qt names that differ between the releases the plugin supports: 3.22, 3.40 LTR, and QGIS 4 (Qt6).
+
+QGIS 4 (PyQt6) takes only scoped enums (``Qgis.MessageLevel.Warning``, never ``Qgis.Warning``; the
+plugin writes them so everywhere, which 3.22 accepts too) and drops the homes QGIS 3 deprecated when
+it moved enums into ``Qgis`` (``QgsWkbTypes.GeometryType`` became ``Qgis.GeometryType`` in 3.30,
+``QgsProcessing.SourceType`` became ``Qgis.ProcessingSourceType`` in 3.36, ...), which 3.22 does not
+have yet. Every such name the plugin uses comes from here: the new home where this QGIS has it, the
+old one otherwise. Field types likewise: QGIS 3.38 takes ``QMetaType.Type`` where older releases
+take ``QVariant.Type``, and 3.40 names a float32 field "Float32" where 3.22 says "Real".
+"""
+
+from functools import reduce
+
+import qgis.core
+import qgis.gui
+from qgis.PyQt.QtCore import QMetaType, QVariant
+
+_MODULES = (qgis.core, qgis.gui)
+
+
+def name(new: str, old: str):
+    """The value at dotted path ``new`` (under qgis.core or qgis.gui) when this QGIS has it, else at ``old``."""
+    for path in (new, old):
+        head, *rest = path.split(".")
+        for module in _MODULES:
+            start = getattr(module, head, None)
+            if start is None:
+                continue
+            try:
+                return reduce(getattr, rest, start)
+            except AttributeError:
+                break
+    raise AttributeError(f"this QGIS has neither {new} nor {old}")
+
+
+# Geometry and layer types
+POLYGON_GEOMETRY = name("Qgis.GeometryType.Polygon", "QgsWkbTypes.GeometryType.PolygonGeometry")
+POLYGON_LAYERS = name("Qgis.LayerFilter.PolygonLayer", "QgsMapLayerProxyModel.Filter.PolygonLayer")
+
+# Processing
+SOURCE_VECTOR_POLYGON = name("Qgis.ProcessingSourceType.VectorPolygon", "QgsProcessing.SourceType.TypeVectorPolygon")
+SOURCE_VECTOR_POINT = name("Qgis.ProcessingSourceType.VectorPoint", "QgsProcessing.SourceType.TypeVectorPoint")
+SOURCE_RASTER = name("Qgis.ProcessingSourceType.Raster", "QgsProcessing.SourceType.TypeRaster")
+NUMBER_DOUBLE = name("Qgis.ProcessingNumberParameterType.Double", "QgsProcessingParameterNumber.Type.Double")
+NUMBER_INTEGER = name("Qgis.ProcessingNumberParameterType.Integer", "QgsProcessingParameterNumber.Type.Integer")
+FILE_FOLDER = name("Qgis.ProcessingFileParameterBehavior.Folder", "QgsProcessingParameterFile.Behavior.Folder")
+PARAMETER_ADVANCED = name("Qgis.ProcessingParameterFlag.Advanced", "QgsProcessingParameterDefinition.Flag.FlagAdvanced")
+SKIP_GEOMETRY_CHECKS = name("Qgis.ProcessingFeatureSourceFlag.SkipGeometryValidityChecks",
+                            "QgsProcessingFeatureSource.Flag.FlagSkipGeometryValidityChecks")
+
+# Raster colour ramps
+SHADER_LINEAR = name("Qgis.ShaderInterpolationMethod.Linear", "QgsColorRampShader.Type.Interpolated")
+SHADER_DISCRETE = name("Qgis.ShaderInterpolationMethod.Discrete", "QgsColorRampShader.Type.Discrete")
+
+# Print layouts (the demo)
+LAYOUT_MILLIMETERS = name("Qgis.LayoutUnit.Millimeters", "QgsUnitTypes.LayoutUnit.LayoutMillimeters")
+DISTANCE_KILOMETERS = name("Qgis.DistanceUnit.Kilometers", "QgsUnitTypes.DistanceUnit.DistanceKilometers")
+LEGEND_TITLE = name("Qgis.LegendComponent.Title", "QgsLegendStyle.Style.Title")
+LEGEND_SUBGROUP = name("Qgis.LegendComponent.Subgroup", "QgsLegendStyle.Style.Subgroup")
+LEGEND_SYMBOL_LABEL = name("Qgis.LegendComponent.SymbolLabel", "QgsLegendStyle.Style.SymbolLabel")
+
+# QAction moved from QtWidgets to QtGui in Qt6
+try:
+    from qgis.PyQt.QtGui import QAction  # noqa: F401
+except ImportError:
+    from qgis.PyQt.QtWidgets import QAction  # noqa: F401
+
+# Field types, by kind: the values QgsField takes in this QGIS, and the kind of a field, whatever its type name.
+_KINDS = {
+    "integer": QMetaType.Type.Int, "integer64": QMetaType.Type.LongLong, "real": QMetaType.Type.Double,
+    "string": QMetaType.Type.QString, "datetime": QMetaType.Type.QDateTime, "date": QMetaType.Type.QDate,
+    "boolean": QMetaType.Type.Bool,
+}
+_QVARIANT = {"integer": "Int", "integer64": "LongLong", "real": "Double", "string": "String", "datetime": "DateTime",
+             "date": "Date", "boolean": "Bool"}
+_TAKES_QMETATYPE = qgis.core.Qgis.versionInt() >= 33800
+
+
+def field_type(kind: str):
+    """What ``QgsField(name, ...)`` takes for ``kind`` ("integer", "integer64", "real", "string", "datetime", ...)."""
+    return _KINDS[kind] if _TAKES_QMETATYPE else getattr(QVariant, _QVARIANT[kind])
+
+
+def new_field(field_name: str, kind: str):
+    return qgis.core.QgsField(field_name, field_type(kind))
+
+
+def field_kind(field) -> str:
+    """"integer", "integer64", "real", "string", ... for a QgsField, from its type rather than its display name
+    (3.40 calls float32 and int16 fields "Float32" and "Int16", 3.22 "Real" and "Integer")."""
+    value = int(field.type())
+    for kind, metatype in _KINDS.items():
+        if value == int(metatype):
+            return kind
+    return field.typeName().lower()
