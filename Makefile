@@ -33,8 +33,9 @@ robustness-doc: setup
 sample-data: setup
 	$(PY) -m canopy_explorer.plugin.core.sample_granules sample_data/atl08
 
-zip:
-	python3 scripts/package_plugin.py zip dist/canopy_explorer.zip
+# Refuses to build when Bandit or detect-secrets (run by plugins.qgis.org on every upload) find anything.
+zip: setup
+	$(PY) scripts/package_plugin.py zip dist/canopy_explorer.zip
 
 deploy:
 	python3 scripts/package_plugin.py deploy "$(QGIS_PLUGIN_DIR)"
