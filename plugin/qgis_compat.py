@@ -93,3 +93,31 @@ def field_kind(field) -> str:
         if value == int(metatype):
             return kind
     return field.typeName().lower()
+
+
+# Print layout text: QgsTextFormat from 3.24 (labels) and 3.30 (legend styles); setFont() is deprecated after.
+def _text_format(font, colour=None):
+    text = qgis.core.QgsTextFormat()
+    text.setFont(font)
+    text.setSize(font.pointSizeF())  # points, QgsTextFormat's default unit
+    if colour is not None:
+        text.setColor(colour)
+    return text
+
+
+def set_label_font(label, font, colour) -> None:
+    """A QgsLayoutItemLabel's font and colour."""
+    if hasattr(label, "setTextFormat"):
+        label.setTextFormat(_text_format(font, colour))
+    else:
+        label.setFont(font)
+        label.setFontColor(colour)
+
+
+def set_legend_font(legend, component, font) -> None:
+    """The font of one part of a QgsLayoutItemLegend (title, group, item labels)."""
+    style = legend.rstyle(component)
+    if hasattr(style, "setTextFormat"):
+        style.setTextFormat(_text_format(font))
+    else:
+        style.setFont(font)

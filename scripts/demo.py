@@ -36,7 +36,15 @@ from canopy_explorer.plugin.core.presets import GOOD_CANOPY
 from canopy_explorer.plugin.core.query import SegmentQuery
 from canopy_explorer.plugin.core.sample_database import SAMPLE_SEED  # the base map shows the granules' landscape
 from canopy_explorer.plugin.core.sample_granules import SAMPLE_REGION, generate_granules
-from canopy_explorer.plugin.qgis_compat import DISTANCE_KILOMETERS, LAYOUT_MILLIMETERS, LEGEND_SUBGROUP, LEGEND_SYMBOL_LABEL, LEGEND_TITLE
+from canopy_explorer.plugin.qgis_compat import (
+    DISTANCE_KILOMETERS,
+    LAYOUT_MILLIMETERS,
+    LEGEND_SUBGROUP,
+    LEGEND_SYMBOL_LABEL,
+    LEGEND_TITLE,
+    set_label_font,
+    set_legend_font,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -385,7 +393,7 @@ def _change_layout(project, change, layers):
         root.addLayer(layer).setCustomProperty("legend/title-label", " ")
         legend.setBackgroundEnabled(False)
         for part in (LEGEND_TITLE, LEGEND_SYMBOL_LABEL):
-            legend.rstyle(part).setFont(_font(8, bold=part == LEGEND_TITLE))
+            set_legend_font(legend, part, _font(8, bold=part == LEGEND_TITLE))
         _place(layout, legend, x + width + 3, 24, column - width - 6, height)
         legend.adjustBoxSize()
     _place(layout, _label(layout, (
@@ -495,7 +503,7 @@ def _layout(project, output, segments, roi, map_extent):
     root.addLayer(segments).setCustomProperty("legend/title-label", "ATL08 h_canopy")
     root.addLayer(roi)
     for style, size, bold in ((LEGEND_TITLE, 12, True), (LEGEND_SUBGROUP, 10, True), (LEGEND_SYMBOL_LABEL, 9, False)):
-        legend.setStyleFont(style, _font(size, bold))
+        set_legend_font(legend, style, _font(size, bold))
     legend.setSymbolHeight(3.5)
     legend.setBackgroundEnabled(False)
     place(legend, 178, 21)
@@ -573,23 +581,23 @@ def _label(layout, text, size, bold=False, colour="#222222"):
 
     item = QgsLayoutItemLabel(layout)
     item.setText(text)
-    item.setFont(_font(size, bold))
-    item.setFontColor(QColor(colour))
+    set_label_font(item, _font(size, bold), QColor(colour))
     item.setHAlign(Qt.AlignmentFlag.AlignLeft)
     return item
 
 
 def _export_png(layout, path: Path) -> None:
+    """The layout's page as a PNG of IMAGE_SIZE, with no metadata (re-running gives the same file).
+
+    Rendered to an image and saved by Qt rather than with QgsLayoutExporter.exportToImage, which
+    georeferences the page of the layout's map by opening the file in GDAL for update: the PNG driver
+    cannot, and QGIS 3.40 prints "ERROR 6: The PNG driver does not support update access" each time."""
     from qgis.core import QgsLayoutExporter
     from qgis.PyQt.QtCore import QSize
 
-    settings = QgsLayoutExporter.ImageExportSettings()
-    settings.imageSize = QSize(*IMAGE_SIZE)
-    settings.dpi = IMAGE_SIZE[0] / (PAGE_MM[0] / 25.4)
-    settings.exportMetadata = False  # no creation date: re-running gives the same file
-    result = QgsLayoutExporter(layout).exportToImage(str(path), settings)
-    if result != QgsLayoutExporter.ExportResult.Success:
-        raise RuntimeError(f"QGIS could not render the map to {path.name} (layout exporter error {result})")
+    image = QgsLayoutExporter(layout).renderPageToImage(0, QSize(*IMAGE_SIZE), IMAGE_SIZE[0] / (PAGE_MM[0] / 25.4))
+    if image.isNull() or not image.save(str(path), "PNG"):
+        raise RuntimeError(f"QGIS could not render the map to {path.name}")
 
 
 if __name__ == "__main__":
