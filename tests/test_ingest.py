@@ -53,9 +53,14 @@ def test_rerunning_writes_nothing(local_database, sample_granules):
 
 
 def test_ledger_records_each_granule_with_its_segment_count(local_database, sample_granules):
+    from canopy_explorer.plugin.core.granule_identity import identify_granule
+
     ledger = read_ledger(local_database.ledger_uri, tiledb.Ctx())
-    assert sorted(ledger) == sorted(p.name for p in sample_granules)
-    assert sum(count for _, count in ledger.values()) == len(all_segment_ids(local_database))
+    assert sorted(ledger) == sorted(identify_granule(p).key for p in sample_granules)  # keyed on content
+    assert sorted(e.file_name for e in ledger.values()) == sorted(p.name for p in sample_granules)
+    for path in sample_granules:
+        assert ledger[identify_granule(path).key].segments == len(segments([path])["segment_id"])
+    assert sum(e.segments for e in ledger.values()) == len(all_segment_ids(local_database))
 
 
 def test_corrupt_truncated_and_foreign_files_are_skipped_by_name(tmp_path, sample_granules):
@@ -82,15 +87,13 @@ def test_corrupt_truncated_and_foreign_files_are_skipped_by_name(tmp_path, sampl
 
 def test_interrupted_run_resumes_without_duplicates_or_losses(tmp_path, sample_granules):
     config = local_config(tmp_path / "db", flush_every=1)
-    calls = []
 
-    def stop_after_two(fraction):
-        calls.append(fraction)
-        if len(calls) == 3:
+    def stop_halfway(fraction):
+        if fraction >= 0.5:  # the first granule is written by then, not the last
             raise Cancelled("cancelled")
 
     with pytest.raises(Cancelled):
-        ingest_granules(config, sample_granules, workers=1, progress=stop_after_two)
+        ingest_granules(config, sample_granules, workers=1, progress=stop_halfway)
     partial = len(all_segment_ids(config))
     assert 0 < partial < len(segments(sample_granules)["lat"])
     report = ingest_granules(config, sample_granules, workers=1)

@@ -180,6 +180,19 @@ def test_ingest_reports_unreadable_granules_and_continues(run, sample_granules, 
     assert any("ATL08_20200101000000_00010101_007_01.h5" in e for e in errors)
 
 
+def test_ingest_counts_copies_and_dropped_segments_in_its_outputs(run, sample_granules, tmp_path):
+    from bad_granules import FILL, copy_as, set_values
+
+    folder = tmp_path / "granules"
+    first = copy_as(sample_granules[0], folder / sample_granules[0].name)
+    copy_as(first, folder / "copy_of_first.h5")
+    set_values(copy_as(sample_granules[1], folder / sample_granules[1].name), "gt1l", "latitude", slice(0, 10), FILL)
+    config = tmp_path / "db.yaml"
+    config.write_text(f"tiledb:\n  storage_type: local\n  local_path: {tmp_path / 'db'}\n")
+    result = run("atl08_ingest", {"INPUT": str(folder), "CONFIG": str(config), "LOCK_WAIT": 5})
+    assert (result["GRANULES_WRITTEN"], result["GRANULES_DUPLICATE"], result["GRANULES_SKIPPED"], result["SEGMENTS_DROPPED"]) == (2, 1, 0, 10)
+
+
 @pytest.mark.parametrize(
     "changes, message",
     [

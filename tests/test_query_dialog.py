@@ -211,7 +211,20 @@ def test_an_empty_result_says_so_and_adds_no_layer(dialog, iface):
     QTest.mouseClick(dialog.runButton, Qt.MouseButton.LeftButton)
     wait_for_tasks(dialog)
     assert result_layers() == []
-    assert any("No segments match" in m for m in iface.messageBar().get_messages(0))  # Qgis.MessageLevel.Info
+    # the message says why: nothing in the region (and where the database's segments are)
+    assert any("No segments match" in m and "the region holds no segments in this database (its segments lie within lon 7" in m
+               for m in iface.messageBar().get_messages(0))  # Qgis.MessageLevel.Info
+    assert "the region holds no segments" in dialog.statusLabel.text()
+
+
+def test_an_empty_result_names_the_filter_line_that_removed_the_last_segments(dialog, iface):
+    dialog.set_roi(((7.05, 45.05, 7.25, 45.25), "EPSG:4326"), QgsGeometry.fromRect(QgsRectangle(7.05, 45.05, 7.25, 45.25)),
+                   dialog.canvas.mapSettings().destinationCrs(), "test")
+    dialog.filtersEdit.setPlainText("h_canopy > 1000")
+    QTest.mouseClick(dialog.runButton, Qt.MouseButton.LeftButton)
+    wait_for_tasks(dialog)
+    assert result_layers() == []
+    assert any(re.search(r"line \d+ 'h_canopy > 1000' removes the remaining [\d,]+", m) for m in iface.messageBar().get_messages(0))
 
 
 def test_a_large_estimate_asks_before_loading(dialog, monkeypatch):

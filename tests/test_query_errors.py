@@ -123,3 +123,41 @@ def test_a_query_larger_than_the_memory_that_can_be_spared_is_refused_before_rea
     assert available_memory_bytes() > 0
     # the batch iterator is the way through: it never holds more than a batch
     assert sum(len(b) for b in database.iter_batches(spec, rows=1_000)) == len(database.query(spec))
+
+
+@pytest.mark.parametrize("start, end, message", [
+    (None, "3000-01-01", r"^end time \(END\) 3000-01-01 is outside the times Canopy Explorer can represent \(1677-09-22 to 2262-04-10"),
+    ("2300-01-01", None, r"^start time \(START\) 2300-01-01 is outside"),
+    (None, "0001-01-01", r"^end time \(END\) 0001-01-01 is outside"),
+    ("1500-01-01T00:00:00Z", None, r"^start time \(START\) 1500-01-01T00:00:00Z is outside"),
+    ("2262-04-12", "2262-04-13", r"^start time \(START\) 2262-04-12 is outside"),
+], ids=["END 3000", "START 2300, no END", "END year 1", "START 1500 with a time", "just past 2262-04-11"])
+def test_times_beyond_what_nanoseconds_can_hold_name_the_parameter(start, end, message):
+    """Before: OverflowError (int too big to convert), or 'end time None is before start time 2300-01-01'."""
+    with pytest.raises(QueryError, match=message) as error:
+        SegmentQuery.create(start=start, end=end, time_labels=("START", "END"))
+    assert "None" not in str(error.value)
+
+
+@pytest.mark.parametrize("value", ["numpy", "date", "datetime"])
+def test_time_objects_beyond_the_range_are_refused_not_wrapped_round(value):
+    """numpy's datetime64[D] of 3000 wraps round silently when cast to nanoseconds."""
+    import datetime as dt
+
+    import numpy as np
+
+    late = {"numpy": np.datetime64("3000-01-01"), "date": dt.date(3000, 1, 1),
+            "datetime": dt.datetime(3000, 1, 1, tzinfo=dt.timezone.utc)}[value]
+    with pytest.raises(QueryError, match="end time .* is outside the times"):
+        SegmentQuery.create(end=late)
+    assert SegmentQuery.create(end=np.datetime64("2262-04-10")).end_ns > 0  # the last whole day still fits
+
+
+def test_the_first_and_last_representable_days_are_accepted():
+    spec = SegmentQuery.create(start="1677-09-22", end="2262-04-10")
+    assert spec.start_ns < 0 < spec.end_ns
+
+
+def test_an_end_before_the_start_names_both_parameters():
+    with pytest.raises(QueryError, match=r"^end time \(PERIOD2_END\) 2020-01-01 is before start time \(PERIOD2_START\) 2021-01-01$"):
+        SegmentQuery.create(start="2021-01-01", end="2020-01-01", time_labels=("PERIOD2_START", "PERIOD2_END"))

@@ -1,5 +1,7 @@
 """The filter grammar: parsing, omitted variables, errors that say where, safe conditions."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -99,3 +101,73 @@ def test_profile_variables_need_one_label():
         parse_filter("canopy_h_metrics > 5")
     with pytest.raises(UnknownVariableError, match="valid percentile labels are: 10, 15"):
         parse_filter("canopy_h_metrics:97 > 5")
+
+
+# --------------------------------------------------------------------------- limits
+
+
+def _nested(depth: int) -> str:
+    """``depth`` parentheses inside one another, 'and' and 'or' alternating, as a hostile user writes them."""
+    text = "h_canopy > 0"
+    for level in range(depth):
+        text = f"(h_canopy > {level + 1} {'or' if level % 2 else 'and'} {text})"
+    return text
+
+
+@pytest.mark.parametrize("text, message", [
+    ("(" * 1000 + "h_canopy > 5" + ")" * 1000, r"line 1: parentheses are nested more than 32 deep at column 33"),
+    ("not " * 1000 + "h_canopy > 5", r"parentheses and 'not' are nested more than 32 deep"),
+    ("not " * 5000 + "h_canopy > 5", r"20,012 characters long; at most 20,000"),
+    (_nested(250), r"nested more than 32 deep"),
+    (" and ".join(f"h_canopy > {i}" for i in range(8000)), r"characters long"),
+    (" or ".join(f"h_canopy > {i}" for i in range(300)), r"hold 300 comparisons .* at most 256"),
+    ("segment_landcover in [" + ", ".join(["111"] * 300) + "]", r"hold 300 comparisons"),
+    ("\n".join(["h_canopy between 5 60"] * 129), r"hold 258 comparisons"),
+    ("h" * 1_000_000, r"1,000,000 characters long"),
+], ids=["1,000 parentheses", "1,000 nots", "5,000 nots", "and/or nested 250 deep", "8,000 clauses", "300 clauses",
+        "300 values in a list", "129 lines of between", "1 MB"])
+def test_filters_beyond_the_limits_are_refused_at_once_and_say_which_limit(text, message):
+    started = time.perf_counter()
+    with pytest.raises(FilterSyntaxError, match=message):
+        parse_filters(text)
+    assert time.perf_counter() - started < 0.5  # before: RecursionError, 25 s, or no answer after 25 minutes
+
+
+def test_a_filter_built_in_python_is_held_to_the_same_limits():
+    from canopy_explorer.plugin.core.filters import BoolOp, Comparison
+    from canopy_explorer.plugin.core.query import SegmentQuery
+
+    with pytest.raises(FilterSyntaxError, match="hold 300 comparisons"):
+        SegmentQuery.create(filters=BoolOp("or", tuple(Comparison("h_canopy", ">", float(i)) for i in range(300))))
+    deep = Comparison("h_canopy", ">", 0.0)
+    for level in range(40):
+        deep = BoolOp("and" if level % 2 else "or", (Comparison("h_canopy", ">", float(level)), deep))
+    with pytest.raises(FilterSyntaxError, match="nested 41 levels deep"):
+        SegmentQuery.create(filters=deep)
+
+
+def test_groups_of_one_operator_are_flattened_so_tiledb_parses_no_deeper_than_written():
+    node = parse_filter("(h_canopy > 1 or (h_canopy > 2 or (h_canopy > 3 or not (h_canopy <= 4 and h_canopy <= 5))))")
+    assert to_condition(node) == "(h_canopy > 1 or h_canopy > 2 or h_canopy > 3 or h_canopy > 4 or h_canopy > 5)"
+
+
+def test_tiledb_accepts_a_filter_at_every_limit_and_applies_it(local_database):
+    """32 levels of and/or, 256 comparisons: TileDB's condition parser takes it, in about a second."""
+    import tiledb
+
+    from canopy_explorer.plugin.core.database import Atl08Database
+    from canopy_explorer.plugin.core.filters import MAX_COMPARISONS, MAX_NESTING
+    from canopy_explorer.plugin.core.query import SegmentQuery
+
+    deep = _nested(MAX_NESTING - 1)  # 32 comparisons in 31 parentheses, inside the line's own
+    rest = MAX_COMPARISONS - MAX_NESTING
+    text = f"({deep}) and segment_landcover not in [{', '.join(str(1000 + i) for i in range(rest))}]"
+    spec = SegmentQuery.create(variables=["h_canopy", "segment_landcover"], filters=text)
+    started = time.perf_counter()
+    frame = Atl08Database(local_database).query(spec)
+    seconds = time.perf_counter() - started
+    with tiledb.open(local_database.array_uri) as array:
+        every = array.query(attrs=["h_canopy", "segment_landcover"]).multi_index[:, :, :]
+    expected = evaluate(parse_filters(text), every)
+    assert len(frame) == int(expected.sum()) > 0
+    assert seconds < 5, f"{seconds:.1f} s"

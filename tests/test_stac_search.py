@@ -226,7 +226,8 @@ def test_shipped_configuration_is_earth_search_with_the_documented_defaults():
 ])
 def test_configuration_errors_name_the_file_and_the_key(tmp_path, block, message):
     path = tmp_path / "stac.yaml"
-    path.write_text("stac:\n  url: https://example.org/v1\n" + block, encoding="utf-8")
+    url = "" if block.lstrip().startswith("url:") else "  url: https://example.org/v1\n"  # a key given twice is an error of its own
+    path.write_text("stac:\n" + url + block, encoding="utf-8")
     with pytest.raises(ConfigurationError, match=message) as error:
         load_stac_source(path)
     assert str(path) in str(error.value)

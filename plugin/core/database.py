@@ -34,12 +34,20 @@ MEMORY_CHECK_MIN_AREA_DEG2 = 4.0  # queries over smaller boxes skip the memory c
 FRAME_MEMORY_FACTOR = 2  # TileDB's result buffers and the DataFrame built from them
 BATCH_MEMORY_FLOOR = 64 * 2**20  # TileDB's memory budget for a batched read...
 BATCH_MEMORY_CEILING = 8 * 2**30  # ...and how far it may grow for arrays with many tiles
+EXACT_COUNT_LIMIT = 2_000_000  # cells whose coordinates a count may read to test them against a polygon (about 0.1 s locally)
+
+
+@dataclass(frozen=True)
+class SegmentCount:
+    count: int
+    exact: bool  # False: the count of the region's bounding boxes (too many cells to check each one)
 
 
 @dataclass(frozen=True)
 class Estimate:
     rows: int
     bytes: int
+    damaged_fragments: Tuple[str, ...] = ()  # fragments left out: their extent is not finite (see damaged_fragments)
 
     @property
     def megabytes(self) -> float:
@@ -344,6 +352,53 @@ class Atl08Database:
     def count(self, spec: SegmentQuery) -> int:
         return sum(len(f) for f in self.iter_batches(spec, rows=1_000_000))
 
+    def count_segments(self, spec: SegmentQuery, within: Optional[Callable] = None,
+                       exact_limit: int = EXACT_COUNT_LIMIT) -> "SegmentCount":
+        """How many segments match ``spec`` (region, time range, filters), without reading them.
+
+        TileDB counts the cells in each box itself, reading only the filters' attributes. A polygon
+        region, or ``within`` (a mask of longitudes and latitudes: a search radius), needs the
+        coordinates of the cells in its boxes: they are read when the boxes hold at most
+        ``exact_limit`` cells; above that the count is the boxes' (``exact`` False)."""
+        array = self._array()
+        domain_first, domain_last = array.schema.domain.dim("time").domain
+        first_day, last_day = max(spec.day_range[0], int(domain_first)), min(spec.day_range[1], int(domain_last))
+        if last_day < first_day:
+            return SegmentCount(0, True)
+        condition = self._condition(spec)
+        boxes = [(slice(lat_min, lat_max), slice(lon_min, lon_max), slice(first_day, last_day))
+                 for lon_min, lat_min, lon_max, lat_max in spec.parts]
+        in_boxes = sum(retrying(lambda r=ranges: int(array.query(attrs=["segment_id"], cond=condition)
+                                                  .agg({"segment_id": ["count"]}).multi_index[r]), f"counting in {self.uri}")
+                       for ranges in boxes)
+        if (spec.polygon is None and within is None) or in_boxes == 0:
+            return SegmentCount(in_boxes, True)
+        if in_boxes > exact_limit:
+            return SegmentCount(in_boxes, False)
+        count = 0
+        for ranges in boxes:
+            raw = retrying(lambda r=ranges: array.query(attrs=[], dims=["latitude", "longitude"], cond=condition).multi_index[r],
+                           f"reading {self.uri}")
+            keep = np.ones(len(raw["latitude"]), dtype=bool)
+            if spec.polygon is not None and len(keep):
+                import shapely
+
+                shapely.prepare(spec.polygon)
+                keep &= shapely.intersects_xy(spec.polygon, raw["longitude"], raw["latitude"])
+            if within is not None and len(keep):
+                keep &= within(raw["longitude"], raw["latitude"])
+            count += int(keep.sum())
+        return SegmentCount(count, True)
+
+    def extent(self) -> Optional[Tuple[Tuple[float, float], Tuple[float, float], Tuple[np.datetime64, np.datetime64]]]:
+        """((south, north), (west, east), (first day, last day)) of the stored segments, or None when empty."""
+        domain = self._array().nonempty_domain()
+        if domain is None:
+            return None
+        (south, north), (west, east), (first, last) = domain
+        day = np.datetime64("1970-01-01", "D")
+        return (float(south), float(north)), (float(west), float(east)), (day + int(first), day + int(last))
+
     def estimate(self, spec: SegmentQuery) -> Estimate:
         """A fast upper bound of the rows and bytes, from fragment extents (no data read).
 
@@ -352,7 +407,8 @@ class Atl08Database:
         """
         first_day, last_day = spec.day_range
         rows = 0.0
-        for ((lat0, lat1), (lon0, lon1), (t0, t1)), cells in self._fragment_extents():
+        extents, damaged = self._fragment_extents()
+        for ((lat0, lat1), (lon0, lon1), (t0, t1)), cells in extents:
             time_share = _overlap(t0, t1 + 1, first_day, last_day + 1)
             if time_share == 0:
                 continue
@@ -363,12 +419,18 @@ class Atl08Database:
 
             rows *= min(1.0, spec.polygon.area / max(parts_area(spec.parts), 1e-12))
         per_row = 8 * 4 + 8 + sum(self.attribute_dtypes[c.attribute].itemsize for c in spec.columns)
-        return Estimate(int(round(rows)), int(round(rows * per_row)))
+        return Estimate(int(round(rows)), int(round(rows * per_row)), damaged)
+
+    def damaged_fragments(self) -> Tuple[str, ...]:
+        """Fragments whose extent is not finite (see ``damaged_fragments``): no query returns their
+        rows, and estimates leave them out."""
+        return self._fragment_extents()[1]
 
     def _fragment_extents(self):
-        """(non-empty domain, cell count) of every fragment. Reading them costs one request per
-        fragment on S3 (unless their metadata is consolidated), so they are kept until the
-        array's commit listing changes; arrays without a commit folder are read every time."""
+        """(non-empty domain, cell count) of every fragment with a finite extent, and the names of
+        the others. Reading them costs one request per fragment on S3 (unless their metadata is
+        consolidated), so they are kept until the array's commit listing changes; arrays without a
+        commit folder are read every time."""
         import tiledb
 
         self._array()  # one listing brings this thread's view (and its commit listing) up to date
@@ -376,7 +438,9 @@ class Atl08Database:
         cached = getattr(self._local, "fragment_extents", None)
         if commits is None or cached is None or cached[0] != commits:
             fragments = retrying(lambda: tiledb.FragmentInfoList(self.uri, ctx=self.ctx), f"listing the fragments of {self.uri}")
-            cached = (commits, [(f.nonempty_domain, f.cell_num) for f in fragments])
+            damaged = tuple(damaged_fragments(fragments))
+            extents = [(f.nonempty_domain, f.cell_num) for f in fragments if _fragment_name(f) not in damaged]
+            cached = (commits, (extents, damaged))
             self._local.fragment_extents = cached
         return cached[1]
 
@@ -391,16 +455,32 @@ class Atl08Database:
         filters=None,
         start=None,
         end=None,
+        time_labels: Tuple[str, str] = ("", ""),
     ):
         """The ``num_shots`` segments nearest to ``point`` (lon, lat) within ``radius_m``,
         by geodesic distance on the WGS84 ellipsoid, sorted, with a ``distance_m`` column."""
         from pyproj import Geod
 
+        if num_shots < 1:
+            raise QueryError("the number of shots must be at least 1")
+        spec, _ = self.nearest_search(point, radius_m, variables, filters, start, end, time_labels)
+        lon, lat = float(point[0]), float(point[1])
+        frame = self.query(spec)
+        geod = Geod(ellps="WGS84")
+        n = len(frame)
+        _, _, distance = geod.inv(np.full(n, lon), np.full(n, lat), frame["longitude"].to_numpy(), frame["latitude"].to_numpy())
+        frame["distance_m"] = distance
+        frame = frame[frame["distance_m"] <= radius_m].sort_values("distance_m", kind="stable").head(num_shots)
+        return frame.reset_index(drop=True)
+
+    def nearest_search(self, point, radius_m: float, variables: Sequence[str] = ("h_canopy",), filters=None, start=None,
+                       end=None, time_labels: Tuple[str, str] = ("", "")):
+        """(the query that reads the box round ``point``, a mask of (lon, lat) within ``radius_m`` of it)."""
+        from pyproj import Geod
+
         lon, lat = float(point[0]), float(point[1])
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
             raise QueryError(f"point ({lon}, {lat}) is not a longitude/latitude pair")
-        if num_shots < 1:
-            raise QueryError("the number of shots must be at least 1")
         if not radius_m > 0:
             raise QueryError("the search radius must be positive")
         dlat = radius_m / 110_574.0 * 1.01
@@ -414,14 +494,36 @@ class Atl08Database:
             east = lon + dlon if lon + dlon <= 180 else lon + dlon - 360
             roi = (west, lat_min, east, lat_max) if dlon < 180 else (-180.0, lat_min, 180.0, lat_max)
         # a handful of segments: the exact acquisition instants cost nothing here
-        spec = SegmentQuery.create(roi=roi, start=start, end=end, variables=variables, filters=filters, exact_times=True)
-        frame = self.query(spec)
-        geod = Geod(ellps="WGS84")
-        n = len(frame)
-        _, _, distance = geod.inv(np.full(n, lon), np.full(n, lat), frame["longitude"].to_numpy(), frame["latitude"].to_numpy())
-        frame["distance_m"] = distance
-        frame = frame[frame["distance_m"] <= radius_m].sort_values("distance_m", kind="stable").head(num_shots)
-        return frame.reset_index(drop=True)
+        spec = SegmentQuery.create(roi=roi, start=start, end=end, variables=variables, filters=filters, exact_times=True,
+                                   time_labels=time_labels)
+
+        def within(longitude, latitude):
+            n = len(longitude)
+            _, _, distance = Geod(ellps="WGS84").inv(np.full(n, lon), np.full(n, lat), longitude, latitude)
+            return distance <= radius_m
+
+        return spec, within
+
+
+def _fragment_name(fragment) -> str:
+    return str(fragment.uri).rstrip("/").rsplit("/", 1)[-1]
+
+
+def damaged_fragments(fragments) -> List[str]:
+    """Names of the fragments whose non-empty domain is not finite.
+
+    Versions before the ingest checked coordinates wrote fill values (3.4028235e38, read as NaN)
+    as coordinates: such a fragment's extent is NaN, which made every size estimate (and so every
+    query that checks memory) fail with "cannot convert float NaN to integer". TileDB reads
+    nothing from such a fragment (a NaN extent overlaps no range); those versions wrote the rows
+    with NaN coordinates into fragments of their own (their write tile came from the NaN), so
+    normally nothing else is in them."""
+    damaged = []
+    for fragment in fragments:
+        bounds = [value for dimension in fragment.nonempty_domain for value in dimension]
+        if not all(np.isfinite(float(value)) for value in bounds):
+            damaged.append(_fragment_name(fragment))
+    return damaged
 
 
 def available_memory_bytes() -> Optional[int]:

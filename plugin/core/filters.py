@@ -19,6 +19,14 @@ user's text), and can also evaluate itself on columns with numpy.
 Comparisons with a missing value (NaN) are false, as in TileDB; ``not`` is
 applied by negating the comparisons beneath it (De Morgan), so a missing value
 never passes a filter either way.
+
+Limits, checked before any recursive or slow work: the text's length, its nesting
+(parentheses and ``not``) and its number of comparisons. TileDB builds its query
+condition at about 2.5 ms per comparison (tiledb-py 0.36: a 1,000-comparison filter
+costs 1.3 s before reading a cell, 8,000 cost 25 s), and Python's parser, which
+tiledb-py uses, refuses conditions nested 200 deep. Same-operator groups are flattened
+(``a or (b or (c ...))`` is one ``or``), so what TileDB parses is never deeper than
+what the user wrote.
 """
 
 import math
@@ -30,6 +38,10 @@ import numpy as np
 
 from .errors import FilterSyntaxError, UnknownVariableError
 from .variables import SCALAR, catalogue, get_variable, suggest
+
+MAX_FILTER_CHARACTERS = 20_000  # a 256-comparison filter with long names is about 10,000
+MAX_COMPARISONS = 256  # after 'in [...]' and 'between' are spelled out; TileDB takes about 0.6 s to build them
+MAX_NESTING = 32  # parentheses and 'not's inside one another
 
 COMPARISONS = ("==", "!=", "<=", ">=", "<", ">")
 NEGATED = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
@@ -100,10 +112,60 @@ class BoolOp:
     items: Tuple["Filter", ...]
 
     def negate(self) -> "BoolOp":
-        return BoolOp("or" if self.op == "and" else "and", tuple(item.negate() for item in self.items))
+        return boolean("or" if self.op == "and" else "and", [item.negate() for item in self.items])
 
 
 Filter = Union[Comparison, Membership, BoolOp]
+
+
+def boolean(op: str, items: Sequence[Filter]) -> Filter:
+    """``items`` joined with ``op``, a group of the same operator merged in: ``a or (b or c)`` is
+    one ``or`` of three, so the condition TileDB parses is no deeper than the user's text."""
+    flat: List[Filter] = []
+    for item in items:
+        if isinstance(item, BoolOp) and item.op == op:
+            flat.extend(item.items)
+        else:
+            flat.append(item)
+    return flat[0] if len(flat) == 1 else BoolOp(op, tuple(flat))
+
+
+def size(node: Optional[Filter]) -> Tuple[int, int]:
+    """(comparisons TileDB evaluates, nesting depth) of a filter, counted without recursion."""
+    if node is None:
+        return 0, 0
+    comparisons, deepest = 0, 0
+    pending = [(node, 1)]
+    while pending:
+        item, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, BoolOp):
+            pending.extend((child, depth + 1) for child in item.items)
+        elif isinstance(item, Membership):
+            comparisons += len(item.values)
+        else:
+            comparisons += 1
+    return comparisons, deepest
+
+
+def check_size(node: Optional[Filter]) -> None:
+    """A FilterSyntaxError when a filter (parsed here or built in Python) exceeds the limits."""
+    comparisons, depth = size(node)
+    if comparisons > MAX_COMPARISONS:
+        raise FilterSyntaxError(_too_many(comparisons))
+    if depth > MAX_NESTING + 2:  # the lines' 'and' and a spelled-out 'in' add a level each
+        raise FilterSyntaxError(f"the quality filters are nested {depth} levels deep; at most {MAX_NESTING} are allowed")
+
+
+def _too_many(comparisons: int) -> str:
+    return (f"the quality filters hold {comparisons:,} comparisons ('in [...]' and 'between' count one per value); at most "
+            f"{MAX_COMPARISONS} are allowed (TileDB prepares each one before reading: about 2.5 ms apiece)")
+
+
+def check_length(text: str) -> None:
+    if len(text) > MAX_FILTER_CHARACTERS:
+        raise FilterSyntaxError(f"the quality filters are {len(text):,} characters long; at most {MAX_FILTER_CHARACTERS:,} "
+                                f"are allowed (a filter of {MAX_COMPARISONS} comparisons needs about 10,000)")
 
 
 def attributes(node: Optional[Filter]) -> List[str]:
@@ -205,11 +267,44 @@ def resolve_attribute(name: str) -> Tuple[str, str]:
     raise UnknownVariableError(f"unknown variable '{name}' in filter{hint}")
 
 
+def _shown(text: str) -> str:
+    """A filter line as quoted in messages, shortened when long."""
+    return repr(text) if len(text) <= 100 else repr(text[:70] + " ... " + text[-20:])
+
+
+def _prescan(tokens: List[Token], text: str) -> None:
+    """Nesting and comparisons counted on the tokens, in one pass, before the recursive parser runs."""
+    depth, comparisons = 0, 0
+    in_list = False
+    for token in tokens:
+        if token.kind == "punct":
+            if token.text == "(":
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise FilterSyntaxError(f"parentheses are nested more than {MAX_NESTING} deep at column "
+                                            f"{token.position + 1} in {_shown(text)}")
+            elif token.text == ")":
+                depth = max(0, depth - 1)
+            elif token.text == "[":
+                in_list = True
+            elif token.text == "]":
+                in_list = False
+        elif token.kind == "op" or (token.kind == "number" and in_list):
+            comparisons += 1
+        elif token.kind == "keyword" and token.text == "between":
+            comparisons += 2
+    if comparisons > MAX_COMPARISONS:
+        raise FilterSyntaxError(_too_many(comparisons))
+
+
 class _Parser:
     def __init__(self, text: str, default_variable: Optional[str] = None):
+        check_length(text)
         self.text = text
         self.tokens = tokenize(text)
+        _prescan(self.tokens, text)
         self.index = 0
+        self.depth = 0
         self.current_variable = default_variable
 
     # helpers
@@ -220,7 +315,7 @@ class _Parser:
     def error(self, message: str, token: Optional[Token] = None) -> FilterSyntaxError:
         token = token or self.peek()
         where = f"at column {token.position + 1}" if token else "at the end"
-        return FilterSyntaxError(f"{message} {where} in {self.text!r}")
+        return FilterSyntaxError(f"{message} {where} in {_shown(self.text)}")
 
     def take(self, kind: str, text: Optional[str] = None) -> Token:
         token = self.peek()
@@ -249,25 +344,31 @@ class _Parser:
         while self.at("keyword", "or"):
             self.index += 1
             items.append(self.conjunction())
-        return items[0] if len(items) == 1 else BoolOp("or", tuple(items))
+        return boolean("or", items)
 
     def conjunction(self) -> Filter:
         items = [self.negation()]
         while self.at("keyword", "and"):
             self.index += 1
             items.append(self.negation())
-        return items[0] if len(items) == 1 else BoolOp("and", tuple(items))
+        return boolean("and", items)
 
     def negation(self) -> Filter:
-        if self.at("keyword", "not") and not (self.peek(1) and self.peek(1).text == "in"):
+        nested = self.at("punct", "(") or (self.at("keyword", "not") and not (self.peek(1) and self.peek(1).text == "in"))
+        if not nested:
+            return self.comparison()
+        self.depth += 1
+        if self.depth > MAX_NESTING:  # 'not not not ...': each is a level, as parentheses are
+            raise self.error(f"parentheses and 'not' are nested more than {MAX_NESTING} deep")
+        try:
             self.index += 1
-            return self.negation().negate()
-        if self.at("punct", "("):
-            self.index += 1
+            if self.tokens[self.index - 1].text == "not":
+                return self.negation().negate()
             node = self.disjunction()
             self.take("punct", ")")
             return node
-        return self.comparison()
+        finally:
+            self.depth -= 1
 
     def number(self) -> float:
         token = self.peek()
@@ -338,30 +439,63 @@ def parse_filter(text: str, default_variable: Optional[str] = None) -> Filter:
     return _Parser(text, default_variable).parse()
 
 
-def parse_filters(text: Union[str, Sequence[str], None]) -> Optional[Filter]:
-    """Parse FILTERS text: one condition per line (``#`` comments allowed), lines joined with ``and``."""
+@dataclass(frozen=True)
+class FilterLine:
+    """One line of the user's filters, kept so an empty result can say which line removed the rest."""
+
+    label: str  # "line 2 'night_flag == 1'", as messages quote it
+    node: Filter
+
+
+def parse_filter_lines(text: Union[str, Sequence[str], None]) -> Tuple[FilterLine, ...]:
+    """FILTERS text parsed line by line (``#`` comments and blank lines skipped)."""
     if text is None:
-        return None
-    lines = text.splitlines() if isinstance(text, str) else list(text)
-    nodes = []
+        return ()
+    if isinstance(text, str):
+        check_length(text)
+        lines = text.splitlines()
+    else:
+        lines = [str(line) for line in text]
+        check_length("\n".join(lines))
+    parsed = []
+    comparisons = 0
     for number, line in enumerate(lines, start=1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         try:
-            nodes.append(parse_filter(line))
+            node = parse_filter(line)
         except FilterSyntaxError as error:
             raise FilterSyntaxError(f"line {number}: {error}") from None
-    return combine(nodes)
+        comparisons += size(node)[0]
+        if comparisons > MAX_COMPARISONS:
+            raise FilterSyntaxError(_too_many(comparisons))
+        parsed.append(FilterLine(f"line {number} {_shown(line)}", node))
+    return tuple(parsed)
+
+
+def parse_filters(text: Union[str, Sequence[str], None]) -> Optional[Filter]:
+    """Parse FILTERS text: one condition per line (``#`` comments allowed), lines joined with ``and``."""
+    return combine([line.node for line in parse_filter_lines(text)])
+
+
+def keyword_filter_lines(keywords: Mapping[str, str]) -> Tuple[FilterLine, ...]:
+    """The reference package's keyword form, one line per keyword: ``{"h_canopy": ">= 5 and <= 60"}``."""
+    lines = []
+    for name, condition in keywords.items():
+        check_length(str(condition))
+        lines.append(FilterLine(f"{name}={_shown(str(condition))}", parse_filter(str(condition), default_variable=name)))
+    check_size(combine([line.node for line in lines]))
+    return tuple(lines)
 
 
 def filters_from_keywords(keywords: Mapping[str, str]) -> Optional[Filter]:
     """The reference package's keyword form: ``{"h_canopy": ">= 5 and <= 60"}``."""
-    return combine([parse_filter(str(condition), default_variable=name) for name, condition in keywords.items()])
+    return combine([line.node for line in keyword_filter_lines(keywords)])
 
 
 def combine(nodes: Iterable[Optional[Filter]]) -> Optional[Filter]:
     nodes = [n for n in nodes if n is not None]
     if not nodes:
         return None
-    return nodes[0] if len(nodes) == 1 else BoolOp("and", tuple(nodes))
+    return boolean("and", nodes)

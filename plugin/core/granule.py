@@ -2,6 +2,9 @@
 
 Only the datasets needed are read. Float fill values (3.4028235e+38 and the
 other ``_FillValue``s) become NaN so that they never reach a user as a height.
+Rows whose coordinates, time or segment id are unusable are marked here (NaN, ``INVALID_TIME``,
+``INVALID_SEGMENT_ID``) and dropped before writing by ``segment_checks``; a beam whose
+datasets disagree in length makes the whole granule unreadable (a GranuleError naming it).
 """
 
 import datetime as dt
@@ -12,11 +15,15 @@ from typing import Dict, Iterable, Optional
 import numpy as np
 
 from .errors import GranuleError
+from .granule_identity import core_datasets, orbit_of
 from .schema import BEAM_NUMBERS, attribute_dtypes, encode_segment_id
 from .variables import catalogue
 
 ATLAS_EPOCH_NS = np.int64(int(dt.datetime(2018, 1, 1, tzinfo=dt.timezone.utc).timestamp()) * 1_000_000_000)
 NS_PER_DAY = np.int64(86_400 * 1_000_000_000)
+INVALID_TIME = np.iinfo(np.int64).min  # timestamp_ns and time of a row without a valid delta_time
+INVALID_SEGMENT_ID = np.int64(-1)  # segment_id of a row whose segment_id_beg is a fill or out of range
+MAX_DELTA_TIME_S = 5e9  # seconds since 2018 (158 years): in nanoseconds it still fits an int64
 GRANULE_NAME = re.compile(r"ATL08_(\d{4})(\d{2})(\d{2})(\d{6})_(\d{4})(\d{2})(\d{2})_(\d{3})_(\d{2})\.h5$")
 
 
@@ -68,6 +75,17 @@ def _as_column(values: np.ndarray, dtype: np.dtype, fill) -> np.ndarray:
     return values.astype(dtype, copy=False)
 
 
+def _segment_ids(dataset, rgt: int, cycle: int, beam_number: int) -> np.ndarray:
+    """The public layout's segment ids; ``INVALID_SEGMENT_ID`` where ``segment_id_beg`` is a fill
+    or does not fit the layout's 32 bits (it would corrupt the rgt, cycle and beam bits)."""
+    raw = dataset[:].astype(np.int64)
+    fill = dataset.attrs.get("_FillValue")
+    valid = (raw >= 0) & (raw <= 0xFFFFFFFF)
+    if fill is not None:
+        valid &= raw != np.int64(np.asarray(fill).item())
+    return np.where(valid, encode_segment_id(rgt, cycle, beam_number, np.where(valid, raw, 0)), INVALID_SEGMENT_ID)
+
+
 def read_granule(path, attributes: Optional[Iterable[str]] = None, reference_filters: bool = False) -> Dict[str, np.ndarray]:
     """All beams of one granule as columns: coordinates, ``time``, ``timestamp_ns``,
     ``segment_id``, ``beam_id`` and the wanted attributes (all when ``attributes`` is None).
@@ -87,26 +105,28 @@ def read_granule(path, attributes: Optional[Iterable[str]] = None, reference_fil
     try:
         with h5:
             beams = [b for b in BEAM_NUMBERS if f"{b}/land_segments/latitude" in h5]
-            if not beams or "orbit_info/rgt" not in h5 or "orbit_info/cycle_number" not in h5:
+            if not beams:
                 raise GranuleError(f"{path.name}: not an ATL08 granule (no gt*/land_segments or orbit_info)")
-            rgt = int(h5["orbit_info/rgt"][0])
-            cycle = int(h5["orbit_info/cycle_number"][0])
+            rgt, cycle = orbit_of(h5, path.name)
             sc_orient = int(h5["orbit_info/sc_orient"][0]) if "orbit_info/sc_orient" in h5 else 0
             parts = []
             for beam in beams:
                 land = h5[f"{beam}/land_segments"]
-                n = land["latitude"].shape[0]
+                core = core_datasets(land, beam, path.name)
+                n = core["latitude"].shape[0] if core["latitude"].shape else 0
                 if n == 0:
                     continue
                 columns: Dict[str, np.ndarray] = {
-                    "latitude": _as_column(land["latitude"][:], np.dtype(np.float64), None),
-                    "longitude": _as_column(land["longitude"][:], np.dtype(np.float64), None),
+                    name: _as_column(core[name][:], np.dtype(np.float64), core[name].attrs.get("_FillValue"))
+                    for name in ("latitude", "longitude")
                 }
-                delta_time = _as_column(land["delta_time"][:], np.dtype(np.float64), None)
-                timestamp = ATLAS_EPOCH_NS + np.round(delta_time * 1e9).astype(np.int64)
+                delta_time = _as_column(core["delta_time"][:], np.dtype(np.float64), core["delta_time"].attrs.get("_FillValue"))
+                valid_time = np.isfinite(delta_time) & (np.abs(delta_time) < MAX_DELTA_TIME_S)
+                timestamp = np.full(n, INVALID_TIME, dtype=np.int64)
+                timestamp[valid_time] = ATLAS_EPOCH_NS + np.round(delta_time[valid_time] * 1e9).astype(np.int64)
                 columns["timestamp_ns"] = timestamp
-                columns["time"] = timestamp // NS_PER_DAY
-                columns["segment_id"] = encode_segment_id(rgt, cycle, BEAM_NUMBERS[beam], land["segment_id_beg"][:])
+                columns["time"] = np.where(valid_time, timestamp // NS_PER_DAY, INVALID_TIME)
+                columns["segment_id"] = _segment_ids(core["segment_id_beg"], rgt, cycle, BEAM_NUMBERS[beam])
                 columns["beam_id"] = np.full(n, beam, dtype=object)
                 for variable, chosen in plan.items():
                     if variable.is_orbit_info:
@@ -121,7 +141,8 @@ def read_granule(path, attributes: Optional[Iterable[str]] = None, reference_fil
                     fill = dataset.attrs.get("_FillValue")
                     data = dataset[:]
                     if data.shape[0] != n:
-                        raise GranuleError(f"{path.name}: {beam}/{variable.hdf5_path} has {data.shape[0]} rows, expected {n}")
+                        raise GranuleError(f"{path.name}: beam {beam} cannot be read consistently: "
+                                           f"{variable.hdf5_path} has {data.shape[0]} rows but latitude has {n}")
                     for index, name in chosen:
                         values = data if index is None else data[:, index]
                         columns[name] = _as_column(values, dtypes[name], fill)

@@ -22,6 +22,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import numpy as np
 
 from .cell_statistics import DEFAULT_RESOLUTION, CellStatistics, CellTable
+from .empty_result import explain_empty
 from .equal_area_grid import Grid, HexGrid, SquareGrid
 from .errors import OutputError, QueryError
 from .query import SegmentQuery, resolve_columns
@@ -53,6 +54,7 @@ class GridChange:
     cells_seen: Tuple[int, int] = (0, 0)  # cells with any segment, per period
     histogram_rows: int = 0  # the largest per-period histogram: what memory scaled with
     batches: int = 0
+    empty_reasons: Tuple[str, str] = ("", "")  # for a period without segments: why (core.empty_result)
 
     def __len__(self) -> int:
         return len(self.cell)
@@ -85,8 +87,11 @@ def grid_change(
     resolution: float = DEFAULT_RESOLUTION,
     progress: Optional[Progress] = None,
     check_cancel: Optional[CheckCancel] = None,
+    period_labels: Sequence[Tuple[str, str]] = (("period 1", "period 1"), ("period 2", "period 2")),
 ) -> GridChange:
-    """Per-cell count, median and mean of ``variable`` in two periods, and the change of the median."""
+    """Per-cell count, median and mean of ``variable`` in two periods, and the change of the median.
+
+    ``period_labels`` name each period's start and end in messages (``("PERIOD1_START", "PERIOD1_END")``)."""
     grid = grid or HexGrid(DEFAULT_CELL_SIZE_KM)
     if len(periods) != 2:
         raise QueryError("give exactly two periods, each as (start, end)")
@@ -98,8 +103,9 @@ def grid_change(
     if len(columns) != 1:
         raise QueryError(f"{variable!r} has {len(columns)} columns: name one with a label, as in canopy_h_metrics:50")
     column = columns[0].name
-    specs = [SegmentQuery.create(roi=roi, start=start, end=end, variables=[variable], filters=filters, roi_crs=roi_crs)
-             for start, end in periods]  # validates both periods before any read
+    specs = [SegmentQuery.create(roi=roi, start=start, end=end, variables=[variable], filters=filters, roi_crs=roi_crs,
+                                 time_labels=labels)
+             for (start, end), labels in zip(periods, period_labels)]  # validates both periods before any read
     tables = []
     segments, seen, histogram_rows, batches = [], [], 0, 0
     for index, spec in enumerate(specs):
@@ -111,10 +117,13 @@ def grid_change(
         histogram_rows = max(histogram_rows, rows)
         batches += period_batches
     cells, data = _combine(tables[0], tables[1], min_shots)
+    reasons = tuple(explain_empty(database, spec, value_column=columns[0].attribute) if not count else ""
+                    for spec, count in zip(specs, segments))
     if progress:
         progress(1.0)
     normalised = tuple((str(start), str(end)) for start, end in periods)
-    return GridChange(grid, column, columns[0].variable, normalised, min_shots, cells, data, tuple(segments), tuple(seen), histogram_rows, batches)
+    return GridChange(grid, column, columns[0].variable, normalised, min_shots, cells, data, tuple(segments), tuple(seen), histogram_rows,
+                      batches, reasons)
 
 
 def _combine(first: CellTable, second: CellTable, min_shots: int):

@@ -4,20 +4,30 @@ Granules are read in parallel (local processes, threads, or a Dask cluster) and
 written by one writer, per annual batch and per 30 x 30 degree write tile,
 flushing every ``flush_every`` granules so memory stays bounded.
 
+A granule is known by its content (``granule_identity``), not its file name: a copy under
+another name or folder is recognised and skipped, two different granules with one name are
+both stored. Each file's identity is read first (four datasets per beam); only granules the
+database does not hold are then read whole. Rows with fill or out-of-range coordinates,
+times or segment ids, and rows outside the configuration's ``time_range`` and
+``spatial_range``, are dropped and counted per granule (``segment_checks``); a granule that
+cannot be read consistently is skipped by name; neither blocks the rest of its batch.
+
 Every flush is written at its own TileDB timestamp and recorded afterwards in a
-small ledger array beside the data (``ingest_ledger``: granule name -> batch
-timestamp, segment count). A run killed between the two leaves fragments whose
+small ledger array beside the data (``ingest_ledger``: granule identity -> batch
+timestamp, segment count, file). A run killed between the two leaves fragments whose
 timestamp the ledger does not know; the next run deletes them before writing,
 so resuming never duplicates or loses segments, and re-running on the same
-folder writes nothing.
+folder writes nothing. One ingest at a time writes a database (``ingest_lock``, on local
+disk and S3 alike): a second one waits for the first, then finds its granules in the ledger.
 """
 
 import argparse
 import concurrent.futures
 import multiprocessing
+import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import groupby
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -25,12 +35,33 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import numpy as np
 
 from .config import DatabaseConfig, load_config
-from .errors import Cancelled, ConfigurationError, GranuleError, StorageError
+from .errors import CanopyExplorerError, ConfigurationError, GranuleError, StorageError
 from .granule import granule_date, read_granule
-from .schema import DIMENSIONS, TIME_DOMAIN, create_array
+from .granule_identity import GranuleIdentity, identify_granule, ranges_text
+from .ingest_ledger import LedgerEntry, claim, create_ledger, ledger_created_ms, read_ledger, record, upgrade_ledger
+from .ingest_lock import DEFAULT_WAIT_S, IngestLock
+from .schema import DIMENSIONS, create_array, decode_segment_id
+from .segment_checks import ALREADY_STORED, SegmentBounds, check_segments, describe
+from .segment_coverage import SegmentCoverage
 from .storage import RETRY_ATTEMPTS, RETRY_FIRST_DELAY_S, is_transient, make_context, object_type, retrying
 
 Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class DroppedRows:
+    """Rows of one granule that were not written, per reason (``segment_checks.REASONS``)."""
+
+    granule: str
+    rows: int  # segments in the granule
+    counts: Dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def __str__(self) -> str:
+        return f"{self.granule}: {describe(self.counts, self.rows)}"
 
 
 @dataclass
@@ -38,83 +69,79 @@ class IngestReport:
     database_uri: str
     written: List[str] = field(default_factory=list)
     already_ingested: List[str] = field(default_factory=list)
+    duplicates: List[Tuple[str, str]] = field(default_factory=list)  # (granule, the file holding the same data)
     skipped: List[Tuple[str, str]] = field(default_factory=list)  # (granule, reason)
+    dropped: List[DroppedRows] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)  # about the database itself (ledger upgraded, stale lock removed, ...)
     segments: int = 0
     fragments: int = 0
     removed_orphan_fragments: int = 0
 
+    @property
+    def segments_dropped(self) -> int:
+        return sum(d.total for d in self.dropped)
+
     def summary(self) -> str:
         text = (
             f"{len(self.written)} granules written ({self.segments} segments, {self.fragments} fragments), "
-            f"{len(self.already_ingested)} already in the database, {len(self.skipped)} skipped"
+            f"{len(self.already_ingested)} already in the database, {len(self.duplicates)} duplicate files, "
+            f"{len(self.skipped)} skipped, {self.segments_dropped} segments dropped"
         )
+        for name, original in self.duplicates:
+            text += f"\n  duplicate {name}: {original}"
+        for dropped in self.dropped:
+            text += f"\n  {dropped}"
         for name, reason in self.skipped:
             text += f"\n  skipped {name}: {reason}"
+        for note in self.notes:
+            text += f"\n  note: {note}"
         return text
 
 
 def find_granules(inputs: Iterable) -> List[Path]:
-    """ATL08 files from folders (searched recursively for *.h5) and explicit paths."""
+    """ATL08 files from folders (searched recursively for *.h5) and explicit paths, each file once.
+
+    Two files with the same name in different folders are both kept: the name does not
+    identify a granule (``granule_identity`` does)."""
     found = []
     for item in [inputs] if isinstance(inputs, (str, Path)) else inputs:
         path = Path(item)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*.h5") if p.is_file()))
+            found.extend(p for p in path.rglob("*.h5") if p.is_file())
         elif path.exists():
             found.append(path)
         else:
             raise ConfigurationError(f"input {path} does not exist")
-    unique = {p.name: p for p in found}  # the file name identifies a granule
-    return [unique[name] for name in sorted(unique)]
+    unique = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return sorted(unique.values(), key=lambda p: (p.name, str(p)))
+
+
+def granule_names(paths: Sequence[Path]) -> List[str]:
+    """How reports name each file: its name, or where several files share a name, its path
+    below the folder they have in common (``2019/ATL08_....h5`` and ``2020/ATL08_....h5``)."""
+    by_name: Dict[str, List[Path]] = {}
+    for path in paths:
+        by_name.setdefault(path.name, []).append(path)
+    names = []
+    for path in paths:
+        twins = by_name[path.name]
+        if len(twins) == 1:
+            names.append(path.name)
+            continue
+        resolved = [t.resolve() for t in twins]
+        common = Path(os.path.commonpath([str(r.parent) for r in resolved]))
+        names.append(str(path.resolve().relative_to(common)))
+    return names
 
 
 # --------------------------------------------------------------------------- ledger
 
 
-def _create_ledger(uri: str, ctx) -> None:
-    import tiledb
-
-    schema = tiledb.ArraySchema(
-        domain=tiledb.Domain(tiledb.Dim("granule", dtype="ascii")),
-        attrs=[tiledb.Attr("batch_timestamp", dtype=np.int64), tiledb.Attr("segments", dtype=np.int64)],
-        sparse=True,
-        allows_duplicates=False,
-    )
-    tiledb.Array.create(uri, schema, ctx=ctx)
-    with tiledb.open(uri, "w", ctx=ctx) as ledger:
-        # Fragments older than the ledger came from elsewhere (another tool, an earlier
-        # copy): they are never mistaken for the leftovers of an interrupted run.
-        ledger.meta["created_ms"] = int(time.time() * 1000)
-
-
-def ledger_created_ms(uri: str, ctx) -> int:
-    import tiledb
-
-    with tiledb.open(uri, "r", ctx=ctx) as ledger:
-        return int(ledger.meta.get("created_ms", 0))
-
-
-def read_ledger(uri: str, ctx) -> Dict[str, Tuple[int, int]]:
-    """granule name -> (batch timestamp, segment count)."""
-    import tiledb
-
-    with tiledb.open(uri, "r", ctx=ctx) as ledger:
-        rows = ledger[:]
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in rows["granule"]]
-    return {n: (int(t), int(s)) for n, t, s in zip(names, rows["batch_timestamp"], rows["segments"])}
-
-
-def _record(uri: str, ctx, entries: Sequence[Tuple[str, int, int]]) -> None:
-    import tiledb
-
-    if not entries:
-        return
-    names = np.array([e[0] for e in entries], dtype=object)
-    with tiledb.open(uri, "w", ctx=ctx) as ledger:
-        ledger[names] = {
-            "batch_timestamp": np.array([e[1] for e in entries], dtype=np.int64),
-            "segments": np.array([e[2] for e in entries], dtype=np.int64),
-        }
+def _record(uri: str, ctx, entries: Sequence) -> None:
+    """Ledger rows: ``LedgerEntry``s, or (key, batch timestamp, segments) as earlier callers write them."""
+    record(uri, ctx, [e if isinstance(e, LedgerEntry) else LedgerEntry(str(e[0]), int(e[1]), int(e[2])) for e in entries])
 
 
 def _remove_orphans(array_uri: str, known_timestamps: set, since_ms: int, ctx) -> int:
@@ -133,19 +160,61 @@ def _remove_orphans(array_uri: str, known_timestamps: set, since_ms: int, ctx) -
     return len(orphans)
 
 
+def _damaged_fragments(array_uri: str, ctx) -> List[str]:
+    """Fragments whose extent is not finite: NaN coordinates an earlier version wrote from fill values."""
+    import tiledb
+
+    from .database import damaged_fragments
+
+    return damaged_fragments(tiledb.FragmentInfoList(array_uri, ctx=ctx))
+
+
+def _holds(array_uri: str, ctx, identity: GranuleIdentity) -> bool:
+    """Whether the database has segments of this granule (its track, cycle and segment range
+    within its extent): how a file is matched to a row of the previous version's ledger when
+    several files share that row's name."""
+    import tiledb
+
+    if identity.extent is None:
+        return False
+    lat0, lat1, lon0, lon1, day0, day1 = identity.extent
+    with tiledb.open(array_uri, "r", ctx=ctx) as array:
+        ids = array.query(attrs=["segment_id"]).multi_index[lat0:lat1, lon0:lon1, day0:day1]["segment_id"]
+    rgt, cycle, _, segment = decode_segment_id(ids)
+    return bool(np.any((rgt == identity.rgt) & (cycle == identity.cycle)
+                       & (segment >= identity.first_segment) & (segment <= identity.last_segment)))
+
+
 # --------------------------------------------------------------------------- readers
 
 
-def _read_one(path: Path, reference_filters: bool):
-    """Worker entry point: (name, columns, None) or (name, None, reason)."""
+def _reason(path: Path, error: GranuleError) -> str:
+    """The error without the file name it starts with: reports put the name (or its folder) first."""
+    text = str(error)
+    return text[len(path.name) + 2:] if text.startswith(f"{path.name}: ") else text
+
+
+def _identify_one(path: Path):
+    """Worker entry point: (identity, None) or (None, reason)."""
     try:
-        return path.name, read_granule(path, reference_filters=reference_filters), None
+        return identify_granule(path), None
     except GranuleError as error:
-        return path.name, None, str(error)
+        return None, _reason(path, error)
+
+
+def _read_one(path: Path, reference_filters: bool, bounds: SegmentBounds):
+    """Worker entry point: (columns, rows read, rows dropped per reason, None) or (None, 0, {}, reason)."""
+    try:
+        columns = read_granule(path, reference_filters=reference_filters)
+    except GranuleError as error:
+        return None, 0, {}, _reason(path, error)
+    rows = len(columns["latitude"]) if columns else 0
+    columns, dropped = check_segments(columns, bounds)
+    return columns, rows, dropped, None
 
 
 class _Readers:
-    """Map granule paths to columns with processes, threads or Dask, results in input order."""
+    """Map granule paths through a worker function with processes, threads or Dask, results in input order."""
 
     def __init__(self, executor: str, workers: Optional[int], scheduler: Optional[str]):
         self.kind = "dask" if scheduler else executor
@@ -176,16 +245,16 @@ class _Readers:
         if self._client is not None:
             self._client.close()
 
-    def map(self, paths: Sequence[Path], reference_filters: bool) -> Iterator:
+    def map(self, function, paths: Sequence[Path], *arguments) -> Iterator:
         if self._client is not None:
-            futures = self._client.map(_read_one, list(paths), reference_filters=reference_filters, pure=False)
+            futures = self._client.map(function, list(paths), *[[a] * len(paths) for a in arguments], pure=False)
             for future in futures:
                 yield future.result()
         elif self._pool is not None:
-            yield from self._pool.map(_read_one, paths, [reference_filters] * len(paths))
+            yield from self._pool.map(function, paths, *[[a] * len(paths) for a in arguments])
         else:
             for path in paths:
-                yield _read_one(path, reference_filters)
+                yield function(path, *arguments)
 
 
 # --------------------------------------------------------------------------- writer
@@ -241,8 +310,9 @@ def _concat(parts: List[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
-def ensure_database(config: DatabaseConfig, ctx) -> None:
-    """Create the data and ledger arrays if absent (after removing them when ``overwrite``)."""
+def ensure_database(config: DatabaseConfig, ctx) -> Optional[str]:
+    """Create the data and ledger arrays if absent (after removing them when ``overwrite``), and
+    upgrade a ledger of the previous version; returns a note for the report when it did."""
     import tiledb
 
     kind = object_type(config.array_uri, ctx)
@@ -258,7 +328,11 @@ def ensure_database(config: DatabaseConfig, ctx) -> None:
     elif kind != "array":
         raise StorageError(f"{config.array_uri} exists but is not a TileDB array")
     if object_type(config.ledger_uri, ctx) is None:
-        _create_ledger(config.ledger_uri, ctx)
+        create_ledger(config.ledger_uri, ctx)
+    elif upgrade_ledger(config.ledger_uri, ctx):
+        return (f"the ledger {config.ledger_uri} was written by an earlier version, which knew granules by file name: "
+                "it now knows them by content; its rows are matched to files as they are met")
+    return None
 
 
 def ingest_granules(
@@ -270,27 +344,44 @@ def ingest_granules(
     scheduler: Optional[str] = None,
     reference_filters: bool = False,
     log: Callable[[str], None] = lambda message: None,
+    lock_wait_s: float = DEFAULT_WAIT_S,
 ) -> IngestReport:
-    """Ingest every granule in ``inputs`` not yet in the database; see the module docstring."""
+    """Ingest every granule in ``inputs`` not yet in the database; see the module docstring.
+
+    ``lock_wait_s``: how long to wait while another ingest writes the same database."""
     import tiledb
 
+    config.validate()  # a configuration built in code has not been through load_config's checks
     progress = progress or (lambda fraction: None)
     paths = find_granules(inputs)
     if not paths:
         raise ConfigurationError(f"no ATL08 granules (.h5 files) in {', '.join(str(i) for i in ([inputs] if isinstance(inputs, (str, Path)) else inputs))}")
     ctx = make_context(config)
-    existed = object_type(config.array_uri, ctx) is not None
+    object_type(config.array_uri, ctx)  # an unreachable store fails here, within a deadline
+    new_folder = config.storage_type == "local" and not Path(config.base_uri).exists()
+    lock = IngestLock(config, ctx, wait_s=lock_wait_s, log=log, waiting=lambda: progress(0.0))
     try:
-        return _ingest(config, ctx, paths, progress, workers, executor, scheduler, reference_filters, log)
-    except StorageError:
-        _remove_if_new(config, ctx, existed)
-        raise
-    except tiledb.TileDBError as error:
-        _remove_if_new(config, ctx, existed)
-        raise StorageError(f"writing the database {config.array_uri} failed: {error}") from None
-    except OSError as error:
-        _remove_if_new(config, ctx, existed)
-        raise StorageError(f"writing the database {config.array_uri} failed: {error.strerror or error}") from None
+        lock.acquire()
+        # asked under the lock: an ingest that held it may just have created the database
+        existed = object_type(config.array_uri, ctx) is not None
+        try:
+            report = _ingest(config, ctx, lock, paths, progress, workers, executor, scheduler, reference_filters, log)
+        except Exception as error:
+            _remove_if_new(config, ctx, existed)
+            if isinstance(error, tiledb.TileDBError):
+                raise StorageError(f"writing the database {config.array_uri} failed: {error}") from None
+            if isinstance(error, OSError):
+                raise StorageError(f"writing the database {config.array_uri} failed: {error.strerror or error}") from None
+            raise
+        report.notes[:0] = [f"removed a stale ingest lock of {owner}: {reason}" for owner, reason in lock.stale_removed]
+        return report
+    finally:
+        lock.release()
+        if new_folder:
+            try:
+                Path(config.base_uri).rmdir()  # only if a failed first ingest left it empty
+            except OSError:
+                pass
 
 
 def _remove_if_new(config: DatabaseConfig, ctx, existed: bool) -> None:
@@ -308,75 +399,193 @@ def _remove_if_new(config: DatabaseConfig, ctx, existed: bool) -> None:
         try:
             if object_type(uri, ctx) is not None:
                 tiledb.remove(uri, ctx=ctx)
-        except tiledb.TileDBError:
-            pass
-    if config.storage_type == "local":
-        try:
-            Path(config.base_uri).rmdir()  # only if empty
-        except OSError:
+        except (tiledb.TileDBError, StorageError):
             pass
 
 
-def _ingest(config: DatabaseConfig, ctx, paths: List[Path], progress, workers, executor, scheduler, reference_filters,
-            log) -> IngestReport:
-    retrying(lambda: ensure_database(config, ctx), f"creating the database {config.array_uri}")
+IDENTIFY_SHARE = 0.1  # of the progress bar: reading every file's identity (four datasets per beam)
+
+
+def _ingest(config: DatabaseConfig, ctx, lock: IngestLock, paths: List[Path], progress, workers, executor, scheduler,
+            reference_filters, log) -> IngestReport:
     report = IngestReport(database_uri=config.array_uri)
+    upgraded = retrying(lambda: ensure_database(config, ctx), f"creating the database {config.array_uri}")
+    if upgraded:
+        report.notes.append(upgraded)
+        log(upgraded)
     ledger = retrying(lambda: read_ledger(config.ledger_uri, ctx), f"reading the ledger {config.ledger_uri}")
-    known = {t for t, _ in ledger.values()}
+    known = {e.batch_timestamp for e in ledger.values()}
     created_ms = retrying(lambda: ledger_created_ms(config.ledger_uri, ctx), f"reading the ledger {config.ledger_uri}")
+    lock.check()
     report.removed_orphan_fragments = retrying(lambda: _remove_orphans(config.array_uri, known, created_ms, ctx),
                                                f"removing unrecorded fragments from {config.array_uri}")
     if report.removed_orphan_fragments:
         log(f"removed {report.removed_orphan_fragments} unrecorded fragment batch(es) left by an interrupted run")
-    pending = []
-    for path in paths:
-        if path.name in ledger:
-            report.already_ingested.append(path.name)
-        else:
-            pending.append(path)
+    damaged = retrying(lambda: _damaged_fragments(config.array_uri, ctx), f"listing the fragments of {config.array_uri}")
+    if damaged:
+        note = (f"{len(damaged)} fragment(s) of {config.array_uri} have NaN coordinates, written by an earlier version "
+                f"from fill values ({', '.join(damaged[:3])}{', ...' if len(damaged) > 3 else ''}): no query returns "
+                "their rows and size estimates leave them out")
+        report.notes.append(note)
+        log(note)
+    names = granule_names(paths)
     total = len(paths)
-    done = len(report.already_ingested)
-    progress(done / total if total else 1.0)
-
-    def year_of(path: Path):
-        date = granule_date(path)
-        return date.year if (date and config.temporal_batching == "annual") else 0
-
-    last_stamp = max(known | {created_ms})  # batch stamps are always newer than the ledger
-    day_min, day_max = TIME_DOMAIN
+    bounds = SegmentBounds.from_config(config)
     with _Readers(executor, workers, scheduler) as readers:
-        for _, group in groupby(sorted(pending, key=lambda p: (year_of(p), p.name)), key=year_of):
+        identities: List[Optional[GranuleIdentity]] = []
+        for index, (identity, reason) in enumerate(readers.map(_identify_one, paths)):
+            if reason is not None:
+                report.skipped.append((names[index], reason))
+                log(f"skipped {names[index]}: {reason}")
+            identities.append(identity)
+            progress(IDENTIFY_SHARE * (index + 1) / total)  # may raise Cancelled: nothing written yet
+        pending, coverage = _sort_out(config, ctx, lock, paths, names, identities, ledger, report, log)
+
+        def year_of(item) -> int:
+            path, _, identity = item
+            if config.temporal_batching != "annual":
+                return 0
+            if identity.year is not None:
+                return identity.year
+            date = granule_date(path)
+            return date.year if date else 0
+
+        last_stamp = max(known | {created_ms})  # batch stamps are always newer than the ledger
+        done = 0
+        for _, group in groupby(sorted(pending, key=lambda item: (year_of(item), item[1])), key=year_of):
             group = list(group)
             for start in range(0, len(group), config.flush_every):
                 chunk = group[start : start + config.flush_every]
                 parts, entries = [], []
-                for name, columns, reason in readers.map(chunk, reference_filters):
+                results = readers.map(_read_one, [item[0] for item in chunk], reference_filters, bounds)
+                for (_, name, identity), (columns, rows, dropped, reason) in zip(chunk, results):
                     done += 1
-                    if reason is None and columns and ((columns["time"] < day_min) | (columns["time"] > day_max)).any():
-                        reason = f"acquisition time outside the database time domain (days {day_min}..{day_max})"
                     if reason is not None:
                         report.skipped.append((name, reason))
                         log(f"skipped {name}: {reason}")
                     else:
-                        count = len(columns["latitude"]) if columns else 0
-                        if count:
-                            parts.append(columns)
-                        entries.append((name, count))
-                    progress(done / total)  # may raise Cancelled: nothing of this chunk is written yet
+                        columns, dropped, copy_of = _drop_stored(columns, dropped, coverage, name, report, log)
+                        if copy_of:
+                            report.duplicates.append((name, f"holds only segments stored from {copy_of}, read in this run "
+                                                            "(an edited copy, a subset or another version of it?)"))
+                            log(f"skipped {name}: {report.duplicates[-1][1]}")
+                        else:
+                            if dropped:
+                                report.dropped.append(DroppedRows(name, rows, dropped))
+                                log(str(report.dropped[-1]))
+                            coverage.add(identity.rgt, identity.cycle, identity.ranges, name)
+                            count = len(columns["latitude"]) if columns else 0
+                            if count:
+                                parts.append(columns)
+                            entries.append(LedgerEntry(identity.key, 0, count, name, identity.product_id, ranges_text(identity.ranges)))
+                    progress(IDENTIFY_SHARE + (1 - IDENTIFY_SHARE) * done / len(pending))  # may raise Cancelled
                 stamp = max(int(time.time() * 1000), last_stamp + 1)
                 if parts:
                     batch = _concat(parts)
+                    lock.check()
                     fragments, stamp = _write_batch_retrying(config, ctx, batch, stamp)
                     report.fragments += fragments
                     report.segments += len(batch["latitude"])
                 last_stamp = stamp
-                retrying(lambda: _record(config.ledger_uri, ctx, [(name, stamp, count) for name, count in entries]),
-                         f"recording the ingested granules in {config.ledger_uri}")
-                report.written.extend(name for name, _ in entries)
-                log(f"wrote {len(entries)} granules ({sum(c for _, c in entries)} segments)")
+                entries = [replace(e, batch_timestamp=stamp) for e in entries]
+                lock.check()
+                retrying(lambda: _record(config.ledger_uri, ctx, entries), f"recording the ingested granules in {config.ledger_uri}")
+                report.written.extend(e.file_name for e in entries)
+                log(f"wrote {len(entries)} granules ({sum(e.segments for e in entries)} segments)")
+    if report.skipped and not (report.written or report.already_ingested or report.duplicates):
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in report.skipped[:3])
+        more = f" (and {len(report.skipped) - 3} more)" if len(report.skipped) > 3 else ""
+        raise GranuleError(f"none of the {len(report.skipped)} granules could be ingested, nothing was written: {reasons}{more}")
+    progress(1.0)
     if report.fragments:
         _consolidate_fragment_metadata(config.array_uri, ctx)
     return report
+
+
+def _drop_stored(columns, dropped: Dict[str, int], coverage: SegmentCoverage, name: str, report: IngestReport, log):
+    """Drop the rows whose segments are stored already (from the database or an earlier file of this
+    run). Returns (columns, dropped, the files it merely copies, or "" when it adds segments)."""
+    if not columns:
+        return columns, dropped, ""
+    stored, owners = coverage.stored(columns["segment_id"])
+    count = int(stored.sum())
+    if not count:
+        return columns, dropped, ""
+    if count == len(stored):
+        return {}, dropped, ", ".join(owners)
+    note = (f"{name} shares {count} segments with {', '.join(owners)} (an edited copy, a subset or another version?): "
+            "they are kept as stored from there")
+    report.notes.append(note)
+    log(note)
+    return {key: values[~stored] for key, values in columns.items()}, {**dropped, ALREADY_STORED: count}, ""
+
+
+def _sort_out(config: DatabaseConfig, ctx, lock: IngestLock, paths, names, identities, ledger: Dict[str, LedgerEntry],
+              report: IngestReport, log):
+    """The (path, name, identity) of the files to read: not in the database, and not a copy of a
+    file met earlier in this run; and the segments stored so far. The others go to the report,
+    copies with the file they copy."""
+    coverage = SegmentCoverage.from_ledger(ledger.values())
+    seen: Dict[str, str] = {}
+    unknown = []
+    for path, name, identity in zip(paths, names, identities):
+        if identity is None:
+            continue
+        entry = ledger.get(identity.key)
+        holders = coverage.covering(identity.rgt, identity.cycle, identity.ranges)
+        if entry is not None:
+            if not entry.file_name or Path(entry.file_name).name == path.name:
+                report.already_ingested.append(name)
+                continue
+            duplicate = f"same granule as {entry.file_name}, already in the database"
+        elif identity.key in seen:
+            duplicate = f"same granule as {seen[identity.key]}, read in this run"
+        elif holders:
+            duplicate = (f"holds only segments already stored from {', '.join(holders)} "
+                         "(an edited copy, a subset or another version of it?)")
+        else:
+            seen[identity.key] = name
+            unknown.append((path, name, identity))
+            continue
+        report.duplicates.append((name, duplicate))
+        log(f"skipped {name}: {duplicate}")
+    legacy = {key: entry for key, entry in ledger.items() if entry.legacy}
+    if legacy:
+        unknown = _match_legacy_rows(config, ctx, lock, unknown, legacy, report, coverage)
+    return unknown, coverage
+
+
+def _match_legacy_rows(config: DatabaseConfig, ctx, lock: IngestLock, unknown: list, legacy: Dict[str, LedgerEntry],
+                       report: IngestReport, coverage: SegmentCoverage) -> list:
+    """Files named in the previous version's ledger (keyed on file names) are in the database.
+    Their rows are re-keyed to the files' identities. Where several files share such a name
+    (which that version could not tell apart), each is looked up in the data instead."""
+    by_name: Dict[str, list] = {}
+    for item in unknown:
+        by_name.setdefault(item[0].name, []).append(item)
+    held = set()
+    for file_name, items in by_name.items():
+        row = legacy.get(file_name)
+        if row is None:
+            continue
+        if len(items) == 1:
+            present = items
+        else:
+            present = [item for item in items
+                       if retrying(lambda identity=item[2]: _holds(config.array_uri, ctx, identity),
+                                   f"looking up {item[1]} in {config.array_uri}")]
+        lock.check()
+        for index, (path, name, identity) in enumerate(present):
+            entry = LedgerEntry(identity.key, row.batch_timestamp, row.segments if index == 0 else 0, name, identity.product_id,
+                                ranges_text(identity.ranges))
+            coverage.add(identity.rgt, identity.cycle, identity.ranges, name)
+            if index == 0:
+                retrying(lambda: claim(config.ledger_uri, ctx, row, entry), f"updating the ledger {config.ledger_uri}")
+            else:
+                retrying(lambda: _record(config.ledger_uri, ctx, [entry]), f"updating the ledger {config.ledger_uri}")
+            report.already_ingested.append(name)
+            held.add(id(path))
+    return [item for item in unknown if id(item[0]) not in held]
 
 
 def _consolidate_fragment_metadata(uri: str, ctx) -> None:
@@ -405,6 +614,8 @@ def main(argv=None) -> int:
     parser.add_argument("--executor", choices=("process", "thread"), default="process")
     parser.add_argument("--scheduler", help="Dask distributed scheduler address (tcp://host:8786)")
     parser.add_argument("--reference-filters", action="store_true", help="drop segments without canopy height, as the reference package does")
+    parser.add_argument("--lock-wait", type=float, default=DEFAULT_WAIT_S, metavar="SECONDS",
+                        help=f"how long to wait while another ingest writes the same database (default {DEFAULT_WAIT_S:.0f})")
     args = parser.parse_args(argv)
 
     def bar(fraction: float) -> None:
@@ -413,13 +624,17 @@ def main(argv=None) -> int:
         sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {fraction * 100:5.1f}%")
         sys.stderr.flush()
 
+    def note(message: str) -> None:
+        sys.stderr.write(f"\r{message}\n")
+        sys.stderr.flush()
+
     try:
         config = load_config(args.config)
         report = ingest_granules(
             config, args.inputs, progress=bar, workers=args.workers, executor=args.executor,
-            scheduler=args.scheduler, reference_filters=args.reference_filters,
+            scheduler=args.scheduler, reference_filters=args.reference_filters, log=note, lock_wait_s=args.lock_wait,
         )
-    except (ConfigurationError, StorageError, Cancelled) as error:
+    except CanopyExplorerError as error:
         sys.stderr.write(f"\nerror: {error}\n")
         return 2
     sys.stderr.write("\n")

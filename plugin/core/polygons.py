@@ -41,6 +41,19 @@ def _polygons(geometry):
             yield from _polygons(part)
 
 
+def finite_coordinates(geometry, what: str) -> None:
+    """A QueryError naming ``what`` when a vertex is NaN or infinite (GEOS would stop on it with
+    'IllegalArgumentException: ... encountered NaN/Inf numbers')."""
+    import numpy as np
+    import shapely
+
+    xy = shapely.get_coordinates(geometry)
+    if len(xy) and not np.isfinite(xy).all():
+        bad = xy[~np.isfinite(xy).all(axis=1)][0]
+        raise QueryError(f"{what} has a vertex whose coordinates are not numbers ({bad[0]}, {bad[1]}): "
+                         "every vertex needs finite coordinates")
+
+
 def why_no_area(geometry) -> str:
     """What ``geometry`` is, when ``polygonal_part`` found no area in it: "... has no area: it is <this>"."""
     import shapely

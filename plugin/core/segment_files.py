@@ -53,17 +53,37 @@ def format_for_path(path) -> str:
 
 
 def temporary_sibling(path: Path, suffix: Optional[str] = None) -> Path:
-    """A hidden name in the target's folder, so the final rename stays on one filesystem."""
-    return path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{suffix or path.suffix}")
+    """A hidden name in the target's folder, so the final rename stays on one filesystem.
+
+    Short whatever the target's name (a legal 250-character name plus a marker would pass the
+    filesystem's 255), so a long name fails, if at all, in ``check_output_folder`` with the user's name."""
+    return Path(path).with_name(f".canopy-partial-{uuid.uuid4().hex[:12]}{suffix or Path(path).suffix}")
 
 
 def check_output_folder(path: Path) -> None:
-    """The folder that will hold ``path`` exists and can be written, or an OutputError says which."""
-    folder = Path(path).parent
+    """The folder that will hold ``path`` exists and can be written, and ``path`` can be a file name
+    there (not a folder, not longer than the filesystem allows), or an OutputError says which."""
+    path = Path(path)
+    folder = path.parent
     if not folder.is_dir():
         raise OutputError(f"output folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise OutputError(f"output folder {folder} is not writable")
+    longest = _longest_name(folder)
+    # a style file (name.qml) is written beside the output: its name must fit too
+    longest_name = max(len(os.fsencode(path.name)), len(os.fsencode(path.stem + ".qml")))
+    if longest_name > longest:
+        raise OutputError(f"the output name {path.name[:40]}... is {longest_name} bytes long; files in {folder} may have "
+                          f"at most {longest}: choose a shorter name")
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder: choose a file name for the output")
+
+
+def _longest_name(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (AttributeError, ValueError, OSError):  # not POSIX: the common limit
+        return 255
 
 
 def remove_quietly(path: Path) -> None:
@@ -287,7 +307,7 @@ def write_segments(
             remove_quietly(staging)
             return WrittenSegments(path, output_format, layer_name, 0, ())
         if output_format != "GPKG":
-            _convert(staging, final_temporary, output_format, layer_name)
+            _convert(staging, final_temporary, output_format, layer_name, shown=path.name)
             remove_quietly(staging)
         _publish(final_temporary, path, output_format, before_publish, check_cancel)
     except BaseException as error:
@@ -324,13 +344,23 @@ def _write_csv(frames, path: Path, layer_name: str, before_publish, check_cancel
 
 
 def _publish(temporary: Path, path: Path, output_format: str, before_publish, check_cancel) -> None:
+    """Rename the complete file into place, then its side files (a .qml style written by
+    ``before_publish``): a data rename that fails leaves no style beside the user's name, and a
+    side file that cannot follow takes the data back out."""
     if before_publish:
         before_publish(temporary, output_format)
     if check_cancel:
         check_cancel()
-    for sidecar in _sidecars(temporary):  # e.g. a .qml style written by before_publish
-        os.replace(sidecar, path.with_name(path.stem + sidecar.name[len(temporary.stem):]))
+    sidecars = _sidecars(temporary)
+    if path.is_dir():  # checked before writing; a folder may have appeared since
+        raise OutputError(f"{path} is a folder: choose a file name for the output")
     os.replace(temporary, path)
+    try:
+        for sidecar in sidecars:
+            os.replace(sidecar, path.with_name(path.stem + sidecar.name[len(temporary.stem):]))
+    except OSError:
+        remove_quietly(path)
+        raise
 
 
 def _sidecars(temporary: Path) -> List[Path]:
@@ -365,7 +395,9 @@ def gdal_failure_reason(error: BaseException, path: Path) -> str:
     return "the folder is read-only or cannot be written"
 
 
-def _convert(source: Path, target: Path, output_format: str, layer_name: str) -> None:
+def _convert(source: Path, target: Path, output_format: str, layer_name: str, shown: Optional[str] = None) -> None:
+    """``source`` copied to ``target`` in ``output_format``; errors name ``shown`` (the user's file, not
+    the temporary one GDAL writes)."""
     from osgeo import gdal
 
     gdal.UseExceptions()
@@ -388,9 +420,10 @@ def _convert(source: Path, target: Path, output_format: str, layer_name: str) ->
         gdal.VectorTranslate(str(target), source_dataset, format=driver,
                              layerName=layer_name, layerCreationOptions=options, **extra)
     except RuntimeError as error:
-        raise OutputError(f"cannot write {output_format} {target.name}: {error}") from error
+        raise OutputError(f"cannot write {output_format} {shown or target.name}: "
+                          f"{str(error).replace(str(target), shown or target.name)}") from error
     if not target.exists():
-        raise OutputError(f"GDAL wrote no {output_format} file for {target.name}")
+        raise OutputError(f"GDAL wrote no {output_format} file for {shown or target.name}")
 
 
 def _csv_select(source, layer_name: str) -> str:
@@ -421,9 +454,10 @@ def copy_to_format(source, target, output_format: Optional[str] = None,
         raise OutputError(f"cannot open {source}")
     layer_name = dataset.GetLayer(0).GetName()
     dataset = None
+    check_output_folder(target)
     temporary = temporary_sibling(target)
     try:
-        _convert(Path(source), temporary, output_format, layer_name)
+        _convert(Path(source), temporary, output_format, layer_name, shown=target.name)
         _publish(temporary, target, output_format, before_publish, None)
     except BaseException as error:
         _discard(temporary)

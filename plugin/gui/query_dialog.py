@@ -613,8 +613,9 @@ class QueryDialog(QDialog, FORM_CLASS):
 
     def add_output_layer(self, output: QueryOutput, layer):
         if output.rows == 0 or layer is None:
-            self._message("No segments match this region, time range and filters; no layer was added.", Qgis.MessageLevel.Info)
-            self._show_status("No segments matched.")
+            why = f" ({output.empty_reason})" if output.empty_reason else ""
+            self._message(f"No segments match this region, time range and filters; no layer was added{why}.", Qgis.MessageLevel.Info)
+            self._show_status(_escape(f"No segments matched{why}."))
             return None
         QgsProject.instance().addMapLayer(layer)
         self._message(f"{output.rows:,} segments loaded as '{output.layer_name}'.", Qgis.MessageLevel.Success)

@@ -144,6 +144,7 @@ def write_grid_change(
     periods: Sequence[Tuple[str, str]] = DEFAULT_PERIODS, cell_size_km: float = DEFAULT_CELL_SIZE_KM,
     min_shots: int = DEFAULT_MIN_SHOTS, filters: str = "", grid_crs: str = EQUAL_EARTH, batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Optional[Callable[[float], None]] = None, check_cancel: Optional[Callable[[], None]] = None,
+    period_labels: Sequence[Tuple[str, str]] = (("period 1", "period 1"), ("period 2", "period 2")),
 ) -> GridChangeOutput:
     """Hexagons in a GeoPackage (``.gpkg``) or square cells in a GeoTIFF (``.tif``), styled."""
     raster = output.lower().endswith((".tif", ".tiff"))
@@ -154,12 +155,14 @@ def write_grid_change(
     try:
         result = grid_change(database, roi=roi, roi_crs=roi_crs, variable=variable, periods=periods, grid=grid,
                              min_shots=min_shots, filters=filters or None, batch_rows=batch_rows, progress=progress,
-                             check_cancel=check_cancel)
+                             check_cancel=check_cancel, period_labels=period_labels)
     finally:
         database.close()
     if not len(result):
+        reasons = "".join(f"; period {index} ({start} to {end}): {reason}"
+                          for index, ((start, end), reason) in enumerate(zip(result.periods, result.empty_reasons), start=1) if reason)
         raise OutputError(f"no cell has at least {min_shots} segments with a value in both periods: nothing was written "
-                          f"({result.cells_seen[0]} and {result.cells_seen[1]} cells had segments)")
+                          f"({result.cells_seen[0]} and {result.cells_seen[1]} cells had segments){reasons}")
     limit = change_limit(result.columns["change"])
     if check_cancel:
         check_cancel()

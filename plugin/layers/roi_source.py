@@ -5,7 +5,7 @@ from typing import Tuple
 from qgis.core import QgsCoordinateReferenceSystem, QgsFeatureRequest, QgsGeometry, QgsRectangle, QgsVectorLayer
 
 from ..core.errors import QueryError
-from ..core.polygons import polygonal_part, why_no_area
+from ..core.polygons import finite_coordinates, polygonal_part, why_no_area
 from ..qgis_compat import POLYGON_GEOMETRY
 
 
@@ -49,10 +49,11 @@ def roi_from_layer(layer: QgsVectorLayer, selected_only: bool = False) -> Tuple[
     request = QgsFeatureRequest().setNoAttributes()
     features = layer.getSelectedFeatures(request) if selected_only else layer.getFeatures(request)
     which = "selected features" if selected_only else "features"
-    return roi_from_features(features, layer.crs(), f"layer '{layer.name()}' has no {which} with a geometry to use as the region")
+    return roi_from_features(features, layer.crs(), f"layer '{layer.name()}' has no {which} with a geometry to use as the region",
+                             source=f"layer '{layer.name()}'")
 
 
-def roi_from_features(features, crs: QgsCoordinateReferenceSystem, empty_message: str) -> Tuple[object, str]:
+def roi_from_features(features, crs: QgsCoordinateReferenceSystem, empty_message: str, source: str = "the layer") -> Tuple[object, str]:
     """The union of features' polygons (any iterable of QgsFeature) with their CRS.
 
     Invalid rings are repaired (a union of invalid polygons would fail); features left
@@ -65,6 +66,7 @@ def roi_from_features(features, crs: QgsCoordinateReferenceSystem, empty_message
         if geometry.isNull() or geometry.isEmpty():
             continue
         geometry = shapely.from_wkb(bytes(geometry.asWkb()))
+        finite_coordinates(geometry, f"feature {feature.id()} of {source}")
         part, _ = polygonal_part(geometry)
         if part.is_empty:
             why = why or f"feature {feature.id()} has no area: it is {why_no_area(geometry)}"

@@ -17,6 +17,7 @@ from qgis.core import QgsLayerMetadata, QgsVectorLayer
 
 from ..core.config import DatabaseConfig
 from ..core.database import Atl08Database
+from ..core.empty_result import explain_empty
 from ..core.errors import QueryError
 from ..core.natural_breaks import BreaksSample
 from ..core.query import SegmentQuery
@@ -78,6 +79,13 @@ class QueryOutput:
     estimated_rows: Optional[int] = None
     needs_confirmation: bool = False
     colour_variable: Optional[str] = None
+    empty_reason: str = ""  # when nothing matched: why (core.empty_result), for the message the user sees
+    searched: str = "the region, time range and filters"
+
+    @property
+    def nothing_matched(self) -> str:
+        """The message for an empty result: what matched nothing, and why."""
+        return f"no segments match {self.searched}, so nothing was written" + (f": {self.empty_reason}" if self.empty_reason else "")
 
 
 def query_layer_name(variables, spec: SegmentQuery) -> str:
@@ -144,6 +152,8 @@ def write_query_output(
         frames(), request.output_path, name, request.description(), colour_by, _variable_of(request, colour_by), request.classes, check_cancel
     )
     output.estimated_rows = estimate
+    if not output.rows:
+        output.empty_reason = explain_empty(database, request.spec)
     if progress:
         progress(1.0)
     return output
@@ -283,6 +293,7 @@ def write_nearest_output(
     classes: int = 5,
     check_cancel: Optional[Callable[[], None]] = None,
     database: Optional[Atl08Database] = None,
+    time_labels=("", ""),
 ) -> QueryOutput:
     """The nearest segments to ``point`` (lon, lat) as a styled file with ``distance_m``."""
     from ..core.query import resolve_columns
@@ -290,7 +301,7 @@ def write_nearest_output(
     database = database or Atl08Database(config)
     columns = resolve_columns(variables)
     frame = database.nearest(point, num_shots=num_shots, radius_m=radius_m, variables=variables,
-                             filters=filters_text or None, start=start, end=end)
+                             filters=filters_text or None, start=start, end=end, time_labels=time_labels)
     if check_cancel:
         check_cancel()
     name = f"ATL08 nearest {num_shots} to {point[1]:.5f}, {point[0]:.5f}"
@@ -300,10 +311,15 @@ def write_nearest_output(
         "start": str(start or ""), "end": str(end or ""),
     }
     colour_by = columns[0].name if columns else None
-    return write_styled_segments(
+    output = write_styled_segments(
         [frame], output_path, name, description, colour_by,
         columns[0].variable if columns else None, classes, check_cancel,
     )
+    if not output.rows:
+        spec, within = database.nearest_search(point, radius_m, variables, filters_text or None, start, end)
+        output.empty_reason = explain_empty(database, spec, within, region=f"the circle of {radius_m:g} m round the point")
+        output.searched = f"the time range and filters within {radius_m:g} m of the point"
+    return output
 
 
 def layer_file(layer: QgsVectorLayer) -> str:

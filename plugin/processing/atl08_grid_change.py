@@ -79,6 +79,7 @@ class Atl08GridChangeAlgorithm(CanopyExplorerAlgorithm):
             min_shots=self.parameterAsInt(parameters, "MIN_SHOTS", context), filters=filters_text(self, parameters, context),
             grid_crs=(crs.authid() or crs.toWkt()) if crs.isValid() else EQUAL_EARTH,
             batch_rows=self.parameterAsInt(parameters, "BATCH_ROWS", context), progress=progress, check_cancel=check_cancel,
+            period_labels=(("PERIOD1_START", "PERIOD1_END"), ("PERIOD2_START", "PERIOD2_END")),
         )
         result = output.result
         feedback.pushInfo(f"{result.segments[0]:,} and {result.segments[1]:,} segments in {result.batches} batches; "

@@ -5,14 +5,16 @@ from qgis.core import (
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
 )
 
 from ..core.config import load_config
 from ..core.errors import ConfigurationError
 from ..core.ingest import ingest_granules
+from ..core.ingest_lock import DEFAULT_WAIT_S
 from ..tasks.progress import feedback_progress
 from .algorithm import SAMPLE_CONFIG, CanopyExplorerAlgorithm
-from ..qgis_compat import FILE_FOLDER
+from ..qgis_compat import FILE_FOLDER, NUMBER_DOUBLE, PARAMETER_ADVANCED
 
 
 class Atl08IngestAlgorithm(CanopyExplorerAlgorithm):
@@ -30,8 +32,13 @@ class Atl08IngestAlgorithm(CanopyExplorerAlgorithm):
             "CONFIG: a database configuration YAML (see configs/sample_local.yaml).\n"
             "REFERENCE_FILTERS: drop segments the reference package drops (no canopy, urban, water); "
             "by default bare-ground segments are kept.\n\n"
-            "Granules already in the database are skipped, so re-running is safe and an interrupted run resumes. "
-            "Corrupt or non-ATL08 files are reported by name and skipped."
+            "LOCK_WAIT: how long to wait (seconds) while another ingest writes the same database.\n\n"
+            "Granules are known by their content, not their file names: granules already in the database, and copies "
+            "of a granule under another name or in another folder, are skipped and named, so re-running is safe and "
+            "an interrupted run resumes. Corrupt, inconsistent or non-ATL08 files are reported by name and skipped; "
+            "segments with fill or out-of-range coordinates, times or ids, or outside the configuration's time_range "
+            "and spatial_range, are dropped and counted per granule. One ingest at a time writes a database: a second "
+            "one waits for it, on local disk and S3 alike."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -41,10 +48,16 @@ class Atl08IngestAlgorithm(CanopyExplorerAlgorithm):
                                                      defaultValue=SAMPLE_CONFIG))
         self.addParameter(QgsProcessingParameterBoolean("REFERENCE_FILTERS", "Apply the reference package's ingest filters",
                                                         defaultValue=False))
+        wait = QgsProcessingParameterNumber("LOCK_WAIT", "Wait for another ingest into the same database (seconds)",
+                                            NUMBER_DOUBLE, defaultValue=DEFAULT_WAIT_S, minValue=0)
+        wait.setFlags(wait.flags() | PARAMETER_ADVANCED)
+        self.addParameter(wait)
         self.addOutput(QgsProcessingOutputString("DATABASE", "Database URI"))
         self.addOutput(QgsProcessingOutputNumber("GRANULES_WRITTEN", "Granules written"))
         self.addOutput(QgsProcessingOutputNumber("GRANULES_SKIPPED", "Granules skipped (unreadable)"))
+        self.addOutput(QgsProcessingOutputNumber("GRANULES_DUPLICATE", "Files skipped as copies of a granule in the database or the input"))
         self.addOutput(QgsProcessingOutputNumber("SEGMENTS", "Segments written"))
+        self.addOutput(QgsProcessingOutputNumber("SEGMENTS_DROPPED", "Segments dropped (fill or out-of-range values, outside the configured ranges)"))
 
     def execute(self, parameters, context, feedback):
         inputs = [p for p in self.parameterAsString(parameters, "INPUT", context).split(";") if p.strip()]
@@ -58,7 +71,7 @@ class Atl08IngestAlgorithm(CanopyExplorerAlgorithm):
         report = ingest_granules(
             config, inputs, progress=progress, executor="thread",  # processes would re-launch QGIS itself
             reference_filters=self.parameterAsBoolean(parameters, "REFERENCE_FILTERS", context),
-            log=feedback.pushInfo,
+            log=feedback.pushInfo, lock_wait_s=self.parameterAsDouble(parameters, "LOCK_WAIT", context),
         )
         for name, reason in report.skipped:
             feedback.reportError(f"skipped {name}: {reason}")
@@ -67,5 +80,7 @@ class Atl08IngestAlgorithm(CanopyExplorerAlgorithm):
             "DATABASE": report.database_uri,
             "GRANULES_WRITTEN": len(report.written),
             "GRANULES_SKIPPED": len(report.skipped),
+            "GRANULES_DUPLICATE": len(report.duplicates),
             "SEGMENTS": report.segments,
+            "SEGMENTS_DROPPED": report.segments_dropped,
         }

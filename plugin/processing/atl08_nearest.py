@@ -57,10 +57,10 @@ class Atl08NearestAlgorithm(CanopyExplorerAlgorithm):
         output = write_nearest_output(
             config, (point.x(), point.y()), self.parameterAsInt(parameters, "NUM_SHOTS", context),
             self.parameterAsDouble(parameters, "RADIUS_M", context), variables, filters_text(self, parameters, context),
-            start, end, output_path, check_cancel=check_cancel,
+            start, end, output_path, check_cancel=check_cancel, time_labels=("START", "END"),
         )
         if output.rows == 0:
-            raise QueryError("no segments within the radius match the time range and filters: nothing was written")
+            raise QueryError(output.nothing_matched)
         feedback.pushInfo(f"{output.rows} segments written to {output.path}")
         if context.willLoadLayerOnCompletion(output_path):
             context.layerToLoadOnCompletionDetails(output_path).name = output.layer_name

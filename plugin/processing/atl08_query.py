@@ -65,14 +65,15 @@ class Atl08QueryAlgorithm(CanopyExplorerAlgorithm):
             raise QueryError("no variables given: list at least one, e.g. h_canopy")
         filters = filters_text(self, parameters, context)
         spec = SegmentQuery.create(roi=roi, start=start, end=end, variables=variables, filters=filters or None, roi_crs=roi_crs,
-                                   exact_times=self.parameterAsBoolean(parameters, "EXACT_TIMES", context))
+                                   exact_times=self.parameterAsBoolean(parameters, "EXACT_TIMES", context),
+                                   time_labels=("START", "END"))
         output_path = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         progress, check_cancel = feedback_progress(feedback)
         request = QueryRequest(config, spec, variables, filters, output_path=output_path,
                                classes=self.parameterAsInt(parameters, "CLASSES", context))
         output = write_query_output(request, progress, check_cancel)
         if output.rows == 0:
-            raise QueryError("no segments match the region, time range and filters: nothing was written")
+            raise QueryError(output.nothing_matched)
         feedback.pushInfo(f"{output.rows} segments written to {output.path}")
         if context.willLoadLayerOnCompletion(output_path):
             context.layerToLoadOnCompletionDetails(output_path).name = output.layer_name

@@ -3,6 +3,7 @@
 from qgis.core import QgsProcessingParameterString
 
 from ..core.errors import QueryError
+from ..core.roi import region_on_earth
 from ..layers.roi_source import roi_from_layer, roi_from_rectangle
 
 
@@ -46,7 +47,11 @@ def region_of_interest(algorithm, parameters, context, optional: bool = False):
         from qgis.core import QgsCoordinateReferenceSystem
 
         crs = QgsCoordinateReferenceSystem("EPSG:4326")  # a bare "xmin,xmax,ymin,ymax" is in degrees
-    return roi_from_rectangle(rectangle, crs)
+    # As the dialog does with a canvas extent: what lies beyond the Earth or the CRS's area of use (a
+    # zoomed-out map's extent) is clipped off, and an extent with nothing on the Earth is refused.
+    checked = region_on_earth(*roi_from_rectangle(rectangle, crs), what="the ROI extent",
+                              advice="give an extent that lies on the Earth")
+    return checked.roi, checked.crs
 
 
 def _looks_like_extent(value) -> bool:
