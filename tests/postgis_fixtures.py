@@ -1,11 +1,12 @@
-"""A real PostgreSQL 15 + PostGIS 3 server for the tests, on a loopback port, in a temporary folder.
+"""A real PostgreSQL + PostGIS 3 server for the tests, on a loopback port, in a temporary folder.
 
     from postgis_fixtures import *   # noqa: F401,F403  (gives the ``postgis_server`` fixture)
 
     def test_something(postgis_server):
         district_stats_postgis(postgis_server.conninfo, ...)
 
-The server is Debian's ``postgresql-15`` (installed by ``scripts/setup.sh``): ``initdb``
+The server is the distribution's PostgreSQL (``postgresql-15`` on Debian 12, ``postgresql-17`` on
+Debian 13, installed by ``scripts/setup.sh``; found under ``/usr/lib/postgresql/*/bin``): ``initdb``
 into a fresh folder under the system temporary directory, started with ``pg_ctl`` on a
 free port of 127.0.0.1 and a private socket folder, and removed at the end of the
 session. PostgreSQL refuses to run as root, so when the tests run as root the server
@@ -34,13 +35,14 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["postgis_server", "PostgisServer", "PostgisUnavailable", "running_postgis"]
+__all__ = ["postgis_server", "PostgisServer", "PostgisUnavailable", "running_postgis", "server_binaries"]
 
 ADMIN = "canopy_admin"
 ROLE = "canopy_tester"
 PASSWORD = "s3cret-pw"
 DATABASE = "canopy"
-SETUP_HINT = "run `make setup` (scripts/setup.sh installs postgresql-15, postgresql-15-postgis-3 and postgis)"
+SETUP_HINT = ("run `make setup` (scripts/setup.sh installs the distribution's PostgreSQL, postgresql-<version>-postgis-3 "
+              "and postgis)")
 
 
 @dataclass(frozen=True)
@@ -84,12 +86,19 @@ class PostgisUnavailable(RuntimeError):
     """PostgreSQL or PostGIS is not installed, or the server did not start."""
 
 
-def _binaries() -> Path:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/15/bin")) or sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    for folder in candidates:
-        if os.path.exists(os.path.join(folder, "initdb")) and os.path.exists(os.path.join(folder, "pg_ctl")):
-            return Path(folder)
+def server_binaries() -> Path:
+    """The folder of ``initdb`` and ``pg_ctl``: the newest PostgreSQL under /usr/lib/postgresql with PostGIS raster
+    installed for it (else the newest at all, which ``running_postgis`` then reports as lacking PostGIS)."""
+    found = [Path(folder) for folder in glob.glob("/usr/lib/postgresql/*/bin")
+             if os.path.exists(os.path.join(folder, "initdb")) and os.path.exists(os.path.join(folder, "pg_ctl"))]
+    found.sort(key=lambda folder: (_postgis_installed(folder), _major(folder)), reverse=True)
+    if found:
+        return found[0]
     raise PostgisUnavailable(f"PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql: {SETUP_HINT}")
+
+
+def _major(binaries: Path) -> tuple:
+    return tuple(int(part) for part in binaries.parent.name.split(".") if part.isdigit())
 
 
 def _postgis_installed(binaries: Path) -> bool:
@@ -133,7 +142,7 @@ def running_postgis(settings: str = ""):
     ``settings``: extra ``-c name=value`` options for the server (the benchmark raises memory limits)."""
     import psycopg
 
-    binaries = _binaries()
+    binaries = server_binaries()
     if not _postgis_installed(binaries):
         raise PostgisUnavailable(f"PostGIS raster is not installed for PostgreSQL ({binaries}): {SETUP_HINT}")
     user = _server_user()

@@ -11,8 +11,8 @@ global symbol namespace before Python starts, so a Python package built against 
 ``qgis.core`` from Python never sees it.
 
 The environment is a user's: the plugin folder on ``QGIS_PLUGINPATH`` (a ``canopy_explorer``
-symlink to the checkout), a throw-away profile (``QGIS_CUSTOM_CONFIG_PATH``), the checkout's
-``.venv`` site-packages on ``PYTHONPATH`` (the packages a user installs next to QGIS's Python),
+symlink to the checkout), a throw-away profile (``QGIS_CUSTOM_CONFIG_PATH``), the test run's venv's
+site-packages on ``PYTHONPATH`` (``.venv``, or ``VENV``: the packages a user installs next to QGIS's Python),
 no display (``QT_QPA_PLATFORM=offscreen``), and Qt's per-user files (``XDG_CONFIG_HOME``,
 ``XDG_RUNTIME_DIR``) inside the profile folder so that nothing is written to the home folder.
 Debian 12's ``/usr/bin/qgis_process`` wrapper passes ``--noversioncheck``, which 3.22 rejects:
@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -40,9 +41,17 @@ def qgis_process_binary() -> str:
     return shutil.which("qgis_process.bin", path="/usr/bin") or shutil.which("qgis_process.bin") or "qgis_process"
 
 
+def running_venv() -> Path:
+    """The venv the tests run in (``make setup``'s: ``.venv``, or the one ``VENV`` names, as in the QGIS 3.40 root)."""
+    if sys.prefix != sys.base_prefix:
+        return Path(sys.prefix)
+    return Path(os.environ.get("VENV") or ROOT / ".venv")
+
+
 @lru_cache(maxsize=None)
-def venv_site_packages(venv: Path = ROOT / ".venv") -> str:
+def venv_site_packages(venv: Optional[Path] = None) -> str:
     """The venv's site-packages folder, as its own interpreter names it (never a hard-coded Python version)."""
+    venv = Path(venv) if venv is not None else running_venv()
     python = venv / "bin" / "python"
     if not python.exists():
         raise RuntimeError(f"no virtualenv at {venv}: run `make setup`")

@@ -28,7 +28,7 @@ from canopy_explorer.plugin.core.environment.self_check import (
 )
 from canopy_explorer.plugin.core.errors import Cancelled
 from conftest import ROOT
-from environment_fixtures import SYSTEM_PYTHON, importable_checkout, qgis_geos, run_self_check
+from environment_fixtures import SYSTEM_PYTHON, expected_shapely, importable_checkout, qgis_geos, run_self_check
 
 DEBIAN_12_GEOS = "3.11.1-CAPI-1.17.1"
 
@@ -101,7 +101,7 @@ def test_debians_python_gets_exactly_the_missing_packages_and_then_passes_the_se
     assert seen["problems"] == [], seen["message"]
     for name in ("tiledb", "shapely", "pystac-client"):
         assert seen["locations"][name] == str(target), name
-    assert seen["versions"]["shapely"] == "2.0.7"  # its wheel bundles GEOS 3.11, like QGIS 3.22 on Debian 12
+    assert seen["versions"]["shapely"] == expected_shapely()  # its wheel bundles QGIS's GEOS (2.0.7: 3.11, QGIS 3.22)
     for name in ("numpy", "h5py", "rasterio", "pyproj", "pandas", "PyYAML", "psycopg"):
         assert seen["locations"][name].startswith("/usr/lib/python3/"), name  # Debian's, never shadowed
     projects = {re.split(r"-\d", p.name)[0].lower().replace("_", "-") for p in target.glob("*.dist-info")}

@@ -82,6 +82,11 @@ def test_the_pypi_shapely_wheel_in_front_of_debians_python_is_caught_before_it_c
 
 @pytest.mark.slow
 def test_numpy_2_in_front_of_debians_compiled_packages_is_named_with_the_command_that_removes_it():
+    from importlib import metadata
+
+    if int(metadata.version("numpy").split(".")[0]) >= 2:  # the venv sees the system's numpy
+        pytest.skip(f"the system's numpy is {metadata.version('numpy')} (Debian 13): its h5py and rasterio are built for "
+                    "numpy 2, and no numpy 1.x has wheels for this Python, so the mistake cannot happen here")
     folder = packages_with("numpy==2.3.5")
     seen = run_self_check([folder], geos=qgis_geos())
     [problem] = [p for p in seen["problems"] if p["kind"] == NUMPY_ABI]

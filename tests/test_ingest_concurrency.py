@@ -184,6 +184,33 @@ def test_two_ingests_in_one_process_take_turns(sample_granules, tmp_path, reques
     assert_every_segment_once(config, sample_granules)
 
 
+def test_threads_of_one_process_never_hold_the_lock_together(tmp_path, request):
+    """A thread that has written its claim but not yet listed the folder is a contender, not a leftover
+    of a failed run: no other thread may remove its claim (both then held the lock)."""
+    _, config = database_file("local", tmp_path, request)
+    inside, overlaps, errors = [], [], []
+
+    def contend():
+        try:
+            for _ in range(10):
+                with IngestLock(config, tiledb.Ctx()) as lock:
+                    inside.append(lock.token)
+                    if len(inside) > 1:
+                        overlaps.append(list(inside))
+                    time.sleep(0.002)
+                    inside.remove(lock.token)
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=contend) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert errors == [] and overlaps == []
+    assert not (tmp_path / "db" / LOCK_NAME).exists()
+
+
 def test_cancel_while_waiting_for_the_lock_stops_without_writing(sample_granules, tmp_path, request):
     _, config = database_file("local", tmp_path, request)
     calls = []

@@ -264,19 +264,22 @@ def test_query_with_a_projected_polygon_layer_returns_exactly_the_segments_insid
 
 
 def test_a_shapely_built_for_another_geos_is_refused_with_the_fix_instead_of_crashing(tmp_path, database_yaml, ingested):
-    """The PyPI shapely wheel in front (GEOS 3.13 here, QGIS 3.22 loads 3.11): the grid change with a polygon
-    layer crashed qgis_process with a segmentation fault; now the self-check stops it first, saying why."""
-    from environment_fixtures import packages_with
+    """A shapely wheel for another GEOS in front (the PyPI wheel, GEOS 3.13, under QGIS 3.22, which loads 3.11;
+    shapely 2.0.7, GEOS 3.11, under QGIS 3.40, which loads 3.13): the grid change with a polygon layer crashed
+    qgis_process with a segmentation fault; now the self-check stops it first, saying why."""
+    from environment_fixtures import geos_major_minor, packages_with, qgis_geos, shapely_for_another_geos
 
+    spec, other_geos = shapely_for_another_geos()
     mismatched = QgisProcessProfile(tmp_path / "qgis", extra_env={
-        "PYTHONPATH": os.pathsep.join([str(packages_with("shapely==2.1.2")), venv_site_packages()])})
+        "PYTHONPATH": os.pathsep.join([str(packages_with(spec)), venv_site_packages()])})
     roi = write_polygons(tmp_path / "forest.gpkg", [("forest", FOREST[0])])
     run = mismatched.run("atl08_grid_change", {"CONFIG": database_yaml, "ROI": roi, "VARIABLE": "h_canopy",
                                                "PERIOD1_START": "2020-01-01", "PERIOD1_END": "2020-12-31",
                                                "PERIOD2_START": "2021-01-01", "PERIOD2_END": "2021-12-31",
                                                "OUTPUT": tmp_path / "grid.gpkg"})
     assert not run.crashed and run.returncode != 0, run.describe()
-    assert "shapely 2.1.2" in run.stderr + run.stdout and "built for GEOS 3.13 but QGIS uses GEOS 3.11" in run.stderr + run.stdout
+    said = run.stderr + run.stdout
+    assert f"shapely {spec.split('==')[1]}" in said and f"built for GEOS {other_geos} but QGIS uses GEOS {geos_major_minor(qgis_geos())}" in said
     assert "Install missing packages" in run.stderr + run.stdout
     assert not (tmp_path / "grid.gpkg").exists()
 

@@ -11,6 +11,7 @@ Loading checks every key and type and names the file and key in the error.
 """
 
 import datetime as dt
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
@@ -245,13 +246,23 @@ def config_from_mapping(document: Mapping[str, Any], source: str = "<in memory>"
         key = f"tiledb.local_path in {source}"
         path = expanded_path(values["local_path"], key)
         try:
-            values["local_path"] = str(path if path.is_absolute() else (base_dir / path).resolve())
-        except (RuntimeError, OSError) as error:  # a symbolic link loop: RuntimeError in Python 3.11, OSError later
-            raise ConfigurationError(f"{key} ({path}) cannot be followed: {error}") from None
+            values["local_path"] = str(path if path.is_absolute() else _resolved(base_dir / path))
+        except OSError as error:
+            raise ConfigurationError(f"{key} ({path}) cannot be followed: {error.strerror or error}") from None
     config = DatabaseConfig(**values)
     config.validate()
     config.base_uri  # noqa: B018 (a '~user' that names nobody is an error now, naming the key)
     return config
+
+
+def _resolved(path: Path) -> str:
+    """``path`` with its symbolic links followed; OSError for a loop. (A path that does not exist yet is
+    fine: a database is created there. Path.resolve raised RuntimeError for a loop up to Python 3.12 and
+    from 3.13 returns the looping path unchanged, so the loop is found with a strict realpath.)"""
+    try:
+        return os.path.realpath(path, strict=True)
+    except FileNotFoundError:
+        return os.path.realpath(path)
 
 
 MAX_CONFIG_BYTES = 64 * 1024  # the shipped configurations are about 1 kB

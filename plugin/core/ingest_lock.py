@@ -40,7 +40,10 @@ LOCK_NAME = "ingest_lock"
 DEFAULT_LEASE_S = 60.0
 DEFAULT_WAIT_S = 3600.0
 _POLL_S = (0.3, 1.2)  # pause between attempts while another ingest holds the lock
-_HELD_TOKENS = set()  # tokens of the claims this process holds now
+# Tokens of the claims this process has written and not yet removed: contending or holding. A claim of this
+# process whose token is not here was left by an earlier, failed run. (Holding only was not enough: a thread
+# that had written its claim but not yet listed the folder had its claim taken for a leftover by another.)
+_LIVE_TOKENS = set()
 
 
 def _machine() -> str:
@@ -93,7 +96,7 @@ class Claim:
         if self.machine != MACHINE:
             return None
         if self.pid == os.getpid():
-            return None if self.token in _HELD_TOKENS else "an earlier ingest in this process did not release it"
+            return None if self.token in _LIVE_TOKENS else "an earlier ingest in this process did not release it"
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
@@ -232,20 +235,24 @@ class IngestLock:
         started = time.monotonic()
         told = False
         while True:
-            claim = self._announce()
+            _LIVE_TOKENS.add(self.token)
+            try:
+                claim = self._announce()
+            except BaseException:
+                _LIVE_TOKENS.discard(self.token)
+                raise
             try:
                 rivals = self._rivals()
             except BaseException:
-                self.folder.remove(claim.name)
+                self._withdraw(claim)
                 raise
             if not rivals:
                 with self._guard:
                     self._claim = claim
-                _HELD_TOKENS.add(self.token)
                 self._heart = threading.Thread(target=self._beat, name="ingest-lock-lease", daemon=True)
                 self._heart.start()
                 return
-            self.folder.remove(claim.name)
+            self._withdraw(claim)
             holder = min(rivals, key=lambda c: c.expires_ms)
             waited = time.monotonic() - started
             if waited >= self.wait_s:
@@ -260,6 +267,12 @@ class IngestLock:
                 told = True
             self.waiting()
             time.sleep(min(_pause(), max(0.05, self.wait_s - waited)))
+
+    def _withdraw(self, claim: Claim) -> None:
+        try:
+            self.folder.remove(claim.name)
+        finally:
+            _LIVE_TOKENS.discard(self.token)
 
     def _beat(self) -> None:
         """Renew the lease every quarter lease; note when the claim was lost."""
@@ -297,12 +310,12 @@ class IngestLock:
             self._heart.join()
         with self._guard:
             claim, self._claim = self._claim, None
-        _HELD_TOKENS.discard(self.token)
         if claim is not None:
             try:
                 self.folder.remove(claim.name)
             except StorageError as error:  # it expires by itself; never hide the ingest's own outcome
                 self.log(f"could not remove the ingest lock {claim.name}: {error}")
+        _LIVE_TOKENS.discard(self.token)
         self.folder.tidy()
 
     def __enter__(self) -> "IngestLock":

@@ -232,7 +232,10 @@ def versions(exactextract_py) -> str:
 
     parts = [f"python {platform.python_version()}", f"numpy {numpy.__version__}", f"rasterio {rasterio.__version__}",
              f"GDAL {gdal.__version__}", f"shapely {shapely.__version__}", f"psycopg {psycopg.__version__}"]
-    server = subprocess.run(["/usr/lib/postgresql/15/bin/postgres", "--version"], capture_output=True, text=True).stdout.strip()
+    sys.path.insert(0, str(REPO / "tests"))
+    from postgis_fixtures import server_binaries  # the distribution's PostgreSQL, as the tests find it
+
+    server = subprocess.run([str(server_binaries() / "postgres"), "--version"], capture_output=True, text=True).stdout.strip()
     parts.append(server or "PostgreSQL ?")
     if exactextract_py:
         parts.append(EXACTEXTRACT.replace("==", " "))
