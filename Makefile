@@ -51,7 +51,7 @@ robustness-doc: setup
 	$(PY) scripts/robustness_doc.py
 
 sample-data: setup
-	$(PY) -m canopy_explorer.plugin.core.sample_granules sample_data/atl08
+	$(PY) -m canopy_explorer.plugin.core.samples.granules sample_data/atl08
 
 # Refuses to build when Bandit or detect-secrets (run by plugins.qgis.org on every upload) find anything.
 zip: setup

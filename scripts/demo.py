@@ -29,13 +29,13 @@ from pathlib import Path
 
 import shapely
 
-from canopy_explorer.plugin.core.config import load_config
-from canopy_explorer.plugin.core.database import Atl08Database
-from canopy_explorer.plugin.core.ingest import ingest_granules
-from canopy_explorer.plugin.core.presets import GOOD_CANOPY
-from canopy_explorer.plugin.core.query import SegmentQuery
-from canopy_explorer.plugin.core.sample_database import SAMPLE_SEED  # the base map shows the granules' landscape
-from canopy_explorer.plugin.core.sample_granules import SAMPLE_REGION, generate_granules
+from canopy_explorer.plugin.core.lidar.config import load_config
+from canopy_explorer.plugin.core.lidar.database import Atl08Database
+from canopy_explorer.plugin.core.lidar.ingest import ingest_granules
+from canopy_explorer.plugin.core.lidar.atl08.presets import GOOD_CANOPY
+from canopy_explorer.plugin.core.lidar.query import SegmentQuery
+from canopy_explorer.plugin.core.samples.database import SAMPLE_SEED  # the base map shows the granules' landscape
+from canopy_explorer.plugin.core.samples.granules import SAMPLE_REGION, generate_granules
 from canopy_explorer.plugin.qgis_compat import (
     DISTANCE_KILOMETERS,
     LAYOUT_MILLIMETERS,
@@ -221,7 +221,7 @@ def build_in_qgis(config, spec, database, folder: Path, data_dir: Path):
 def _build(config, spec, database, folder: Path, data_dir: Path):
     from qgis.core import Qgis, QgsProject, QgsRasterLayer, QgsVectorLayer
 
-    from canopy_explorer.plugin.core.sample_basemap import write_basemap
+    from canopy_explorer.plugin.core.samples.basemap import write_basemap
     from canopy_explorer.plugin.layers.grid_layer import load_grid_layers, write_grid_change
     from canopy_explorer.plugin.layers.ndvi_layer import load_composite_layer
     from canopy_explorer.plugin.layers.segment_layer import QueryRequest, load_query_layer, write_query_output
@@ -289,9 +289,9 @@ def _build(config, spec, database, folder: Path, data_dir: Path):
 
 def _ndvi_composites(folder: Path, catalogue_dir: Path):
     """NDVI composites for the sample catalogue's years, found through a loopback STAC API."""
-    from canopy_explorer.plugin.core.sample_scenes import generate_sample_catalogue
-    from canopy_explorer.plugin.core.sample_stac_server import SampleStacServer
-    from canopy_explorer.plugin.core.stac_search import default_stac_source
+    from canopy_explorer.plugin.core.samples.scenes import generate_sample_catalogue
+    from canopy_explorer.plugin.core.samples.stac_server import SampleStacServer
+    from canopy_explorer.plugin.core.sentinel2.stac_search import default_stac_source
     from canopy_explorer.plugin.layers.ndvi_layer import write_ndvi_composites
 
     catalogue = generate_sample_catalogue(catalogue_dir)
@@ -363,7 +363,7 @@ def _change_layout(project, change, layers):
     """Baseline and change side by side on Equal Earth hexagons, as in the seed's figure."""
     from qgis.core import QgsLayoutItemLegend, QgsLayoutItemMap, QgsRectangle
 
-    from canopy_explorer.plugin.core.sample_granules import DIEBACK_START
+    from canopy_explorer.plugin.core.samples.granules import DIEBACK_START
 
     layout = _new_layout(project, "Canopy height change")
     result = change.result

@@ -24,6 +24,9 @@ PLUGIN_NAME = "canopy_explorer"
 # What a user's QGIS needs; tests, benchmarks, scripts and docs stay in the repository.
 INCLUDED = ("metadata.txt", "LICENSE", "README.md", "requirements.txt", "__init__.py", "plugin", "ui", "resources", "configs")
 EXCLUDED_DIRS = {"__pycache__", "tests", ".pytest_cache"}
+# Sample data of `make demo` and the tests only; the plugin's own *Sample database* needs the granule
+# generator and the database builder (plugin/core/samples/granules.py, database.py), which stay.
+EXCLUDED_FILES = {"plugin/core/samples/scenes.py", "plugin/core/samples/stac_server.py", "plugin/core/samples/basemap.py"}
 # Compiled or binary payloads are not accepted by plugins.qgis.org.
 EXCLUDED_SUFFIXES = {".pyc", ".pyo", ".so", ".pyd", ".dll", ".dylib", ".exe", ".h5", ".tif", ".tiff", ".gpkg", ".zip"}
 
@@ -36,7 +39,8 @@ def plugin_files(root: Path = ROOT):
         elif path.is_dir():
             for child in sorted(path.rglob("*")):
                 relative = child.relative_to(root)
-                if child.is_file() and not EXCLUDED_DIRS.intersection(relative.parts) and child.suffix not in EXCLUDED_SUFFIXES:
+                if (child.is_file() and not EXCLUDED_DIRS.intersection(relative.parts) and child.suffix not in EXCLUDED_SUFFIXES
+                        and relative.as_posix() not in EXCLUDED_FILES):
                     yield child
 
 

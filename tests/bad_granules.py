@@ -73,9 +73,9 @@ def write_legacy_database(config, granules, ctx=None):
 
     import tiledb
 
-    from canopy_explorer.plugin.core.granule import read_granule
-    from canopy_explorer.plugin.core.ingest import _write_batch
-    from canopy_explorer.plugin.core.schema import create_array
+    from canopy_explorer.plugin.core.lidar.atl08.granule import read_granule
+    from canopy_explorer.plugin.core.lidar.ingest import _write_batch
+    from canopy_explorer.plugin.core.lidar.atl08.schema import create_array
 
     ctx = ctx or tiledb.Ctx()
     if config.storage_type == "local":
@@ -111,8 +111,8 @@ def write_poisoned_fragment(config, granule, ctx=None):
 
     import tiledb
 
-    from canopy_explorer.plugin.core.granule import read_granule
-    from canopy_explorer.plugin.core.ingest import _record
+    from canopy_explorer.plugin.core.lidar.atl08.granule import read_granule
+    from canopy_explorer.plugin.core.lidar.ingest import _record
 
     ctx = ctx or tiledb.Ctx()
     columns = read_granule(granule)

@@ -50,7 +50,7 @@ def sample_granules(tmp_path_factory):
     """A few small granules over a 0.3 x 0.3 degree box, shared by read-only tests."""
     import datetime as dt
 
-    from canopy_explorer.plugin.core.sample_granules import generate_granules
+    from canopy_explorer.plugin.core.samples.granules import generate_granules
 
     folder = tmp_path_factory.mktemp("granules")
     paths = generate_granules(
@@ -62,8 +62,8 @@ def sample_granules(tmp_path_factory):
 @pytest.fixture(scope="session")
 def local_database(sample_granules, tmp_path_factory):
     """A database built by the engine from the sample granules, on local disk."""
-    from canopy_explorer.plugin.core.config import local_config
-    from canopy_explorer.plugin.core.ingest import ingest_granules
+    from canopy_explorer.plugin.core.lidar.config import local_config
+    from canopy_explorer.plugin.core.lidar.ingest import ingest_granules
 
     config = local_config(tmp_path_factory.mktemp("db") / "atl08")
     ingest_granules(config, sample_granules, workers=1)
@@ -101,7 +101,7 @@ def s3_server(tmp_path_factory):
 def s3_config(endpoint, bucket, create=True):
     import boto3
 
-    from canopy_explorer.plugin.core.config import DatabaseConfig
+    from canopy_explorer.plugin.core.lidar.config import DatabaseConfig
 
     if create:
         client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
@@ -119,7 +119,7 @@ def s3_config(endpoint, bucket, create=True):
 @pytest.fixture(scope="session")
 def s3_database(s3_server, sample_granules):
     """The same sample granules ingested into a bucket on the loopback S3 server."""
-    from canopy_explorer.plugin.core.ingest import ingest_granules
+    from canopy_explorer.plugin.core.lidar.ingest import ingest_granules
 
     config = s3_config(s3_server, "atl08-sample")
     ingest_granules(config, sample_granules, workers=1)

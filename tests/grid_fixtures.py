@@ -46,10 +46,10 @@ def planted_segments(seed: int = 3, europe: int = 40_000, antimeridian: int = 4_
 
 def write_planted_database(folder: Path, seed: int = 3, **sizes):
     """The planted segments in an engine-created database under ``folder``; returns (config, per-period truth)."""
-    from canopy_explorer.plugin.core.config import local_config
-    from canopy_explorer.plugin.core.ingest import _write_batch, ensure_database
-    from canopy_explorer.plugin.core.schema import attribute_dtypes, encode_segment_id
-    from canopy_explorer.plugin.core.storage import make_context
+    from canopy_explorer.plugin.core.lidar.config import local_config
+    from canopy_explorer.plugin.core.lidar.ingest import _write_batch, ensure_database
+    from canopy_explorer.plugin.core.lidar.atl08.schema import attribute_dtypes, encode_segment_id
+    from canopy_explorer.plugin.core.lidar.storage import make_context
 
     config = local_config(folder)
     ctx = make_context(config)

@@ -36,9 +36,9 @@ _BUILT = {}
 @pytest.fixture(scope="module")
 def region_database(tmp_path_factory):
     """The database (a local config) with two tracks over each of ``PLACES``, built once per session."""
-    from canopy_explorer.plugin.core.config import local_config
-    from canopy_explorer.plugin.core.ingest import ingest_granules
-    from canopy_explorer.plugin.core.sample_granules import generate_granules
+    from canopy_explorer.plugin.core.lidar.config import local_config
+    from canopy_explorer.plugin.core.lidar.ingest import ingest_granules
+    from canopy_explorer.plugin.core.samples.granules import generate_granules
 
     base = tmp_path_factory.getbasetemp()
     if base not in _BUILT:

@@ -29,12 +29,12 @@ from shapely.geometry import Polygon, box
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from canopy_explorer.plugin.core.sample_scenes import (  # noqa: E402
+from canopy_explorer.plugin.core.samples.scenes import (  # noqa: E402
     CLOUD_NIR, CLOUD_RED, SCL_CIRRUS, SCL_CLOUD_HIGH, SCL_CLOUD_SHADOW, SCL_NO_DATA, SCL_VEGETATION, SceneSpec, pattern,
     write_catalogue,
 )
-from canopy_explorer.plugin.core.sample_stac_server import SampleStacServer  # noqa: E402
-from canopy_explorer.plugin.core.stac_search import StacSource  # noqa: E402
+from canopy_explorer.plugin.core.samples.stac_server import SampleStacServer  # noqa: E402
+from canopy_explorer.plugin.core.sentinel2.stac_search import StacSource  # noqa: E402
 
 __all__ = [
     "X0", "Y0", "EXTENT", "BOUNDARY", "BOUNDARY_CRS", "COLLECTION", "SPECS", "spec", "boundary_wgs84", "expected_stack",

@@ -444,7 +444,7 @@ def _locked(places: Places, live: bool) -> Dict:
     import sys
     import time
 
-    from canopy_explorer.plugin.core.ingest_lock import LOCK_NAME, MACHINE
+    from canopy_explorer.plugin.core.lidar.ingest_lock import LOCK_NAME, MACHINE
 
     folder = places.tmp / "db" / LOCK_NAME
     folder.mkdir(parents=True)
@@ -463,10 +463,10 @@ def _concurrent_ingest(places: Places) -> Dict:
     import sys
     import time
 
-    from canopy_explorer.plugin.core.ingest_lock import LOCK_NAME
+    from canopy_explorer.plugin.core.lidar.ingest_lock import LOCK_NAME
 
     config = _config(places.tmp / "inputs", places.tmp / "db", flush_every=1)
-    process = subprocess.Popen([sys.executable, "-m", "canopy_explorer.plugin.core.ingest", str(config), str(places.granules),
+    process = subprocess.Popen([sys.executable, "-m", "canopy_explorer.plugin.core.lidar.ingest", str(config), str(places.granules),
                                 "--workers", "1", "--executor", "thread"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     places.processes.append(process)
     deadline = time.monotonic() + 120
@@ -480,8 +480,8 @@ def _concurrent_ingest(places: Places) -> Dict:
 def _poisoned_database(places: Places) -> Path:
     """A database with a fragment of NaN latitudes, as versions before the row checks wrote from fill values."""
     from bad_granules import write_poisoned_fragment
-    from canopy_explorer.plugin.core.config import local_config
-    from canopy_explorer.plugin.core.ingest import ingest_granules
+    from canopy_explorer.plugin.core.lidar.config import local_config
+    from canopy_explorer.plugin.core.lidar.ingest import ingest_granules
 
     samples = sorted(places.granules.glob("*.h5"))
     config = local_config(places.tmp / "inputs" / "poisoned_db")
@@ -589,7 +589,7 @@ def _completes_and_reports(case: Case, parameters: Dict, places: Places) -> str:
     import tiledb
     from qgis import processing
 
-    from canopy_explorer.plugin.core.config import config_from_source
+    from canopy_explorer.plugin.core.lidar.config import config_from_source
 
     feedback = RecordingFeedback()
     result = processing.run(f"canopyexplorer:{case.algorithm}", parameters, feedback=feedback)

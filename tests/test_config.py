@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from canopy_explorer.plugin.core.config import load_config
+from canopy_explorer.plugin.core.lidar.config import load_config
 from canopy_explorer.plugin.core.errors import ConfigurationError
 from conftest import ROOT
 
@@ -95,7 +95,7 @@ def test_hostile_files_are_refused_quickly_naming_the_file_and_key(tmp_path, con
 
 
 def test_a_symbolic_link_loop_is_named_as_one(tmp_path):
-    from canopy_explorer.plugin.core.config import config_from_source
+    from canopy_explorer.plugin.core.lidar.config import config_from_source
 
     (tmp_path / "a.yaml").symlink_to(tmp_path / "b.yaml")
     (tmp_path / "b.yaml").symlink_to(tmp_path / "a.yaml")
@@ -111,7 +111,7 @@ def test_a_symbolic_link_loop_is_named_as_one(tmp_path):
 
 
 def test_a_home_folder_of_nobody_is_named_in_a_typed_location():
-    from canopy_explorer.plugin.core.config import config_from_source
+    from canopy_explorer.plugin.core.lidar.config import config_from_source
 
     with pytest.raises(ConfigurationError, match=r"the database location is '~nosuchuser/db': '~nosuchuser' names no user"):
         config_from_source("~nosuchuser/db")
@@ -125,7 +125,7 @@ def test_a_long_value_is_shortened_in_messages(tmp_path):
 
 
 def test_a_date_at_midnight_is_a_date():
-    from canopy_explorer.plugin.core.config import config_from_mapping
+    from canopy_explorer.plugin.core.lidar.config import config_from_mapping
     import datetime as dt
 
     config = config_from_mapping({"tiledb": {"storage_type": "local", "local_path": "x",

@@ -89,10 +89,10 @@ def test_rerun_replaces_every_output_and_leaves_nothing_half_written(demo):
 
 
 def test_geopackage_holds_the_query_the_engine_returns_for_the_same_spec(demo):
-    from canopy_explorer.plugin.core.config import load_config
-    from canopy_explorer.plugin.core.database import Atl08Database
-    from canopy_explorer.plugin.core.presets import GOOD_CANOPY
-    from canopy_explorer.plugin.core.query import SegmentQuery
+    from canopy_explorer.plugin.core.lidar.config import load_config
+    from canopy_explorer.plugin.core.lidar.database import Atl08Database
+    from canopy_explorer.plugin.core.lidar.atl08.presets import GOOD_CANOPY
+    from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 
     config = load_config(ROOT / "configs" / "sample_local.yaml").with_changes(local_path=str(demo["data"] / "atl08_db"))
     spec = SegmentQuery.create(

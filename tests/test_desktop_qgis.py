@@ -64,10 +64,10 @@ def _write_polygons(path, polygons, crs="EPSG:32632", fields=None):
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Granules and their database, a STAC catalogue over a city in the same landscape, districts."""
-    from canopy_explorer.plugin.core.config import local_config
-    from canopy_explorer.plugin.core.ingest import ingest_granules
-    from canopy_explorer.plugin.core.sample_granules import generate_granules
-    from canopy_explorer.plugin.core.sample_scenes import generate_sample_catalogue
+    from canopy_explorer.plugin.core.lidar.config import local_config
+    from canopy_explorer.plugin.core.lidar.ingest import ingest_granules
+    from canopy_explorer.plugin.core.samples.granules import generate_granules
+    from canopy_explorer.plugin.core.samples.scenes import generate_sample_catalogue
 
     folder = tmp_path_factory.mktemp("desktop")
     granules = generate_granules(folder / "granules", region=REGION, start=dt.date(2019, 3, 1), end=dt.date(2023, 11, 30),
@@ -108,7 +108,7 @@ def _user_environment() -> dict:
 @pytest.fixture(scope="module")
 def session(world, tmp_path_factory):
     """One desktop QGIS session through every workflow; its results, exit status and output folder."""
-    from canopy_explorer.plugin.core.sample_stac_server import SampleStacServer
+    from canopy_explorer.plugin.core.samples.stac_server import SampleStacServer
 
     folder = tmp_path_factory.mktemp("session")
     out = folder / "out"

@@ -9,11 +9,11 @@ import pytest
 import shapely
 import tiledb
 
-from canopy_explorer.plugin.core.database import Atl08Database
-from canopy_explorer.plugin.core.empty_result import explain_empty
-from canopy_explorer.plugin.core.equal_area_grid import HexGrid
-from canopy_explorer.plugin.core.grid_change import grid_change
-from canopy_explorer.plugin.core.query import SegmentQuery
+from canopy_explorer.plugin.core.lidar.database import Atl08Database
+from canopy_explorer.plugin.core.lidar.empty_result import explain_empty
+from canopy_explorer.plugin.core.grid.equal_area_grid import HexGrid
+from canopy_explorer.plugin.core.grid.change import grid_change
+from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 
 REGION = (7.05, 45.05, 7.25, 45.25)
 

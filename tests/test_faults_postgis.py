@@ -7,7 +7,7 @@ from postgis_fixtures import *  # noqa: F401,F403
 from zonal_fixtures import districts, read_table, write_composites
 
 from canopy_explorer.plugin.core.errors import StorageError
-from canopy_explorer.plugin.core.postgis_stats import district_stats_postgis
+from canopy_explorer.plugin.core.districts.postgis import district_stats_postgis
 
 SCHEMA = "stopped_midway"
 

@@ -6,8 +6,8 @@ import pytest
 from qgis.core import QgsApplication, QgsProject, QgsTask
 from qgis.PyQt.QtCore import QTimer
 
-from canopy_explorer.plugin.core.database import Atl08Database
-from canopy_explorer.plugin.core.query import SegmentQuery
+from canopy_explorer.plugin.core.lidar.database import Atl08Database
+from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 from canopy_explorer.plugin.layers.segment_layer import QueryRequest
 from canopy_explorer.plugin.tasks.query_task import QueryTask
 from fault_proxy import FaultProxy

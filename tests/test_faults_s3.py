@@ -8,11 +8,11 @@ import boto3
 import numpy as np
 import pytest
 
-from canopy_explorer.plugin.core.config import DatabaseConfig
-from canopy_explorer.plugin.core.database import Atl08Database
+from canopy_explorer.plugin.core.lidar.config import DatabaseConfig
+from canopy_explorer.plugin.core.lidar.database import Atl08Database
 from canopy_explorer.plugin.core.errors import StorageError
-from canopy_explorer.plugin.core.ingest import ingest_granules
-from canopy_explorer.plugin.core.query import SegmentQuery
+from canopy_explorer.plugin.core.lidar.ingest import ingest_granules
+from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 from fault_proxy import FaultProxy
 from granule_truth import segments
 

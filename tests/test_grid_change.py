@@ -10,12 +10,12 @@ from osgeo import ogr
 from pyproj import Transformer
 from scipy.spatial import cKDTree
 
-from canopy_explorer.plugin.core.cell_statistics import CellStatistics
-from canopy_explorer.plugin.core.database import Atl08Database
-from canopy_explorer.plugin.core.equal_area_grid import HexGrid, SquareGrid
+from canopy_explorer.plugin.core.grid.cell_statistics import CellStatistics
+from canopy_explorer.plugin.core.lidar.database import Atl08Database
+from canopy_explorer.plugin.core.grid.equal_area_grid import HexGrid, SquareGrid
 from canopy_explorer.plugin.core.errors import OutputError, QueryError
-from canopy_explorer.plugin.core.grid_change import FIELDS, grid_change, write_cells_geopackage, write_cells_raster
-from canopy_explorer.plugin.core.query import SegmentQuery
+from canopy_explorer.plugin.core.grid.change import FIELDS, grid_change, write_cells_geopackage, write_cells_raster
+from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 from grid_fixtures import PERIODS, PLANTED_CHANGE_M, PLANTED_EAST_OF, SPARSE_POINT, write_planted_database
 
 CELL_KM = 50.0

@@ -9,9 +9,9 @@ from qgis.PyQt.QtCore import QDate, Qt
 from qgis.PyQt.QtTest import QTest
 from qgis.PyQt.QtWidgets import QMessageBox
 
-from canopy_explorer.plugin.core.database import Atl08Database
-from canopy_explorer.plugin.core.equal_area_grid import HexGrid
-from canopy_explorer.plugin.core.grid_change import FIELDS, grid_change
+from canopy_explorer.plugin.core.lidar.database import Atl08Database
+from canopy_explorer.plugin.core.grid.equal_area_grid import HexGrid
+from canopy_explorer.plugin.core.grid.change import FIELDS, grid_change
 from grid_fixtures import PERIODS, write_planted_database
 from task_waits import wait_for_tasks
 

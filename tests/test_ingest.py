@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import tiledb
 
-from canopy_explorer.plugin.core.config import local_config
+from canopy_explorer.plugin.core.lidar.config import local_config
 from canopy_explorer.plugin.core.errors import Cancelled
-from canopy_explorer.plugin.core.ingest import ingest_granules, read_ledger
-from canopy_explorer.plugin.core.schema import decode_segment_id
+from canopy_explorer.plugin.core.lidar.ingest import ingest_granules, read_ledger
+from canopy_explorer.plugin.core.lidar.atl08.schema import decode_segment_id
 from granule_truth import segments
 
 
@@ -53,7 +53,7 @@ def test_rerunning_writes_nothing(local_database, sample_granules):
 
 
 def test_ledger_records_each_granule_with_its_segment_count(local_database, sample_granules):
-    from canopy_explorer.plugin.core.granule_identity import identify_granule
+    from canopy_explorer.plugin.core.lidar.atl08.granule_identity import identify_granule
 
     ledger = read_ledger(local_database.ledger_uri, tiledb.Ctx())
     assert sorted(ledger) == sorted(identify_granule(p).key for p in sample_granules)  # keyed on content
@@ -103,7 +103,7 @@ def test_interrupted_run_resumes_without_duplicates_or_losses(tmp_path, sample_g
 
 def test_fragments_without_a_ledger_entry_are_removed_on_resume(tmp_path, sample_granules):
     """A run killed after writing data but before recording it leaves an orphan fragment."""
-    from canopy_explorer.plugin.core import ingest as ingest_module
+    from canopy_explorer.plugin.core.lidar import ingest as ingest_module
 
     config = local_config(tmp_path / "db")
     original = ingest_module._record
@@ -152,7 +152,7 @@ def test_command_line_ingest(tmp_path, sample_granules):
     config_file = tmp_path / "db.yaml"
     config_file.write_text(f"tiledb:\n  storage_type: local\n  local_path: {tmp_path / 'cli_db'}\n")
     result = subprocess.run(
-        [sys.executable, "-m", "canopy_explorer.plugin.core.ingest", str(config_file), str(sample_granules[0].parent), "--workers", "1"],
+        [sys.executable, "-m", "canopy_explorer.plugin.core.lidar.ingest", str(config_file), str(sample_granules[0].parent), "--workers", "1"],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
@@ -161,8 +161,8 @@ def test_command_line_ingest(tmp_path, sample_granules):
 
 def test_fragments_written_before_the_ledger_existed_are_kept(tmp_path, sample_granules):
     """Ingesting into a database built by another tool never deletes its data."""
-    from canopy_explorer.plugin.core.granule import read_granule
-    from canopy_explorer.plugin.core.schema import create_array
+    from canopy_explorer.plugin.core.lidar.atl08.granule import read_granule
+    from canopy_explorer.plugin.core.lidar.atl08.schema import create_array
 
     config = local_config(tmp_path / "db")
     (tmp_path / "db").mkdir()

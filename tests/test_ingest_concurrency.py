@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import tiledb
 
-from canopy_explorer.plugin.core.config import load_config
+from canopy_explorer.plugin.core.lidar.config import load_config
 from canopy_explorer.plugin.core.errors import Cancelled, StorageError
-from canopy_explorer.plugin.core.ingest import ingest_granules, read_ledger
-from canopy_explorer.plugin.core.ingest_lock import LOCK_NAME, IngestLock
+from canopy_explorer.plugin.core.lidar.ingest import ingest_granules, read_ledger
+from canopy_explorer.plugin.core.lidar.ingest_lock import LOCK_NAME, IngestLock
 from conftest import s3_config
 from granule_truth import segments
 
@@ -26,7 +26,7 @@ from granule_truth import segments
 @pytest.fixture(scope="module")
 def granules(tmp_path_factory):
     """Enough granules that an ingest takes a few seconds: two started together overlap."""
-    from canopy_explorer.plugin.core.sample_granules import generate_granules
+    from canopy_explorer.plugin.core.samples.granules import generate_granules
 
     folder = tmp_path_factory.mktemp("many_granules")
     return generate_granules(folder, region=(45.0, 45.4, 7.0, 7.4), start=dt.date(2020, 1, 1), end=dt.date(2021, 12, 31),
@@ -51,7 +51,7 @@ def database_file(storage, tmp_path, request, **extra):
 
 def ingest_process(config_file, folder, *arguments):
     return subprocess.Popen(
-        [sys.executable, "-m", "canopy_explorer.plugin.core.ingest", str(config_file), str(folder), "--workers", "1",
+        [sys.executable, "-m", "canopy_explorer.plugin.core.lidar.ingest", str(config_file), str(folder), "--workers", "1",
          "--executor", "thread", *arguments],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

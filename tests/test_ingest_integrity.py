@@ -9,13 +9,13 @@ import pytest
 import tiledb
 
 from bad_granules import FILL, beam_rows, copy_as, set_values, shorten, subset, write_legacy_database, write_poisoned_fragment
-from canopy_explorer.plugin.core.config import DatabaseConfig, load_config, local_config
-from canopy_explorer.plugin.core.database import Atl08Database
+from canopy_explorer.plugin.core.lidar.config import DatabaseConfig, load_config, local_config
+from canopy_explorer.plugin.core.lidar.database import Atl08Database
 from canopy_explorer.plugin.core.errors import ConfigurationError, GranuleError
-from canopy_explorer.plugin.core.granule_identity import identify_granule, is_identity_key
-from canopy_explorer.plugin.core.ingest import ingest_granules, read_ledger
-from canopy_explorer.plugin.core.query import SegmentQuery
-from canopy_explorer.plugin.core.segment_checks import (
+from canopy_explorer.plugin.core.lidar.atl08.granule_identity import identify_granule, is_identity_key
+from canopy_explorer.plugin.core.lidar.ingest import ingest_granules, read_ledger
+from canopy_explorer.plugin.core.lidar.query import SegmentQuery
+from canopy_explorer.plugin.core.lidar.atl08.segment_checks import (
     ALREADY_STORED,
     INVALID_COORDINATES,
     INVALID_SEGMENT_ID,

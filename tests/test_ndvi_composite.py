@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from canopy_explorer.plugin.core.ndvi_composite import build_composite, composite_years
-from canopy_explorer.plugin.core.stac_search import search_scenes
+from canopy_explorer.plugin.core.sentinel2.composites import build_composite, composite_years
+from canopy_explorer.plugin.core.sentinel2.stac_search import search_scenes
 from stac_fixtures import *  # noqa: F401,F403
 from stac_fixtures import BOUNDARY, BOUNDARY_CRS, X0, Y0, boundary_wgs84, expected_stack, grid_centres, make_source
 
@@ -183,7 +183,7 @@ def test_cover_whole_leaves_partial_scenes_out_of_the_composite(stac_server, tmp
 def test_aligned_reads_and_the_warper_give_the_same_composite(stac_server, tmp_path, monkeypatch):
     """Bands on the output lattice are read directly (SCL upsampled by repetition); forcing them
     through the WarpedVRT path must not change a single pixel."""
-    from canopy_explorer.plugin.core import ndvi_composite
+    from canopy_explorer.plugin.core.sentinel2 import composites as ndvi_composite
 
     ids = ["A_2023", "B_2023", "C_2023"]
     _, direct, direct_count, _, _ = composite(stac_server, tmp_path, 2023, ids, name="direct.tif")
@@ -199,7 +199,7 @@ def test_aligned_reads_and_the_warper_give_the_same_composite(stac_server, tmp_p
 
 @pytest.mark.parametrize("positional_io", [True, False], ids=["pread", "seek (Windows)"])
 def test_scratch_stack_returns_what_each_scene_wrote(tmp_path, monkeypatch, positional_io):
-    from canopy_explorer.plugin.core.ndvi_composite import CompositeGrid, _SceneStack
+    from canopy_explorer.plugin.core.sentinel2.composites import CompositeGrid, _SceneStack
     from affine import Affine
 
     if not positional_io:

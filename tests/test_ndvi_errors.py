@@ -6,9 +6,9 @@ import rasterio
 from shapely.geometry import LineString
 
 from canopy_explorer.plugin.core.errors import Cancelled, QueryError, StorageError
-from canopy_explorer.plugin.core.ndvi_composite import build_composite, composite_years
-from canopy_explorer.plugin.core.sample_stac_server import SampleStacServer, free_port
-from canopy_explorer.plugin.core.stac_search import search_scenes
+from canopy_explorer.plugin.core.sentinel2.composites import build_composite, composite_years
+from canopy_explorer.plugin.core.samples.stac_server import SampleStacServer, free_port
+from canopy_explorer.plugin.core.sentinel2.stac_search import search_scenes
 from stac_fixtures import *  # noqa: F401,F403
 from stac_fixtures import BOUNDARY, BOUNDARY_CRS, boundary_wgs84, expected_stack, grid_centres, make_source
 

@@ -10,7 +10,7 @@ from stac_fixtures import *  # noqa: F401,F403
 from task_waits import wait_for_tasks, wait_until
 from stac_fixtures import BOUNDARY, BOUNDARY_CRS, COLLECTION, make_source, read_composite
 
-from canopy_explorer.plugin.core.ndvi_composite import composite_years
+from canopy_explorer.plugin.core.sentinel2.composites import composite_years
 
 
 def boundary_layer():

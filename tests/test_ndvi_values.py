@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from canopy_explorer.plugin.core.errors import ConfigurationError
-from canopy_explorer.plugin.core.ndvi import band_scaling, baseline_offset, cloud_mask, median_and_count, ndvi, reflectance
+from canopy_explorer.plugin.core.sentinel2.ndvi import band_scaling, baseline_offset, cloud_mask, median_and_count, ndvi, reflectance
 
 
 def test_reflectance_is_dn_times_scale_plus_offset_and_nodata_becomes_nan():

@@ -14,8 +14,8 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from canopy_explorer.plugin.core.database import Atl08Database
-from canopy_explorer.plugin.core.query import SegmentQuery
+from canopy_explorer.plugin.core.lidar.database import Atl08Database
+from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 from canopy_explorer.plugin.qgis_compat import field_kind
 
 REGION = "7.05,7.25,45.05,45.25 [EPSG:4326]"  # xmin,xmax,ymin,ymax

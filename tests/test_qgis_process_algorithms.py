@@ -151,7 +151,7 @@ def ingested(profile, sample_granules, database_yaml):
 
 @pytest.fixture(scope="module")
 def database(ingested, database_yaml):
-    from canopy_explorer.plugin.core.config import load_config
+    from canopy_explorer.plugin.core.lidar.config import load_config
 
     return load_config(database_yaml)
 
@@ -160,7 +160,7 @@ def read_database(config):
     """Every segment in the database, read with TileDB directly (no engine query code): dimensions and a few attributes."""
     import tiledb
 
-    from canopy_explorer.plugin.core.storage import make_context
+    from canopy_explorer.plugin.core.lidar.storage import make_context
 
     with tiledb.open(config.array_uri, ctx=make_context(config)) as array:
         data = array.query(attrs=["segment_id", "h_canopy", "n_te_photons", "canopy_h_metrics_18"])[:]
@@ -347,9 +347,9 @@ def test_grid_change_with_a_polygon_layer_counts_the_segments_of_each_hexagon_as
     import pandas as pd
     from pyproj import Transformer
 
-    from canopy_explorer.plugin.core.database import Atl08Database
-    from canopy_explorer.plugin.core.equal_area_grid import EQUAL_EARTH, HexGrid
-    from canopy_explorer.plugin.core.grid_change import FIELDS, grid_change
+    from canopy_explorer.plugin.core.lidar.database import Atl08Database
+    from canopy_explorer.plugin.core.grid.equal_area_grid import EQUAL_EARTH, HexGrid
+    from canopy_explorer.plugin.core.grid.change import FIELDS, grid_change
 
     roi = write_polygons(tmp_path / "forest.gpkg", [("forest", FOREST[0]), ("stand", FOREST[1])])
     (p1_start, p1_end), (p2_start, p2_end) = GRID_PERIODS
@@ -403,8 +403,8 @@ NDVI_SCENES = ("G_2022", "A_2023", "B_2023", "C_2023", "D_2023", "F_2023")  # D:
 @pytest.fixture(scope="module")
 def stac_api(tmp_path_factory):
     """A small catalogue served by the sample STAC API in its own process (a server thread here could deadlock GDAL)."""
-    from canopy_explorer.plugin.core.sample_scenes import write_catalogue
-    from canopy_explorer.plugin.core.sample_stac_server import SampleStacServer
+    from canopy_explorer.plugin.core.samples.scenes import write_catalogue
+    from canopy_explorer.plugin.core.samples.stac_server import SampleStacServer
 
     folder = tmp_path_factory.mktemp("stac")
     write_catalogue(folder / "catalogue", [SPECS[i] for i in NDVI_SCENES])
@@ -448,8 +448,8 @@ def test_ndvi_composite_writes_one_float_geotiff_per_year_with_nan_nodata_and_va
 
 
 def test_ndvi_composite_matches_the_engine_in_process_and_the_scene_reflectances(ndvi_run, stac_api):
-    from canopy_explorer.plugin.core.ndvi_composite import composite_years
-    from canopy_explorer.plugin.core.stac_search import default_stac_source
+    from canopy_explorer.plugin.core.sentinel2.composites import composite_years
+    from canopy_explorer.plugin.core.sentinel2.stac_search import default_stac_source
 
     run, folder = ndvi_run
     source = default_stac_source(url=stac_api.url, collection=COLLECTION)  # as the algorithm builds it

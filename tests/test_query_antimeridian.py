@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import shapely
 
-from canopy_explorer.plugin.core.config import local_config
-from canopy_explorer.plugin.core.database import Atl08Database
-from canopy_explorer.plugin.core.ingest import ingest_granules
-from canopy_explorer.plugin.core.query import SegmentQuery
-from canopy_explorer.plugin.core.sample_granules import generate_granules
+from canopy_explorer.plugin.core.lidar.config import local_config
+from canopy_explorer.plugin.core.lidar.database import Atl08Database
+from canopy_explorer.plugin.core.lidar.ingest import ingest_granules
+from canopy_explorer.plugin.core.lidar.query import SegmentQuery
+from canopy_explorer.plugin.core.samples.granules import generate_granules
 from granule_truth import segments
 
 

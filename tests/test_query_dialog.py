@@ -17,8 +17,8 @@ from qgis.PyQt.QtWidgets import QMessageBox
 
 from canvas_events import RIGHT, click, drag, map_point, press_key
 from task_waits import wait_for_tasks, wait_until
-from canopy_explorer.plugin.core.database import Atl08Database
-from canopy_explorer.plugin.core.query import SegmentQuery
+from canopy_explorer.plugin.core.lidar.database import Atl08Database
+from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 from canopy_explorer.plugin.gui.query_dialog import SAMPLE_CONFIG, SETTINGS, QueryDialog
 from canopy_explorer.plugin.qgis_compat import field_kind
 
@@ -558,7 +558,7 @@ def choose_sample_database(dialog):
 
 
 def test_choosing_the_missing_sample_database_offers_to_build_it_then_uses_it(dialog, installed_without_sample_data, monkeypatch):
-    from canopy_explorer.plugin.core.config import local_config
+    from canopy_explorer.plugin.core.lidar.config import local_config
 
     asked = answer_questions(monkeypatch, QMessageBox.StandardButton.Yes)
     choose_sample_database(dialog)

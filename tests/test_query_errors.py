@@ -7,10 +7,10 @@ import pytest
 import shapely
 import tiledb
 
-from canopy_explorer.plugin.core.config import DatabaseConfig, local_config
-from canopy_explorer.plugin.core.database import Atl08Database
+from canopy_explorer.plugin.core.lidar.config import DatabaseConfig, local_config
+from canopy_explorer.plugin.core.lidar.database import Atl08Database
 from canopy_explorer.plugin.core.errors import QueryError, StorageError, UnknownVariableError
-from canopy_explorer.plugin.core.query import SegmentQuery
+from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 from conftest import s3_config
 
 
@@ -112,7 +112,7 @@ def test_unreachable_s3_endpoint_times_out_with_a_message():
 
 
 def test_a_query_larger_than_the_memory_that_can_be_spared_is_refused_before_reading(local_database):
-    from canopy_explorer.plugin.core.database import Atl08Database, available_memory_bytes
+    from canopy_explorer.plugin.core.lidar.database import Atl08Database, available_memory_bytes
 
     database = Atl08Database(local_database)
     spec = SegmentQuery.create(variables=["h_canopy"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from canopy_explorer.plugin.core.errors import FilterSyntaxError, UnknownVariableError
-from canopy_explorer.plugin.core.filters import (
+from canopy_explorer.plugin.core.lidar.filters import (
     evaluate,
     filters_from_keywords,
     parse_filter,
@@ -134,8 +134,8 @@ def test_filters_beyond_the_limits_are_refused_at_once_and_say_which_limit(text,
 
 
 def test_a_filter_built_in_python_is_held_to_the_same_limits():
-    from canopy_explorer.plugin.core.filters import BoolOp, Comparison
-    from canopy_explorer.plugin.core.query import SegmentQuery
+    from canopy_explorer.plugin.core.lidar.filters import BoolOp, Comparison
+    from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 
     with pytest.raises(FilterSyntaxError, match="hold 300 comparisons"):
         SegmentQuery.create(filters=BoolOp("or", tuple(Comparison("h_canopy", ">", float(i)) for i in range(300))))
@@ -155,9 +155,9 @@ def test_tiledb_accepts_a_filter_at_every_limit_and_applies_it(local_database):
     """32 levels of and/or, 256 comparisons: TileDB's condition parser takes it, in about a second."""
     import tiledb
 
-    from canopy_explorer.plugin.core.database import Atl08Database
-    from canopy_explorer.plugin.core.filters import MAX_COMPARISONS, MAX_NESTING
-    from canopy_explorer.plugin.core.query import SegmentQuery
+    from canopy_explorer.plugin.core.lidar.database import Atl08Database
+    from canopy_explorer.plugin.core.lidar.filters import MAX_COMPARISONS, MAX_NESTING
+    from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 
     deep = _nested(MAX_NESTING - 1)  # 32 comparisons in 31 parentheses, inside the line's own
     rest = MAX_COMPARISONS - MAX_NESTING

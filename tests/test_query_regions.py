@@ -13,12 +13,12 @@ import pytest
 import shapely
 from shapely.geometry import box
 
-from canopy_explorer.plugin.core.database import Atl08Database
-from canopy_explorer.plugin.core.equal_area_grid import HexGrid
+from canopy_explorer.plugin.core.lidar.database import Atl08Database
+from canopy_explorer.plugin.core.grid.equal_area_grid import HexGrid
 from canopy_explorer.plugin.core.errors import QueryError
-from canopy_explorer.plugin.core.grid_change import grid_change
-from canopy_explorer.plugin.core.query import SegmentQuery
-from canopy_explorer.plugin.core.roi import prepare_roi, region_on_earth
+from canopy_explorer.plugin.core.grid.change import grid_change
+from canopy_explorer.plugin.core.lidar.query import SegmentQuery
+from canopy_explorer.plugin.core.lidar.regions import prepare_roi, region_on_earth
 from region_fixtures import PLACES, assert_same_segments, brute_force, every_segment, region_database  # noqa: F401
 
 PROJECTED_TOLERANCE = 1e-5  # of the region's width or height

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import shapely
 
-from canopy_explorer.plugin.core.database import Atl08Database
-from canopy_explorer.plugin.core.query import SegmentQuery
+from canopy_explorer.plugin.core.lidar.database import Atl08Database
+from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 from granule_truth import segments
 
 FOREST = [111, 112, 113, 114, 115, 116, 121, 122, 123, 124, 125, 126]
@@ -189,8 +189,8 @@ def test_nearest_uses_geodesic_metres_and_sorts(database_config, truth):
 @pytest.mark.parametrize("roi", [None, (6.9, 44.9, 7.4, 45.4)], ids=["checked-for-memory", "small-box"])
 @pytest.mark.parametrize("storage", ["local", "s3"])
 def test_new_fragments_are_seen_by_an_open_database(storage, roi, tmp_path, sample_granules, request):
-    from canopy_explorer.plugin.core.config import local_config
-    from canopy_explorer.plugin.core.ingest import ingest_granules
+    from canopy_explorer.plugin.core.lidar.config import local_config
+    from canopy_explorer.plugin.core.lidar.ingest import ingest_granules
     from conftest import s3_config
 
     if storage == "s3":
@@ -227,8 +227,8 @@ def test_times_are_days_unless_exact_times_are_asked_for(database_config, truth)
 
 
 def test_the_estimate_follows_new_fragments(tmp_path, sample_granules):
-    from canopy_explorer.plugin.core.config import local_config
-    from canopy_explorer.plugin.core.ingest import ingest_granules
+    from canopy_explorer.plugin.core.lidar.config import local_config
+    from canopy_explorer.plugin.core.lidar.ingest import ingest_granules
 
     config = local_config(tmp_path / "db")
     ingest_granules(config, sample_granules[:1], workers=1)

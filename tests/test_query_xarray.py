@@ -3,9 +3,9 @@
 import numpy as np
 import xarray as xr
 
-from canopy_explorer.plugin.core.database import Atl08Database
-from canopy_explorer.plugin.core.query import SegmentQuery
-from canopy_explorer.plugin.core.xarray_output import to_xarray
+from canopy_explorer.plugin.core.lidar.database import Atl08Database
+from canopy_explorer.plugin.core.lidar.query import SegmentQuery
+from canopy_explorer.plugin.core.lidar.xarray_output import to_xarray
 
 
 def test_profiles_get_label_coordinates_and_units(local_database, tmp_path):

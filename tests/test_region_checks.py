@@ -8,7 +8,7 @@ from pyproj import Transformer
 from shapely.geometry import box
 
 from canopy_explorer.plugin.core.errors import QueryError
-from canopy_explorer.plugin.core.roi import prepare_roi, region_on_earth
+from canopy_explorer.plugin.core.lidar.regions import prepare_roi, region_on_earth
 
 DRAW_AGAIN = "zoom to your area of interest or add a layer, then draw again"
 R = 6378137.0  # the Web Mercator sphere

@@ -8,14 +8,14 @@ from qgis.core import QgsApplication
 from qgis.PyQt.QtCore import Qt
 
 from task_waits import wait_until
-from canopy_explorer.plugin.core.config import load_config, local_config
-from canopy_explorer.plugin.core.database import Atl08Database
+from canopy_explorer.plugin.core.lidar.config import load_config, local_config
+from canopy_explorer.plugin.core.lidar.database import Atl08Database
 from canopy_explorer.plugin.core.errors import Cancelled
-from canopy_explorer.plugin.core.query import SegmentQuery
-from canopy_explorer.plugin.core.sample_database import (
+from canopy_explorer.plugin.core.lidar.query import SegmentQuery
+from canopy_explorer.plugin.core.samples.database import (
     SAMPLE_SEED, build_sample_database, sample_database_config, sample_database_exists,
 )
-from canopy_explorer.plugin.core.sample_granules import SAMPLE_REGION
+from canopy_explorer.plugin.core.samples.granules import SAMPLE_REGION
 from canopy_explorer.plugin.tasks.sample_database_task import SampleDatabaseTask
 
 ROOT = Path(__file__).resolve().parent.parent

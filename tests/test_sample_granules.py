@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from canopy_explorer.plugin.core.sample_granules import generate_granules
+from canopy_explorer.plugin.core.samples.granules import generate_granules
 
 BEAMS = ("gt1l", "gt1r", "gt2l", "gt2r", "gt3l", "gt3r")
 FILL = np.float32(3.4028235e38)
 FOREST = list(range(111, 117)) + list(range(121, 127))
-with open(ROOT / "plugin/core/atl08_variables.csv", newline="") as _handle:
+with open(ROOT / "plugin/core/lidar/atl08/atl08_variables.csv", newline="") as _handle:
     CATALOGUE = list(csv.DictReader(_handle))
 NAME = re.compile(r"ATL08_(\d{14})_(\d{4})(\d{2})(\d{2})_007_01\.h5")
 

@@ -8,8 +8,8 @@ import shapely
 from shapely.geometry import Polygon
 
 from canopy_explorer.plugin.core.errors import ConfigurationError, QueryError, StorageError
-from canopy_explorer.plugin.core.sample_stac_server import SampleStacServer, free_port
-from canopy_explorer.plugin.core.stac_search import (
+from canopy_explorer.plugin.core.samples.stac_server import SampleStacServer, free_port
+from canopy_explorer.plugin.core.sentinel2.stac_search import (
     DEFAULT_CONFIG, StacSource, default_stac_source, find_scenes, load_stac_source, parse_years, search_geometry, search_scenes,
 )
 from stac_fixtures import *  # noqa: F401,F403
@@ -129,7 +129,7 @@ def test_cover_whole_keeps_only_scenes_covering_the_boundary(stac_server):
 
 
 def test_scenes_covering_only_part_of_the_region_are_counted_and_named_as_the_cause(stac_server):
-    from canopy_explorer.plugin.core.stac_search import SceneSearch
+    from canopy_explorer.plugin.core.sentinel2.stac_search import SceneSearch
 
     found = find_scenes(make_source(stac_server.url), boundary_wgs84(), 2023, max_cloud=20, cover_whole=True)
     assert found.partial == 1  # C_2023 (8 %) ends in the middle of the city

@@ -7,11 +7,11 @@ from pyproj import Transformer
 
 from zonal_fixtures import read_table
 
-from canopy_explorer.plugin.core.atl08_district_stats import district_stats_atl08
-from canopy_explorer.plugin.core.database import Atl08Database
-from canopy_explorer.plugin.core.district_stats import Districts
+from canopy_explorer.plugin.core.districts.canopy import district_stats_atl08
+from canopy_explorer.plugin.core.lidar.database import Atl08Database
+from canopy_explorer.plugin.core.districts.statistics import Districts
 from canopy_explorer.plugin.core.errors import QueryError
-from canopy_explorer.plugin.core.query import SegmentQuery
+from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 
 UTM = "EPSG:32632"
 

@@ -8,11 +8,11 @@ from postgis_fixtures import *  # noqa: F401,F403
 from zonal_fixtures import (CRS, composite_values, district_shapes, districts, expected_stats, read_table, write_composite,
                             write_composites)
 
-from canopy_explorer.plugin.core.district_stats import Districts, rasters_by_year, year_of
+from canopy_explorer.plugin.core.districts.statistics import Districts, rasters_by_year, year_of
 from canopy_explorer.plugin.core.errors import Cancelled, ConfigurationError, OutputError, QueryError, StorageError
-from canopy_explorer.plugin.core.postgis_stats import district_stats_postgis
-from canopy_explorer.plugin.core.stats_geopackage import export_geojson
-from canopy_explorer.plugin.core.zonal_stats import district_stats_embedded
+from canopy_explorer.plugin.core.districts.postgis import district_stats_postgis
+from canopy_explorer.plugin.core.districts.geopackage import export_geojson
+from canopy_explorer.plugin.core.districts.embedded import district_stats_embedded
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from natural_breaks_reference import brute_force_jenks
 from postgis_fixtures import *  # noqa: F401,F403
 from zonal_fixtures import YEARS, district_shapes, districts, read_table, write_composites
 
-from canopy_explorer.plugin.core.postgis_stats import district_stats_postgis
-from canopy_explorer.plugin.core.zonal_stats import district_stats_embedded
+from canopy_explorer.plugin.core.districts.postgis import district_stats_postgis
+from canopy_explorer.plugin.core.districts.embedded import district_stats_embedded
 
 IDS = [i for i, _ in district_shapes()]
 NO_DATA = {"C; DROP TABLE districts; --", "H tiny"}

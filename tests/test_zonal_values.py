@@ -8,9 +8,9 @@ import shapely
 from postgis_fixtures import *  # noqa: F401,F403
 from zonal_fixtures import CRS, YEARS, district_shapes, districts, expected_stats, layer_names, read_table, write_composites
 
-from canopy_explorer.plugin.core.district_stats import NDVI_LAYOUT
-from canopy_explorer.plugin.core.postgis_stats import district_stats_postgis
-from canopy_explorer.plugin.core.zonal_stats import district_stats_embedded
+from canopy_explorer.plugin.core.districts.statistics import NDVI_LAYOUT
+from canopy_explorer.plugin.core.districts.postgis import district_stats_postgis
+from canopy_explorer.plugin.core.districts.embedded import district_stats_embedded
 
 TOLERANCE = 1e-6
 STATS = ("pixel_count", "min_ndvi", "max_ndvi", "mean_ndvi", "stddev_ndvi")
@@ -150,7 +150,7 @@ def test_breaks_are_in_the_result_for_every_published_layer(embedded_output):
 def test_pixel_centres_exactly_on_an_edge_go_the_same_way_as_in_postgis(postgis_server, composites, tmp_path):
     # edges through rows and columns of pixel centres (x, y = 5, 15, 25, ... m): numpy's contains_xy
     # leaves those pixels out, GDAL's rasterizer (which ST_Clip uses) takes some; both modes must agree
-    from canopy_explorer.plugin.core.district_stats import Districts
+    from canopy_explorer.plugin.core.districts.statistics import Districts
     from zonal_fixtures import rect
 
     shapes = {"on centres": rect(5, 5, 105, 205), "diagonal": shapely.Polygon([(500005, 5699995), (500405, 5699595),

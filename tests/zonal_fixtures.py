@@ -46,7 +46,7 @@ def district_shapes():
 
 
 def districts():
-    from canopy_explorer.plugin.core.district_stats import Districts
+    from canopy_explorer.plugin.core.districts.statistics import Districts
 
     pairs = district_shapes()
     return Districts.create([i for i, _ in pairs], [g for _, g in pairs], CRS, id_field="district code")

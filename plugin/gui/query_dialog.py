@@ -34,17 +34,17 @@ from qgis.PyQt import uic
 from qgis.PyQt.QtCore import QDate, Qt
 from qgis.PyQt.QtWidgets import QComboBox, QDialog, QFileDialog, QLineEdit, QListWidgetItem, QMessageBox, QTreeWidgetItem
 
-from ..core.config import DatabaseConfig, config_from_source
+from ..core.districts.statistics import year_of
 from ..core.errors import CanopyExplorerError, ConfigurationError, QueryError
-from ..core.filters import parse_filters
-from ..core.presets import PRESETS
-from ..core.query import SegmentQuery, resolve_columns
-from ..core.roi import region_on_earth
-from ..core.sample_database import sample_database_exists
+from ..core.lidar.atl08.catalogue import SCALAR, catalogue
+from ..core.lidar.atl08.presets import PRESETS
+from ..core.lidar.config import DatabaseConfig, config_from_source
+from ..core.lidar.filters import parse_filters
+from ..core.lidar.query import SegmentQuery, resolve_columns
+from ..core.lidar.regions import region_on_earth
+from ..core.samples.database import sample_database_exists
 from ..core.segment_files import FORMATS
-from ..core.variables import SCALAR, catalogue
-from ..core.stac_search import default_stac_source
-from ..core.district_stats import year_of
+from ..core.sentinel2.stac_search import default_stac_source
 from ..layers.district_layer import districts_from_layer, load_statistics_layers
 from ..layers.grid_layer import load_grid_layers
 from ..layers.ndvi_layer import load_composite_layer

@@ -11,7 +11,7 @@ from typing import Callable, List, Optional, Sequence
 
 from qgis.core import QgsDataSourceUri, QgsFeatureRequest, QgsProviderRegistry, QgsVectorLayer
 
-from ..core.district_stats import Districts, StatsResult
+from ..core.districts.statistics import Districts, StatsResult
 from ..core.errors import ConfigurationError, QueryError
 from .roi_source import crs_text
 from .segment_layer import save_default_style
@@ -86,12 +86,12 @@ def write_district_stats(
     if not rasters:
         raise QueryError("choose at least one NDVI composite (ndvi_composite_<year>.tif)")
     if connection_name:
-        from ..core.postgis_stats import district_stats_postgis
+        from ..core.districts.postgis import district_stats_postgis
 
         return district_stats_postgis(postgres_conninfo(connection_name), districts, list(rasters), output_gpkg=output_gpkg,
                                       classes=classes, progress=progress, check_cancel=check_cancel, log=log,
                                       before_publish=style_statistics)
-    from ..core.zonal_stats import district_stats_embedded
+    from ..core.districts.embedded import district_stats_embedded
 
     return district_stats_embedded(districts, list(rasters), output_gpkg, classes=classes, progress=progress,
                                    check_cancel=check_cancel, log=log, before_publish=style_statistics)
@@ -112,7 +112,7 @@ def write_atl08_district_stats(
     classes: int = 5, progress=None, check_cancel=None, log=None,
 ) -> StatsResult:
     """Per district and year: segment count, median, mean and 95th percentile of an ATL08 variable, styled."""
-    from ..core.atl08_district_stats import district_stats_atl08
+    from ..core.districts.canopy import district_stats_atl08
 
     return district_stats_atl08(districts, config, output_gpkg, variable=variable, filters=filters or None, start=start,
                                 end=end, classes=classes, progress=progress, check_cancel=check_cancel, log=log,

@@ -24,13 +24,13 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from ..core.database import Atl08Database
-from ..core.equal_area_grid import EQUAL_EARTH, HexGrid, SquareGrid
 from ..core.errors import OutputError
-from ..core.grid_change import (DEFAULT_BATCH_ROWS, DEFAULT_CELL_SIZE_KM, DEFAULT_MIN_SHOTS, DEFAULT_PERIODS, FIELDS, LAYER_NAME,
+from ..core.grid.change import (DEFAULT_BATCH_ROWS, DEFAULT_CELL_SIZE_KM, DEFAULT_MIN_SHOTS, DEFAULT_PERIODS, FIELDS, LAYER_NAME,
                                 GridChange, grid_change, write_cells_geopackage, write_cells_raster)
-from .symbology import save_raster_default_style, units_for
+from ..core.grid.equal_area_grid import EQUAL_EARTH, HexGrid, SquareGrid
+from ..core.lidar.database import Atl08Database
 from ..qgis_compat import SHADER_LINEAR
+from .symbology import save_raster_default_style, units_for
 
 BASELINE_RANGE = (2.0, 40.0)  # metres, fixed as in the seed's figure
 BASELINE_CLASSES = 8

@@ -15,9 +15,9 @@ from qgis.PyQt.QtGui import QColor
 
 from ..core.errors import OutputError
 from ..core.natural_breaks import raster_breaks
-from ..core.ndvi_composite import CompositeReport, composite_years
-from .symbology import save_raster_default_style
+from ..core.sentinel2.composites import CompositeReport, composite_years
 from ..qgis_compat import SHADER_DISCRETE
+from .symbology import save_raster_default_style
 
 # A brown-to-green NDVI ramp (bare soil and water low, dense vegetation high).
 NDVI_COLOURS = ("#a50026", "#d73027", "#f46d43", "#fdae61", "#fee08b", "#d9ef8b", "#a6d96a", "#66bd63", "#1a9850", "#006837")

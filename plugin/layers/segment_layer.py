@@ -15,12 +15,12 @@ from typing import Callable, Dict, Iterable, List, Optional
 import numpy as np
 from qgis.core import QgsLayerMetadata, QgsVectorLayer
 
-from ..core.config import DatabaseConfig
-from ..core.database import Atl08Database
-from ..core.empty_result import explain_empty
 from ..core.errors import QueryError
+from ..core.lidar.config import DatabaseConfig
+from ..core.lidar.database import Atl08Database
+from ..core.lidar.empty_result import explain_empty
+from ..core.lidar.query import SegmentQuery
 from ..core.natural_breaks import BreaksSample
-from ..core.query import SegmentQuery
 from ..core.segment_files import write_segments
 from .symbology import graduated_renderer
 
@@ -296,7 +296,7 @@ def write_nearest_output(
     time_labels=("", ""),
 ) -> QueryOutput:
     """The nearest segments to ``point`` (lon, lat) as a styled file with ``distance_m``."""
-    from ..core.query import resolve_columns
+    from ..core.lidar.query import resolve_columns
 
     database = database or Atl08Database(config)
     columns = resolve_columns(variables)

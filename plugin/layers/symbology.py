@@ -21,8 +21,8 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QColor
 
 from ..core.errors import OutputError, UnknownVariableError
+from ..core.lidar.atl08.catalogue import get_variable
 from ..core.segment_files import temporary_sibling
-from ..core.variables import get_variable
 
 
 def gradient(colours: Sequence[str]) -> QgsGradientColorRamp:

@@ -51,7 +51,7 @@ class CanopyExplorerAlgorithm(QgsProcessingAlgorithm):
 
 def database_config(algorithm, parameters, context):
     """The CONFIG parameter (YAML file, database folder or s3:// URI) as an engine configuration."""
-    from ..core.config import config_from_source
+    from ..core.lidar.config import config_from_source
 
     source = algorithm.parameterAsString(parameters, "CONFIG", context) or PUBLIC_CONFIG
     return config_from_source(source)

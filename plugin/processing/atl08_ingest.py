@@ -8,13 +8,13 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
-from ..core.config import load_config
 from ..core.errors import ConfigurationError
-from ..core.ingest import ingest_granules
-from ..core.ingest_lock import DEFAULT_WAIT_S
+from ..core.lidar.config import load_config
+from ..core.lidar.ingest import ingest_granules
+from ..core.lidar.ingest_lock import DEFAULT_WAIT_S
+from ..qgis_compat import FILE_FOLDER, NUMBER_DOUBLE, PARAMETER_ADVANCED
 from ..tasks.progress import feedback_progress
 from .algorithm import SAMPLE_CONFIG, CanopyExplorerAlgorithm
-from ..qgis_compat import FILE_FOLDER, NUMBER_DOUBLE, PARAMETER_ADVANCED
 
 
 class Atl08IngestAlgorithm(CanopyExplorerAlgorithm):

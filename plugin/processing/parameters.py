@@ -3,7 +3,7 @@
 from qgis.core import QgsProcessingParameterString
 
 from ..core.errors import QueryError
-from ..core.roi import region_on_earth
+from ..core.lidar.regions import region_on_earth
 from ..layers.roi_source import roi_from_layer, roi_from_rectangle
 
 

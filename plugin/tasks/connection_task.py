@@ -1,8 +1,8 @@
 """Test a database connection in the background (S3 can take seconds to answer, or time out)."""
 
-from ..core.config import DatabaseConfig
-from ..core.database import Atl08Database
-from ..core.variables import catalogue
+from ..core.lidar.atl08.catalogue import catalogue
+from ..core.lidar.config import DatabaseConfig
+from ..core.lidar.database import Atl08Database
 from .engine_task import EngineTask
 
 

@@ -16,7 +16,7 @@ class DistrictStatsTask(EngineTask):
             result = write_district_stats(districts, list(rasters), output_gpkg, connection_name, classes,
                                           progress=progress, check_cancel=check_cancel, log=log)
             if geojson:
-                from ..core.stats_geopackage import export_geojson
+                from ..core.districts.geopackage import export_geojson
 
                 latest = next(layer.name for layer in result.layers if layer.kind == "latest")
                 export_geojson(result.output, latest, geojson)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from qgis.core import QgsApplication
 
-from ..core.config import DatabaseConfig
-from ..core.sample_database import build_sample_database, sample_database_config
+from ..core.lidar.config import DatabaseConfig
+from ..core.samples.database import build_sample_database, sample_database_config
 from ..processing.algorithm import SAMPLE_CONFIG
 from .engine_task import EngineTask
 

@@ -9,7 +9,7 @@ land, all attributes, public layout) of at least ``--segments`` segments over th
 
 Contenders, each in a fresh process, in turns, ``--rounds`` times:
 
-* engine: ``grid_change`` (``plugin/core/grid_change.py``) over the seed's global box with
+* engine: ``grid_change`` (``plugin/core/grid/change.py``) over the seed's global box with
   the seed's quality filters, 100 km Equal Earth hexagons and MIN_SHOTS 100, batches of
   ``--batch-rows`` segments, then the styled-less GeoPackage of the kept cells;
 * seed: the seed's code path (``seeds/000_*``, "Global Canopy Height Dynamics"): each
@@ -69,11 +69,11 @@ def _rss_kb(field: str) -> int:
 
 
 def run_engine(job: Dict) -> Dict:
-    from canopy_explorer.plugin.core.config import local_config
-    from canopy_explorer.plugin.core.database import Atl08Database
-    from canopy_explorer.plugin.core.equal_area_grid import HexGrid
-    from canopy_explorer.plugin.core.grid_change import grid_change, write_cells_geopackage
-    from canopy_explorer.plugin.core.presets import GOOD_CANOPY
+    from canopy_explorer.plugin.core.lidar.config import local_config
+    from canopy_explorer.plugin.core.lidar.database import Atl08Database
+    from canopy_explorer.plugin.core.grid.equal_area_grid import HexGrid
+    from canopy_explorer.plugin.core.grid.change import grid_change, write_cells_geopackage
+    from canopy_explorer.plugin.core.lidar.atl08.presets import GOOD_CANOPY
 
     baseline = _rss_kb("VmRSS")
     started = time.perf_counter()
@@ -92,11 +92,11 @@ def run_seed(job: Dict) -> Dict:
     from pyproj import Transformer
     from scipy.spatial import cKDTree
 
-    from canopy_explorer.plugin.core.config import local_config
-    from canopy_explorer.plugin.core.database import Atl08Database
-    from canopy_explorer.plugin.core.equal_area_grid import pack
-    from canopy_explorer.plugin.core.presets import GOOD_CANOPY
-    from canopy_explorer.plugin.core.query import SegmentQuery
+    from canopy_explorer.plugin.core.lidar.config import local_config
+    from canopy_explorer.plugin.core.lidar.database import Atl08Database
+    from canopy_explorer.plugin.core.grid.equal_area_grid import pack
+    from canopy_explorer.plugin.core.lidar.atl08.presets import GOOD_CANOPY
+    from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 
     baseline = _rss_kb("VmRSS")
     started = time.perf_counter()
@@ -193,7 +193,7 @@ def measure(kind: str, job: Dict, workdir: Path) -> Dict:
 
 
 def build_database(workdir: Path, segments: int, workers: int):
-    from canopy_explorer.plugin.core.config import local_config
+    from canopy_explorer.plugin.core.lidar.config import local_config
 
     spec = synthetic_db.BuildSpec(segments=segments, years=YEARS)
     folder = workdir / f"grid-{spec.key()}" / "db"

@@ -78,11 +78,11 @@ def sample_frame(config_path: Optional[Path], scratch: Path):
     """Every segment of the sample database as the engine returns it."""
     import shapely
 
-    from canopy_explorer.plugin.core.config import load_config
-    from canopy_explorer.plugin.core.database import Atl08Database
-    from canopy_explorer.plugin.core.ingest import ingest_granules
-    from canopy_explorer.plugin.core.query import SegmentQuery
-    from canopy_explorer.plugin.core.sample_granules import SAMPLE_REGION, generate_granules
+    from canopy_explorer.plugin.core.lidar.config import load_config
+    from canopy_explorer.plugin.core.lidar.database import Atl08Database
+    from canopy_explorer.plugin.core.lidar.ingest import ingest_granules
+    from canopy_explorer.plugin.core.lidar.query import SegmentQuery
+    from canopy_explorer.plugin.core.samples.granules import SAMPLE_REGION, generate_granules
 
     config = load_config(config_path or REPO / "configs" / "sample_local.yaml")
     if not Path(config.array_uri).exists():

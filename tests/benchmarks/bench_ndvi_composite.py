@@ -124,8 +124,8 @@ def run_engine(args) -> dict:
     import pystac_client  # noqa: F401  imported before the clock starts, as the seed's are
     import rasterio  # noqa: F401
 
-    from canopy_explorer.plugin.core.ndvi_composite import composite_years
-    from canopy_explorer.plugin.core.stac_search import default_stac_source
+    from canopy_explorer.plugin.core.sentinel2.composites import composite_years
+    from canopy_explorer.plugin.core.sentinel2.stac_search import default_stac_source
 
     after_imports = rss_kb()
     started = time.perf_counter()
@@ -175,7 +175,7 @@ def build_catalogue(folder: Path, scene_km: float, boundary_km: float, seed: int
     from pyproj import Transformer
     from shapely import wkt
 
-    from canopy_explorer.plugin.core.sample_scenes import SceneSpec, landscape_reflectance, sample_boundary, write_scene, write_collection
+    from canopy_explorer.plugin.core.samples.scenes import SceneSpec, landscape_reflectance, sample_boundary, write_scene, write_collection
 
     key = f"scenes{MAX_SCENES}-{scene_km:g}km-boundary{boundary_km:g}km-seed{seed}"
     root = folder / key
@@ -336,7 +336,7 @@ def main(argv=None) -> int:
 
     if any(n < 1 or n > MAX_SCENES for n in args.scenes):
         parser.error(f"--scenes must be between 1 and {MAX_SCENES}")
-    from canopy_explorer.plugin.core.sample_stac_server import SampleStacServer
+    from canopy_explorer.plugin.core.samples.stac_server import SampleStacServer
 
     workdir = args.workdir / "ndvi"
     workdir.mkdir(parents=True, exist_ok=True)

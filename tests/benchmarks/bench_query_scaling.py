@@ -132,12 +132,12 @@ class EngineReader(_Timed):
     name = "engine"
 
     def __init__(self, config):
-        from canopy_explorer.plugin.core.database import Atl08Database
+        from canopy_explorer.plugin.core.lidar.database import Atl08Database
 
         self.db = Atl08Database(config)
 
     def __call__(self, bounds):
-        from canopy_explorer.plugin.core.query import SegmentQuery
+        from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 
         return self.db.query(SegmentQuery.create(roi=tuple(bounds), start=START, end=END, variables=VARIABLES))
 
@@ -154,7 +154,7 @@ class BareReader(_Timed):
 
     def __init__(self, config, attrs, name):
         import tiledb
-        from canopy_explorer.plugin.core.storage import make_context
+        from canopy_explorer.plugin.core.lidar.storage import make_context
 
         self.name = name
         self.attrs = list(attrs)
@@ -181,8 +181,8 @@ def _day_range():
 
 def engine_attributes(config) -> List[str]:
     """The attributes the engine asks TileDB for in this series (its own list, not a copy)."""
-    from canopy_explorer.plugin.core.database import Atl08Database
-    from canopy_explorer.plugin.core.query import SegmentQuery
+    from canopy_explorer.plugin.core.lidar.database import Atl08Database
+    from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 
     db = Atl08Database(config)
     try:
@@ -328,7 +328,7 @@ def upload(endpoint: str, folder: Path, bucket: str) -> Dict:
 
 
 def s3_database_config(endpoint: str, bucket: str):
-    from canopy_explorer.plugin.core.config import DatabaseConfig
+    from canopy_explorer.plugin.core.lidar.config import DatabaseConfig
 
     return DatabaseConfig(storage_type="s3", s3_bucket=bucket, url=endpoint, s3_region="us-east-1", s3_settings=dict(S3_KEYS), source="benchmark").with_changes()
 
@@ -357,8 +357,8 @@ def diagnose(config, boxes, repeats) -> List[Dict]:
     read; the commit listing that detects new fragments (overlapped with the read on S3);
     and a reopen (paid only when fragments have landed).
     """
-    from canopy_explorer.plugin.core.database import Atl08Database
-    from canopy_explorer.plugin.core.query import SegmentQuery
+    from canopy_explorer.plugin.core.lidar.database import Atl08Database
+    from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 
     db = Atl08Database(config)
     rows = []
@@ -394,7 +394,7 @@ def open_costs(config, repeats) -> Dict[str, float]:
     """Medians of opening the array, reopening an open handle, and listing its ``__commits``
     (the cheap freshness probe the engine runs before answering)."""
     import tiledb
-    from canopy_explorer.plugin.core.storage import make_context
+    from canopy_explorer.plugin.core.lidar.storage import make_context
 
     ctx = make_context(config)
     open_s, _, _ = time_calls(lambda: tiledb.open(config.array_uri, mode="r", ctx=ctx).close(), repeats)
@@ -408,7 +408,7 @@ def open_costs(config, repeats) -> Dict[str, float]:
 
 def consolidate_fragment_metadata(config) -> float:
     import tiledb
-    from canopy_explorer.plugin.core.storage import make_context
+    from canopy_explorer.plugin.core.lidar.storage import make_context
 
     ctx = make_context(config)
     settings = dict(ctx.config().items())
@@ -422,7 +422,7 @@ def consolidate_fragment_metadata(config) -> float:
 
 
 def layout_configs(root: Path, recommended_capacity: int, recommended_tile: int):
-    from canopy_explorer.plugin.core.config import local_config
+    from canopy_explorer.plugin.core.lidar.config import local_config
 
     public = local_config(root / "public_cap100000_tile30", capacity=100000, latitude_tile=6, longitude_tile=6, cell_order="hilbert")
     recommended = local_config(root / f"recommended_cap{recommended_capacity}_tile{recommended_tile * 5}",
@@ -848,7 +848,7 @@ def main(argv=None) -> int:
     boxes = series_boxes()
     results = {"machine": machine(), "layouts": layouts, "series": {}, "verdicts": {}, "built_now": not built_before or args.rebuild,
                "repeats": args.repeats}
-    from canopy_explorer.plugin.core.schema import attribute_dtypes
+    from canopy_explorer.plugin.core.lidar.atl08.schema import attribute_dtypes
 
     python = None if args.skip_reference else reference_python(workdir, args.reference_python)
 

@@ -142,7 +142,7 @@ def child(args) -> dict:
     import shapely  # noqa: F401
     from osgeo import gdal, ogr  # noqa: F401
 
-    from canopy_explorer.plugin.core.district_stats import Districts
+    from canopy_explorer.plugin.core.districts.statistics import Districts
 
     output = work / f"{args.child}.gpkg"
     if output.exists():
@@ -153,7 +153,7 @@ def child(args) -> dict:
         marks.append((time.perf_counter(), message))
 
     if args.child == "embedded":
-        from canopy_explorer.plugin.core.zonal_stats import district_stats_embedded
+        from canopy_explorer.plugin.core.districts.embedded import district_stats_embedded
 
         started = time.perf_counter()
         districts = Districts.from_file(args.districts_file, "code")
@@ -164,7 +164,7 @@ def child(args) -> dict:
     import psycopg
     from psycopg import sql
 
-    from canopy_explorer.plugin.core.postgis_stats import district_stats_postgis
+    from canopy_explorer.plugin.core.districts.postgis import district_stats_postgis
 
     with psycopg.connect(args.conninfo, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))

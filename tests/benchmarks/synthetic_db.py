@@ -207,7 +207,7 @@ class PassPlan:
 
 def plan_round(spec: BuildSpec, round_number: int) -> List[PassPlan]:
     """The passes of one round: per year, EUROPE_PER_ROUND European and GLOBAL_PER_ROUND global."""
-    from canopy_explorer.plugin.core.sample_granules import REFERENCE_GROUND_TRACKS
+    from canopy_explorer.plugin.core.samples.granules import REFERENCE_GROUND_TRACKS
 
     plans = []
     per_year = EUROPE_PER_ROUND + GLOBAL_PER_ROUND
@@ -251,7 +251,7 @@ def _clear_sky(seconds: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def simulate_pass(plan: PassPlan, seed: int) -> Dict[str, np.ndarray]:
     """Database columns (as ``read_granule`` returns them) for one pass over land and clear sky."""
-    from canopy_explorer.plugin.core import sample_granules as sg
+    from canopy_explorer.plugin.core.samples import granules as sg
 
     landscape = _landscape(seed)
     region = EUROPE_REGION if plan.kind == "europe" else GLOBAL_REGION
@@ -274,7 +274,7 @@ _LANDSCAPES = {}
 
 
 def _landscape(seed: int):
-    from canopy_explorer.plugin.core.sample_granules import Landscape
+    from canopy_explorer.plugin.core.samples.granules import Landscape
 
     if seed not in _LANDSCAPES:
         _LANDSCAPES[seed] = Landscape(seed)
@@ -283,9 +283,9 @@ def _landscape(seed: int):
 
 def beams_to_columns(track, beams) -> Dict[str, np.ndarray]:
     """The columns ``granule.read_granule`` makes of a granule holding ``beams`` (no HDF5 round trip)."""
-    from canopy_explorer.plugin.core.granule import ATLAS_EPOCH_NS, NS_PER_DAY, _as_column, _columns_for
-    from canopy_explorer.plugin.core.sample_granules import fill_value
-    from canopy_explorer.plugin.core.schema import BEAM_NUMBERS, attribute_dtypes, encode_segment_id
+    from canopy_explorer.plugin.core.lidar.atl08.granule import ATLAS_EPOCH_NS, NS_PER_DAY, _as_column, _columns_for
+    from canopy_explorer.plugin.core.samples.granules import fill_value
+    from canopy_explorer.plugin.core.lidar.atl08.schema import BEAM_NUMBERS, attribute_dtypes, encode_segment_id
 
     dtypes = attribute_dtypes()
     plan = _columns_for(None)
@@ -323,8 +323,8 @@ def beams_to_columns(track, beams) -> Dict[str, np.ndarray]:
 
 def check_against_granule(workdir: Path, seed: int = 7) -> None:
     """Assert that ``beams_to_columns`` gives what ingesting the same pass as an HDF5 granule gives."""
-    from canopy_explorer.plugin.core import sample_granules as sg
-    from canopy_explorer.plugin.core.granule import read_granule
+    from canopy_explorer.plugin.core.samples import granules as sg
+    from canopy_explorer.plugin.core.lidar.atl08.granule import read_granule
 
     region = (50.9, 51.1, 9.9, 10.1)
     track = sg.plan_tracks(region, dt.date(2020, 1, 1), dt.date(2020, 12, 31), 1, seed)[0]
@@ -368,8 +368,8 @@ def build(spec: BuildSpec, configs: Sequence, workers: int = 2, log: Callable[[s
     """Write the generated segments into every database in ``configs`` (DatabaseConfig list),
     one annual batch per year as ``ingest_granules`` does. Returns seconds spent per database
     and on generation."""
-    from canopy_explorer.plugin.core.ingest import _record, _write_batch, ensure_database
-    from canopy_explorer.plugin.core.storage import make_context
+    from canopy_explorer.plugin.core.lidar.ingest import _record, _write_batch, ensure_database
+    from canopy_explorer.plugin.core.lidar.storage import make_context
 
     timings = {"generate": 0.0}
     contexts = []

@@ -34,6 +34,7 @@ from pathlib import Path
 from queue import Empty, Queue
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ..callbacks import CheckCancel, Log, Progress
 from ..errors import Cancelled, MissingDependencyError
 from .interpreter import clean_environment, find_python, pip_command
 from .requirements import BY_MODULE, Requirement
@@ -59,9 +60,6 @@ WITHOUT_DEPENDENCIES = {
     "pystac_client": ("requests", "pystac>=1.10", "python-dateutil"),
 }
 
-Log = Callable[[str], None]
-Progress = Callable[[float], None]
-CheckCancel = Callable[[], None]
 
 
 def packages_folder(profile: Path, version: Tuple[int, int] = sys.version_info[:2]) -> Path:

@@ -1,0 +1,246 @@
+"""Baseline and change of an ATL08 variable per equal-area cell, at any extent.
+
+    result = grid_change(database, roi=(-179.9, -60, 179.9, 80), variable="h_canopy",
+                         periods=(("2018-10-01", "2021-12-31"), ("2022-01-01", "2025-12-31")),
+                         grid=HexGrid(100), min_shots=100, filters=GOOD_CANOPY)
+    write_cells_geopackage(result, "change.gpkg")     # hexagons, in the grid's CRS
+    write_cells_raster(result, "change.tif")         # with grid=SquareGrid(...): one pixel per cell
+
+Each period is streamed through ``Atl08Database.iter_batches``: every batch is
+projected, assigned to its cells (vectorised) and folded into per-cell counts, sums and
+a value histogram (``cell_statistics``), then dropped. Memory therefore depends on the
+batch size and the number of cells, never on the number of segments, so a whole-globe
+query runs on a machine with a few GB. Only cells where both periods have at least
+``min_shots`` segments are kept; ``change`` is period 2 minus period 1 of the medians.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..callbacks import CheckCancel, Progress
+from ..errors import OutputError, QueryError
+from ..lidar.empty_result import explain_empty
+from ..lidar.query import SegmentQuery, resolve_columns
+from ..segment_files import check_output_folder, remove_quietly, temporary_sibling
+from .cell_statistics import DEFAULT_RESOLUTION, CellStatistics, CellTable
+from .equal_area_grid import Grid, HexGrid, SquareGrid
+
+FIELDS = ("count_p1", "median_p1", "mean_p1", "count_p2", "median_p2", "mean_p2", "change")
+CELL_ID = "cell_id"
+LAYER_NAME = "grid_change"
+DEFAULT_PERIODS = (("2018-10-01", "2021-12-31"), ("2022-01-01", "2025-12-31"))
+DEFAULT_CELL_SIZE_KM = 100.0
+DEFAULT_MIN_SHOTS = 100
+DEFAULT_BATCH_ROWS = 250_000
+MAX_RASTER_PIXELS = 200_000_000
+
+
+
+@dataclass
+class GridChange:
+    grid: Grid
+    variable: str  # the output column, e.g. h_canopy or canopy_h_metrics_p95
+    catalogue_variable: str  # its variable in the catalogue, e.g. canopy_h_metrics
+    periods: Tuple[Tuple[str, str], Tuple[str, str]]
+    min_shots: int
+    cell: np.ndarray  # int64 keys of the kept cells
+    columns: dict  # FIELDS -> arrays aligned with ``cell``
+    segments: Tuple[int, int] = (0, 0)  # segments with a value, per period
+    cells_seen: Tuple[int, int] = (0, 0)  # cells with any segment, per period
+    histogram_rows: int = 0  # the largest per-period histogram: what memory scaled with
+    batches: int = 0
+    empty_reasons: Tuple[str, str] = ("", "")  # for a period without segments: why (core.empty_result)
+
+    def __len__(self) -> int:
+        return len(self.cell)
+
+
+def _period_statistics(database, spec: SegmentQuery, column: str, grid: Grid, batch_rows: int, resolution: float,
+                       progress: Optional[Progress], check_cancel: Optional[CheckCancel]):
+    statistics = CellStatistics(resolution)
+    batches = 0
+    for frame in database.iter_batches(spec, rows=batch_rows, progress=progress):
+        if check_cancel:
+            check_cancel()
+        keys = grid.cell_keys(frame["longitude"].to_numpy(), frame["latitude"].to_numpy())
+        statistics.add(keys, frame[column].to_numpy())
+        batches += 1
+        del frame, keys
+    return statistics.result(), statistics.values_added, batches, statistics.histogram_rows
+
+
+def grid_change(
+    database,
+    roi=None,
+    variable: str = "h_canopy",
+    periods: Sequence[Tuple[object, object]] = DEFAULT_PERIODS,
+    grid: Optional[Grid] = None,
+    min_shots: int = DEFAULT_MIN_SHOTS,
+    filters=None,
+    roi_crs: str = "EPSG:4326",
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    resolution: float = DEFAULT_RESOLUTION,
+    progress: Optional[Progress] = None,
+    check_cancel: Optional[CheckCancel] = None,
+    period_labels: Sequence[Tuple[str, str]] = (("period 1", "period 1"), ("period 2", "period 2")),
+) -> GridChange:
+    """Per-cell count, median and mean of ``variable`` in two periods, and the change of the median.
+
+    ``period_labels`` name each period's start and end in messages (``("PERIOD1_START", "PERIOD1_END")``)."""
+    grid = grid or HexGrid(DEFAULT_CELL_SIZE_KM)
+    if len(periods) != 2:
+        raise QueryError("give exactly two periods, each as (start, end)")
+    if min_shots < 1:
+        raise QueryError("the minimum number of segments per cell must be at least 1")
+    if batch_rows < 1:
+        raise QueryError("the batch size must be at least 1 row")
+    columns = resolve_columns([variable])
+    if len(columns) != 1:
+        raise QueryError(f"{variable!r} has {len(columns)} columns: name one with a label, as in canopy_h_metrics:50")
+    column = columns[0].name
+    specs = [SegmentQuery.create(roi=roi, start=start, end=end, variables=[variable], filters=filters, roi_crs=roi_crs,
+                                 time_labels=labels)
+             for (start, end), labels in zip(periods, period_labels)]  # validates both periods before any read
+    tables = []
+    segments, seen, histogram_rows, batches = [], [], 0, 0
+    for index, spec in enumerate(specs):
+        share = (lambda f, i=index: progress((i + f) / 2)) if progress else None
+        table, count, period_batches, rows = _period_statistics(database, spec, column, grid, batch_rows, resolution, share, check_cancel)
+        tables.append(table)
+        segments.append(count)
+        seen.append(len(table))
+        histogram_rows = max(histogram_rows, rows)
+        batches += period_batches
+    cells, data = _combine(tables[0], tables[1], min_shots)
+    reasons = tuple(explain_empty(database, spec, value_column=columns[0].attribute) if not count else ""
+                    for spec, count in zip(specs, segments))
+    if progress:
+        progress(1.0)
+    normalised = tuple((str(start), str(end)) for start, end in periods)
+    return GridChange(grid, column, columns[0].variable, normalised, min_shots, cells, data, tuple(segments), tuple(seen), histogram_rows,
+                      batches, reasons)
+
+
+def _combine(first: CellTable, second: CellTable, min_shots: int):
+    keep_first = first.count >= min_shots
+    keep_second = second.count >= min_shots
+    cells, a, b = np.intersect1d(first.cell[keep_first], second.cell[keep_second], assume_unique=True, return_indices=True)
+    p1 = {name: values[keep_first][a] for name, values in (("count", first.count), ("median", first.median), ("mean", first.mean))}
+    p2 = {name: values[keep_second][b] for name, values in (("count", second.count), ("median", second.median), ("mean", second.mean))}
+    data = {
+        "count_p1": p1["count"], "median_p1": p1["median"], "mean_p1": p1["mean"],
+        "count_p2": p2["count"], "median_p2": p2["median"], "mean_p2": p2["mean"],
+        "change": p2["median"] - p1["median"],
+    }
+    return cells, data
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _writable_target(path: Path, suffixes: Sequence[str]) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise OutputError(f"the output must end in {' or '.join(suffixes)}, not {path.name}")
+    check_output_folder(path)
+    return path
+
+
+def write_cells_geopackage(result: GridChange, path, before_publish: Optional[Callable[[Path], None]] = None) -> Path:
+    """The kept cells as polygons in the grid's CRS (layer ``grid_change``), written atomically.
+
+    ``before_publish(temporary_path)`` runs on the complete file before the rename (the
+    QGIS side stores the layer styles there)."""
+    from osgeo import gdal, ogr, osr
+
+    ogr.UseExceptions()
+    gdal.UseExceptions()
+    path = _writable_target(path, (".gpkg",))
+    temporary = temporary_sibling(path)
+    try:
+        dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(temporary))
+        srs = osr.SpatialReference()
+        srs.ImportFromWkt(result.grid.crs_wkt)
+        description = (f"{result.variable} per {result.grid.kind} of {result.grid.cell_size_km:g} km, "
+                       f"{result.periods[0][0]}..{result.periods[0][1]} and {result.periods[1][0]}..{result.periods[1][1]}, "
+                       f"at least {result.min_shots} segments in both")
+        layer = dataset.CreateLayer(LAYER_NAME, srs, ogr.wkbMultiPolygon, options=[
+            "GEOMETRY_NAME=geometry", "FID=fid", "SPATIAL_INDEX=YES", f"DESCRIPTION={description}"])
+        layer.CreateField(ogr.FieldDefn(CELL_ID, ogr.OFTInteger64))
+        for name in FIELDS:
+            layer.CreateField(ogr.FieldDefn(name, ogr.OFTInteger64 if name.startswith("count") else ogr.OFTReal))
+        geometries = _as_multipolygons(result.grid.polygons(result.cell))
+        definition = layer.GetLayerDefn()
+        layer.StartTransaction()
+        for index, key in enumerate(result.cell):
+            feature = ogr.Feature(definition)
+            feature.SetField(CELL_ID, int(key))
+            for name in FIELDS:
+                value = result.columns[name][index]
+                feature.SetField(name, int(value) if name.startswith("count") else float(value))
+            feature.SetGeometry(ogr.CreateGeometryFromWkb(geometries[index]))
+            layer.CreateFeature(feature)
+        layer.CommitTransaction()
+        dataset = None
+        if before_publish:
+            before_publish(temporary)
+        os.replace(temporary, path)
+    except BaseException as error:
+        dataset = None
+        remove_quietly(temporary)
+        if isinstance(error, (OSError, RuntimeError)):
+            raise OutputError(f"cannot write {path}: {getattr(error, 'strerror', None) or error}") from error
+        raise
+    return path
+
+
+def _as_multipolygons(geometries: np.ndarray) -> np.ndarray:
+    import shapely
+
+    out = []
+    for geometry in geometries:  # one per kept cell, thousands at most
+        parts = [g for g in shapely.get_parts(geometry) if isinstance(g, shapely.Polygon) and not g.is_empty]
+        out.append(shapely.to_wkb(shapely.MultiPolygon(parts)))
+    return np.array(out, dtype=object)
+
+
+def write_cells_raster(result: GridChange, path) -> Path:
+    """The kept cells of a square grid as a GeoTIFF, one band per field (float32, NaN elsewhere), written atomically."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    if not isinstance(result.grid, SquareGrid):
+        raise OutputError("a raster needs a square grid (hexagons are written as polygons)")
+    path = _writable_target(path, (".tif", ".tiff"))
+    if not len(result):
+        raise OutputError("no cell has enough segments in both periods: nothing to write")
+    columns, rows = result.grid.columns_rows(result.cell)
+    size = result.grid.size_m
+    width, height = int(columns.max() - columns.min() + 1), int(rows.max() - rows.min() + 1)
+    if width * height > MAX_RASTER_PIXELS:
+        raise OutputError(f"a {width} x {height} raster is too large: choose larger cells or a smaller region")
+    x, y = width - 1 - (columns.max() - columns), rows.max() - rows  # pixel column, row (north up)
+    transform = from_origin(columns.min() * size, (rows.max() + 1) * size, size, size)
+    temporary = temporary_sibling(path)
+    try:
+        with rasterio.open(temporary, "w", driver="GTiff", width=width, height=height, count=len(FIELDS), dtype="float32",
+                           crs=result.grid.crs_wkt, transform=transform, nodata=np.nan, compress="deflate", tiled=True,
+                           blockxsize=256, blockysize=256) as raster:
+            for band, name in enumerate(FIELDS, start=1):
+                pixels = np.full((height, width), np.nan, dtype=np.float32)
+                pixels[y, x] = result.columns[name]
+                raster.write(pixels, band)
+                raster.set_band_description(band, name)
+            raster.update_tags(variable=result.variable, min_shots=str(result.min_shots),
+                               period1="/".join(result.periods[0]), period2="/".join(result.periods[1]))
+        os.replace(temporary, path)
+    except BaseException as error:
+        remove_quietly(temporary)
+        if isinstance(error, (OSError, rasterio.errors.RasterioError)):
+            raise OutputError(f"cannot write {path}: {getattr(error, 'strerror', None) or error}") from error
+        raise
+    return path

@@ -1,0 +1,188 @@
+"""Which granule a file holds, from its content rather than its name.
+
+A granule saved under a second name, or moved to another folder, is the same granule; two
+different granules may share a file name. The identity is therefore read from the data:
+
+    atl08-<rgt>-<cycle>-<first segment>-<last segment>-<digest>
+
+where the digest is a BLAKE2b hash of every beam's ``segment_id_beg``, ``latitude``,
+``longitude`` and ``delta_time`` as stored in the file (before fill values are dropped, so the
+identity does not depend on the database's ranges or the reference filters). Reading these four
+datasets costs a fraction of reading the granule, so a re-run recognises every granule
+without reading it whole.
+
+The product's own granule id (``identifier_file_uuid`` or ``METADATA/DatasetIdentification``)
+is kept beside it for messages, but is not the identity: subsetting services (Harmony, icepyx)
+copy it into files that hold only part of the granule, and an edited copy keeps it too, so
+keying on it would skip data the database does not have.
+"""
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Tuple
+
+import numpy as np
+
+from ...errors import GranuleError
+from .schema import BEAM_NUMBERS
+
+BEAMS = tuple(BEAM_NUMBERS)
+CORE_DATASETS = ("latitude", "longitude", "delta_time", "segment_id_beg")
+MAX_RGT = 1387  # reference ground tracks of the ICESat-2 repeat orbit
+MAX_CYCLE = 255  # 8 bits of the public layout's segment_id
+KEY_PATTERN = re.compile(r"^atl08-\d{4}-\d{3}-\d+-\d+-[0-9a-f]{32}$")
+_ATLAS_EPOCH = dt.datetime(2018, 1, 1, tzinfo=dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class GranuleIdentity:
+    key: str
+    rgt: int
+    cycle: int
+    first_segment: int
+    last_segment: int
+    segments: int  # rows in the file, all beams
+    product_id: str  # the product's granule id, "" when the file has none
+    year: Optional[int]  # of the first valid acquisition time
+    extent: Optional[Tuple[float, float, float, float, int, int]]  # lat_min, lat_max, lon_min, lon_max, first day, last day
+    ranges: Tuple[Tuple[int, int, int], ...] = ()  # (beam number, first, last valid segment_id_beg) per beam
+
+
+def ranges_text(ranges) -> str:
+    """``"0:748689-750388,1:748690-750389"``: how the ledger stores a granule's segment ranges."""
+    return ",".join(f"{beam}:{first}-{last}" for beam, first, last in ranges)
+
+
+def parse_ranges(text: str) -> Tuple[Tuple[int, int, int], ...]:
+    ranges = []
+    for part in filter(None, (text or "").split(",")):
+        beam, span = part.split(":")
+        first, last = span.split("-")
+        ranges.append((int(beam), int(first), int(last)))
+    return tuple(ranges)
+
+
+def orbit_of_key(key: str) -> Tuple[int, int]:
+    """(rgt, cycle) from an identity key."""
+    _, rgt, cycle = key.split("-")[:3]
+    return int(rgt), int(cycle)
+
+
+def is_identity_key(text: str) -> bool:
+    """Whether a ledger key is a content identity (the previous version keyed on file names)."""
+    return bool(KEY_PATTERN.match(text))
+
+
+def orbit_of(h5, name: str) -> Tuple[int, int]:
+    """(rgt, cycle) from ``orbit_info``, checked against what the segment_id layout can hold."""
+    if "orbit_info/rgt" not in h5 or "orbit_info/cycle_number" not in h5:
+        raise GranuleError(f"{name}: not an ATL08 granule (no gt*/land_segments or orbit_info)")
+    rgt = int(h5["orbit_info/rgt"][0])
+    cycle = int(h5["orbit_info/cycle_number"][0])
+    if not 1 <= rgt <= MAX_RGT:
+        raise GranuleError(f"{name}: orbit_info/rgt is {rgt}, not a reference ground track (1..{MAX_RGT})")
+    if not 1 <= cycle <= MAX_CYCLE:
+        raise GranuleError(f"{name}: orbit_info/cycle_number is {cycle}, outside 1..{MAX_CYCLE}")
+    return rgt, cycle
+
+
+def beams_of(h5) -> list:
+    return [b for b in BEAMS if f"{b}/land_segments/latitude" in h5]
+
+
+def core_datasets(land, beam: str, name: str, datasets=CORE_DATASETS) -> dict:
+    """The beam's core datasets by name; a GranuleError naming them when one is missing or their
+    lengths differ (such a beam cannot be read consistently: rows would pair the wrong values)."""
+    found = {}
+    for dataset in datasets:
+        item = land.get(dataset)
+        if item is None:
+            raise GranuleError(f"{name}: dataset {beam}/land_segments/{dataset} is missing")
+        found[dataset] = item
+    lengths = {dataset: (item.shape[0] if item.shape else 0) for dataset, item in found.items()}
+    n = lengths[datasets[0]]
+    odd = [f"{d} has {m}" for d, m in lengths.items() if m != n]
+    if odd:
+        raise GranuleError(
+            f"{name}: beam {beam} cannot be read consistently: {', '.join(odd)} rows but {datasets[0]} has {n}"
+        )
+    return found
+
+
+def product_id(h5) -> str:
+    for holder, attribute in ((h5, "identifier_file_uuid"), (h5.get("METADATA/DatasetIdentification"), "uuid")):
+        if holder is not None and attribute in holder.attrs:
+            value = holder.attrs[attribute]
+            value = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+            if value.strip():
+                return value.strip()
+    return ""
+
+
+def identify_granule(path) -> GranuleIdentity:
+    """The identity of the granule in ``path`` (a GranuleError when it cannot be read consistently)."""
+    import h5py
+
+    path = Path(path)
+    try:
+        h5 = h5py.File(path, "r")
+    except (OSError, ValueError) as error:
+        raise GranuleError(f"{path.name}: not a readable HDF5 file ({error})") from None
+    try:
+        with h5:
+            beams = beams_of(h5)
+            if not beams:
+                raise GranuleError(f"{path.name}: not an ATL08 granule (no gt*/land_segments or orbit_info)")
+            rgt, cycle = orbit_of(h5, path.name)
+            digest = hashlib.blake2b(digest_size=16)
+            first = last = None
+            rows = 0
+            ranges = []
+            lat_range, lon_range, time_range = [], [], []
+            for beam in beams:
+                core = core_datasets(h5[f"{beam}/land_segments"], beam, path.name)
+                n = core["latitude"].shape[0] if core["latitude"].shape else 0
+                if n == 0:
+                    continue
+                segment = core["segment_id_beg"][:].astype("<i8")
+                latitude = core["latitude"][:].astype("<f8")
+                longitude = core["longitude"][:].astype("<f8")
+                delta_time = core["delta_time"][:].astype("<f8")
+                digest.update(f"{beam}:{n};".encode())
+                for values in (segment, latitude, longitude, delta_time):
+                    digest.update(values.tobytes())
+                rows += n
+                first = int(segment.min()) if first is None else min(first, int(segment.min()))
+                last = int(segment.max()) if last is None else max(last, int(segment.max()))
+                fill = core["segment_id_beg"].attrs.get("_FillValue")
+                valid = segment[(segment >= 0) & (segment <= 0xFFFFFFFF)
+                                & (segment != (np.int64(np.asarray(fill).item()) if fill is not None else -1))]
+                if len(valid):
+                    ranges.append((BEAM_NUMBERS[beam], int(valid.min()), int(valid.max())))
+                good = (np.abs(latitude) <= 90) & (np.abs(longitude) <= 180)
+                if good.any():
+                    lat_range += [latitude[good].min(), latitude[good].max()]
+                    lon_range += [longitude[good].min(), longitude[good].max()]
+                seconds = delta_time[np.isfinite(delta_time) & (delta_time >= 0) & (delta_time < 5e9)]
+                if len(seconds):
+                    time_range += [seconds.min(), seconds.max()]
+            granule_id = product_id(h5)
+    except GranuleError:
+        raise
+    except (OSError, KeyError, ValueError, IndexError, RuntimeError, TypeError) as error:
+        raise GranuleError(f"{path.name}: unreadable or truncated ({error})") from None
+    first, last = first or 0, last or 0
+    year = extent = None
+    if time_range:
+        start = _ATLAS_EPOCH + dt.timedelta(seconds=float(min(time_range)))
+        end = _ATLAS_EPOCH + dt.timedelta(seconds=float(max(time_range)))
+        year = start.year
+        if lat_range:
+            epoch_day = (_ATLAS_EPOCH.date() - dt.date(1970, 1, 1)).days
+            extent = (float(min(lat_range)), float(max(lat_range)), float(min(lon_range)), float(max(lon_range)),
+                      epoch_day + (start.date() - _ATLAS_EPOCH.date()).days, epoch_day + (end.date() - _ATLAS_EPOCH.date()).days)
+    key = f"atl08-{rgt:04d}-{cycle:03d}-{first}-{last}-{digest.hexdigest()}"
+    return GranuleIdentity(key, rgt, cycle, first, last, rows, granule_id, year, extent, tuple(ranges))

@@ -1,0 +1,547 @@
+"""Read an ATL08 database (the public one on S3, or one built by ``ingest``).
+
+    database = Atl08Database(load_config("configs/public_atl08_v007.yaml"))
+    frame = database.query(spec)                  # pandas DataFrame
+    for batch in database.iter_batches(spec, rows=500_000): ...
+    database.estimate(spec)                       # rows and bytes, before loading
+    database.nearest((13.4, 52.5), num_shots=50, radius_m=500)
+
+Each thread keeps one open array per database and reopens it when fragments have
+landed since (by an ingest, here or elsewhere), so a query never answers from a
+stale view.
+"""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..callbacks import Progress
+from ..errors import QueryError, StorageError
+from .atl08.schema import DIMENSIONS
+from .config import DatabaseConfig
+from .filters import Comparison, Filter, attributes, combine, to_condition
+from .query import NS_PER_DAY, SegmentQuery
+from .storage import RETRY_ATTEMPTS, RETRY_FIRST_DELAY_S, is_transient, make_context, object_type, retrying
+
+_UNLISTED = object()
+BEAM_NAMES = np.array(["gt1l", "gt1r", "gt2l", "gt2r", "gt3l", "gt3r"], dtype=object)  # beam numbers 0-5
+REQUIRED_ATTRIBUTES = ("h_canopy", "segment_id", "delta_time")
+MEMORY_CHECK_MIN_AREA_DEG2 = 4.0  # queries over smaller boxes skip the memory check
+FRAME_MEMORY_FACTOR = 2  # TileDB's result buffers and the DataFrame built from them
+BATCH_MEMORY_FLOOR = 64 * 2**20  # TileDB's memory budget for a batched read...
+BATCH_MEMORY_CEILING = 8 * 2**30  # ...and how far it may grow for arrays with many tiles
+EXACT_COUNT_LIMIT = 2_000_000  # cells whose coordinates a count may read to test them against a polygon (about 0.1 s locally)
+
+
+@dataclass(frozen=True)
+class SegmentCount:
+    count: int
+    exact: bool  # False: the count of the region's bounding boxes (too many cells to check each one)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    rows: int
+    bytes: int
+    damaged_fragments: Tuple[str, ...] = ()  # fragments left out: their extent is not finite (see damaged_fragments)
+
+
+def beam_names(segment_id: np.ndarray) -> np.ndarray:
+    """Beam names from the beam number in bits 32-34 of the public layout's segment_id."""
+    return BEAM_NAMES.take((np.asarray(segment_id, dtype=np.int64) >> 32) & 0x7, mode="clip")
+
+
+class Atl08Database:
+    def __init__(self, config: DatabaseConfig, probe_timeout_s: float = 20.0):
+        self.config = config
+        self.uri = config.array_uri
+        self.ctx = make_context(config)
+        kind = object_type(self.uri, self.ctx, probe_timeout_s)
+        if kind is None:
+            raise StorageError(f"no ATL08 database at {self.uri} (folder or bucket missing, or nothing ingested yet)")
+        if kind != "array":
+            raise StorageError(f"{self.uri} is a TileDB {kind}, not an ATL08 database array")
+        self._local = threading.local()
+        self._lister: Optional[ThreadPoolExecutor] = None
+        self._remote = "://" in self.uri and not self.uri.startswith("file://")
+        array = self._array()
+        schema = array.schema
+        dims = tuple(schema.domain.dim(i).name for i in range(schema.domain.ndim))
+        self.attribute_names = {schema.attr(i).name for i in range(schema.nattr)}
+        missing = [a for a in REQUIRED_ATTRIBUTES if a not in self.attribute_names]
+        if dims != DIMENSIONS or missing or not schema.sparse:
+            raise StorageError(
+                f"{self.uri} is not an ATL08 database: expected a sparse array with dimensions "
+                f"{', '.join(DIMENSIONS)} and attributes {', '.join(REQUIRED_ATTRIBUTES)}"
+            )
+        self.attribute_dtypes = {schema.attr(i).name: schema.attr(i).dtype for i in range(schema.nattr)}
+        self.has_timestamp_ns = "timestamp_ns" in self.attribute_names
+
+    # ------------------------------------------------------------------ handles
+
+    def _commits(self):
+        """What fragments the array holds now: its commit files (one listing, no fragment reads)."""
+        import tiledb
+
+        try:
+            return tuple(sorted(tiledb.VFS(ctx=self.ctx).ls(f"{self.uri}/__commits")))
+        except tiledb.TileDBError:
+            return None
+
+    def _array(self, commits=_UNLISTED):
+        """This thread's open array, reopened when new fragments have landed.
+
+        Reopening reads every fragment's metadata again (one request per fragment on
+        S3); listing the commit files is one request, so the handle is reopened only
+        when that listing changed. Arrays without a commit folder are always reopened.
+        The listing is taken before (re)opening, so the handle holds at least what it lists.
+        ``commits`` is a listing the caller already took.
+        """
+        import tiledb
+
+        array = getattr(self._local, "array", None)
+        if commits is _UNLISTED:
+            commits = self._commits()
+        if array is None or not array.isopen:
+            array = retrying(lambda: tiledb.open(self.uri, mode="r", ctx=self.ctx), f"opening {self.uri}")
+            self._local.array = array
+        elif not self._current(commits):
+            retrying(array.reopen, f"reopening {self.uri}")
+        self._local.commits = commits
+        return array
+
+    def _current(self, commits) -> bool:
+        """Whether this thread's handle was opened on this commit listing."""
+        return commits is not None and commits == getattr(self._local, "commits", None)
+
+    def _listing_in_background(self):
+        """The commit listing, taken on a helper thread while a read runs.
+
+        On S3 the listing is a round trip (about 25 ms on loopback, more across the
+        internet); a query that overlaps it with its read costs nothing extra when no
+        fragment has landed, which is nearly always.
+        """
+        if self._lister is None:
+            self._lister = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiledb-commits")
+        return self._lister.submit(self._commits)
+
+    def close(self) -> None:
+        array = getattr(self._local, "array", None)
+        if array is not None and array.isopen:
+            array.close()
+        if self._lister is not None:
+            self._lister.shutdown(wait=False)
+            self._lister = None
+
+    # ------------------------------------------------------------------ metadata
+
+    def time_span(self) -> Tuple[np.datetime64, np.datetime64]:
+        """First and last acquisition day present in the data."""
+        domain = self._array().nonempty_domain()
+        if domain is None:
+            raise StorageError(f"{self.uri} holds no segments yet")
+        first, last = domain[2]
+        day = np.datetime64("1970-01-01", "D")
+        return day + int(first), day + int(last)
+
+    def metadata(self, key: str, default=None):
+        array = self._array()
+        return array.meta[key] if key in array.meta else default
+
+    # ------------------------------------------------------------------ reading
+
+    def _condition(self, spec: SegmentQuery) -> Optional[str]:
+        node: Optional[Filter] = spec.filter
+        if spec.sub_day and self.has_timestamp_ns:
+            bounds: List[Filter] = []
+            if spec.start_ns > np.iinfo(np.int64).min:
+                bounds.append(Comparison("timestamp_ns", ">=", spec.start_ns))
+            if spec.end_ns < np.iinfo(np.int64).max:
+                bounds.append(Comparison("timestamp_ns", "<=", spec.end_ns))
+            node = combine([node] + bounds)
+        if node is None:
+            return None
+        unknown = [a for a in attributes(node) if a not in self.attribute_names]
+        if unknown:
+            raise QueryError(f"this database has no attribute {unknown[0]!r} to filter on")
+        return to_condition(node)
+
+    def _attributes(self, spec: SegmentQuery) -> List[str]:
+        # beam_id is not read: the beam is bits 32-34 of segment_id, which costs nothing to decode,
+        # while the variable-length strings cost as much to read as a float column.
+        wanted = ["segment_id"] + [c.attribute for c in spec.columns]
+        if self._reads_instants(spec):
+            wanted.append("timestamp_ns")
+        missing = [a for a in wanted if a not in self.attribute_names]
+        if missing:
+            raise QueryError(f"this database has no attribute {missing[0]!r}")
+        return list(dict.fromkeys(wanted))
+
+    def _reads_instants(self, spec: SegmentQuery) -> bool:
+        # timestamp_ns costs about 2.7 compressed bytes per segment against 0.01 for the
+        # day dimension (the largest column after the coordinates), so it is read only
+        # when the caller wants acquisition instants rather than days.
+        return spec.exact_times and self.has_timestamp_ns
+
+    def _raw_batches(self, spec: SegmentQuery, batch_rows: Optional[int] = None, array=None) -> Iterator[Dict[str, np.ndarray]]:
+        """Raw TileDB results per subarray, or in batches of about ``batch_rows`` with bounded memory."""
+        array = array if array is not None else self._array()
+        domain_first, domain_last = array.schema.domain.dim("time").domain
+        first_day, last_day = max(spec.day_range[0], int(domain_first)), min(spec.day_range[1], int(domain_last))
+        if last_day < first_day:
+            return
+        condition = self._condition(spec)
+        attrs = self._attributes(spec)
+        # with timestamp_ns the day dimension adds nothing to the output: read only the coordinates
+        dims = ["latitude", "longitude"] if "timestamp_ns" in attrs else list(DIMENSIONS)
+        for lon_min, lat_min, lon_max, lat_max in spec.parts:
+            ranges = (slice(lat_min, lat_max), slice(lon_min, lon_max), slice(first_day, last_day))
+            if batch_rows is not None:
+                yield from self._bounded_read(ranges, attrs, condition, dims, batch_rows)
+                continue
+            yield retrying(lambda: array.query(attrs=attrs, cond=condition, dims=dims).multi_index[ranges], f"reading {self.uri}")
+
+    def _bounded_read(self, ranges, attrs, condition, dims, batch_rows: int) -> Iterator[Dict[str, np.ndarray]]:
+        """One subarray in incomplete batches: result buffers of ``batch_rows`` cells and a bounded
+        TileDB memory budget (its default is 10 GB, which a large query would use).
+
+        The budget starts at ``BATCH_MEMORY_FLOOR`` (or more for large batches); some arrays need
+        more just for their tile offsets, which TileDB reports before returning any row, so the
+        budget then grows, up to ``BATCH_MEMORY_CEILING``.
+        """
+        import tiledb
+
+        budget = max(BATCH_MEMORY_FLOOR, batch_rows * 256)
+        failures = 0
+        while True:
+            config = dict(self.ctx.config().items())
+            config["py.init_buffer_bytes"] = str(max(batch_rows, 1024) * 8)
+            config["sm.mem.total_budget"] = str(budget)
+            started = False
+            array = retrying(lambda: tiledb.open(self.uri, mode="r", ctx=tiledb.Ctx(tiledb.Config(config))), f"opening {self.uri}")
+            try:
+                query = array.query(attrs=attrs, cond=condition, dims=dims, return_incomplete=True)
+                for batch in query.multi_index[ranges]:
+                    started = True
+                    yield batch
+                return
+            except tiledb.TileDBError as error:
+                if started:  # batches already handed out cannot be taken back: say so rather than repeat them
+                    raise StorageError(f"reading {self.uri} was interrupted after some batches: {error}") from None
+                if "budget" in str(error) and budget < BATCH_MEMORY_CEILING:
+                    budget *= 4
+                    continue
+                failures += 1
+                if is_transient(error) and failures < RETRY_ATTEMPTS:
+                    time.sleep(RETRY_FIRST_DELAY_S * 2 ** (failures - 1))
+                    continue
+                raise StorageError(f"reading {self.uri} failed: {error}") from None
+            finally:
+                array.close()
+
+    def _to_frame(self, spec: SegmentQuery, raw: Dict[str, np.ndarray]):
+        import pandas as pd
+
+        keep = None
+        if spec.polygon is not None and len(raw["latitude"]):
+            import shapely
+
+            shapely.prepare(spec.polygon)
+            keep = shapely.intersects_xy(spec.polygon, raw["longitude"], raw["latitude"])
+        pick = (lambda a: a[keep]) if keep is not None else (lambda a: a)
+        if "timestamp_ns" in raw:
+            nanoseconds = pick(raw["timestamp_ns"]).astype(np.int64, copy=False).view("datetime64[ns]")
+        else:
+            nanoseconds = (pick(raw["time"]).astype(np.int64) * NS_PER_DAY).view("datetime64[ns]")
+        segment_id = pick(raw["segment_id"])
+        data = {
+            "latitude": pick(raw["latitude"]),
+            "longitude": pick(raw["longitude"]),
+            "time": pd.DatetimeIndex(nanoseconds).tz_localize("UTC"),
+            "segment_id": segment_id,
+            "beam_id": beam_names(segment_id),
+        }
+        for column in spec.columns:
+            data[column.name] = pick(raw[column.attribute])
+        return pd.DataFrame(data, copy=False)
+
+    def iter_batches(self, spec: SegmentQuery, rows: int = 500_000, progress: Optional[Progress] = None):
+        """DataFrames of at most about ``rows`` segments each, for results larger than memory."""
+        estimate = self.estimate(spec).rows if progress else 0
+        seen = 0
+        for raw in self._raw_batches(spec, batch_rows=rows):
+            frame = self._to_frame(spec, raw)
+            seen += len(raw["latitude"])
+            if progress:
+                progress(min(0.99, seen / estimate) if estimate else 0.5)
+            if len(frame):
+                yield frame
+
+    def query(self, spec: SegmentQuery, progress: Optional[Progress] = None, max_bytes: Optional[int] = None):
+        """All matching segments as one DataFrame (see ``iter_batches`` for larger results).
+
+        A query that could need more memory than can be spared (``max_bytes``; by default
+        half the memory available now) is refused before reading, with a QueryError that
+        says how much and what to do instead, rather than taking the process down.
+        """
+        import pandas as pd
+
+        if self._check_memory(spec, max_bytes):
+            # the estimate has just listed the commits and brought the handle up to date
+            frames = self._frames(spec, self._local.array, progress)
+        elif self._remote and (array := getattr(self._local, "array", None)) is not None and array.isopen:
+            # Read on the open handle while the commit listing runs; read again only if
+            # fragments landed since the handle was opened.
+            listing = self._listing_in_background()
+            frames = self._frames(spec, array, progress)
+            commits = listing.result()
+            if not self._current(commits):
+                frames = self._frames(spec, self._array(commits), progress)
+        else:
+            frames = self._frames(spec, self._array(), progress)
+        if not frames:
+            return self._to_frame(spec, self._empty(spec))
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        return frame
+
+    def _check_memory(self, spec: SegmentQuery, max_bytes: Optional[int]) -> bool:
+        """Refuse a query that could need more than ``max_bytes``; True when it was checked
+        (the estimate then listed the commits and refreshed this thread's handle)."""
+        from .regions import parts_area
+
+        if max_bytes is None:
+            # Small regions cannot exhaust memory; skipping them keeps the fragment listing
+            # the estimate needs off the latency of the queries a map canvas makes.
+            if parts_area(spec.parts) < MEMORY_CHECK_MIN_AREA_DEG2:
+                return False
+            available = available_memory_bytes()
+            if available is None:
+                return False
+            max_bytes = available // 2
+        need = self.estimate(spec).bytes * FRAME_MEMORY_FACTOR
+        if need > max_bytes:
+            raise QueryError(
+                f"this query could need about {need / 1e9:.1f} GB of memory, more than the {max_bytes / 1e9:.1f} GB "
+                "that can be spared: narrow the region, time range or filters, write it to a file (the dialog and "
+                "Processing stream it), read it with iter_batches, or map it on a grid (grid_change)"
+            )
+        return True
+
+    def _frames(self, spec: SegmentQuery, array, progress: Optional[Progress]) -> list:
+        frames = []
+        for index, raw in enumerate(self._raw_batches(spec, array=array)):
+            frames.append(self._to_frame(spec, raw))
+            if progress:
+                progress((index + 1) / len(spec.parts))
+        return frames
+
+    def _empty(self, spec: SegmentQuery) -> Dict[str, np.ndarray]:
+        raw = {d: np.zeros(0) for d in DIMENSIONS}
+        for name in self._attributes(spec):
+            raw[name] = np.zeros(0, dtype=self.attribute_dtypes.get(name, object))
+        return raw
+
+    def count(self, spec: SegmentQuery) -> int:
+        return sum(len(f) for f in self.iter_batches(spec, rows=1_000_000))
+
+    def count_segments(self, spec: SegmentQuery, within: Optional[Callable] = None,
+                       exact_limit: int = EXACT_COUNT_LIMIT) -> "SegmentCount":
+        """How many segments match ``spec`` (region, time range, filters), without reading them.
+
+        TileDB counts the cells in each box itself, reading only the filters' attributes. A polygon
+        region, or ``within`` (a mask of longitudes and latitudes: a search radius), needs the
+        coordinates of the cells in its boxes: they are read when the boxes hold at most
+        ``exact_limit`` cells; above that the count is the boxes' (``exact`` False)."""
+        array = self._array()
+        domain_first, domain_last = array.schema.domain.dim("time").domain
+        first_day, last_day = max(spec.day_range[0], int(domain_first)), min(spec.day_range[1], int(domain_last))
+        if last_day < first_day:
+            return SegmentCount(0, True)
+        condition = self._condition(spec)
+        boxes = [(slice(lat_min, lat_max), slice(lon_min, lon_max), slice(first_day, last_day))
+                 for lon_min, lat_min, lon_max, lat_max in spec.parts]
+        in_boxes = sum(retrying(lambda r=ranges: int(array.query(attrs=["segment_id"], cond=condition)
+                                                  .agg({"segment_id": ["count"]}).multi_index[r]), f"counting in {self.uri}")
+                       for ranges in boxes)
+        if (spec.polygon is None and within is None) or in_boxes == 0:
+            return SegmentCount(in_boxes, True)
+        if in_boxes > exact_limit:
+            return SegmentCount(in_boxes, False)
+        count = 0
+        for ranges in boxes:
+            raw = retrying(lambda r=ranges: array.query(attrs=[], dims=["latitude", "longitude"], cond=condition).multi_index[r],
+                           f"reading {self.uri}")
+            keep = np.ones(len(raw["latitude"]), dtype=bool)
+            if spec.polygon is not None and len(keep):
+                import shapely
+
+                shapely.prepare(spec.polygon)
+                keep &= shapely.intersects_xy(spec.polygon, raw["longitude"], raw["latitude"])
+            if within is not None and len(keep):
+                keep &= within(raw["longitude"], raw["latitude"])
+            count += int(keep.sum())
+        return SegmentCount(count, True)
+
+    def extent(self) -> Optional[Tuple[Tuple[float, float], Tuple[float, float], Tuple[np.datetime64, np.datetime64]]]:
+        """((south, north), (west, east), (first day, last day)) of the stored segments, or None when empty."""
+        domain = self._array().nonempty_domain()
+        if domain is None:
+            return None
+        (south, north), (west, east), (first, last) = domain
+        day = np.datetime64("1970-01-01", "D")
+        return (float(south), float(north)), (float(west), float(east)), (day + int(first), day + int(last))
+
+    def estimate(self, spec: SegmentQuery) -> Estimate:
+        """A fast upper bound of the rows and bytes, from fragment extents (no data read).
+
+        Segments are assumed evenly spread within each fragment's non-empty domain;
+        filters are not applied, so the true count is usually lower.
+        """
+        first_day, last_day = spec.day_range
+        rows = 0.0
+        extents, damaged = self._fragment_extents()
+        for ((lat0, lat1), (lon0, lon1), (t0, t1)), cells in extents:
+            time_share = _overlap(t0, t1 + 1, first_day, last_day + 1)
+            if time_share == 0:
+                continue
+            for lon_min, lat_min, lon_max, lat_max in spec.parts:
+                rows += cells * time_share * _overlap(lat0, lat1, lat_min, lat_max) * _overlap(lon0, lon1, lon_min, lon_max)
+        if spec.polygon is not None:
+            from .regions import parts_area
+
+            rows *= min(1.0, spec.polygon.area / max(parts_area(spec.parts), 1e-12))
+        per_row = 8 * 4 + 8 + sum(self.attribute_dtypes[c.attribute].itemsize for c in spec.columns)
+        return Estimate(int(round(rows)), int(round(rows * per_row)), damaged)
+
+    def damaged_fragments(self) -> Tuple[str, ...]:
+        """Fragments whose extent is not finite (see ``damaged_fragments``): no query returns their
+        rows, and estimates leave them out."""
+        return self._fragment_extents()[1]
+
+    def _fragment_extents(self):
+        """(non-empty domain, cell count) of every fragment with a finite extent, and the names of
+        the others. Reading them costs one request per fragment on S3 (unless their metadata is
+        consolidated), so they are kept until the array's commit listing changes; arrays without a
+        commit folder are read every time."""
+        import tiledb
+
+        self._array()  # one listing brings this thread's view (and its commit listing) up to date
+        commits = getattr(self._local, "commits", None)
+        cached = getattr(self._local, "fragment_extents", None)
+        if commits is None or cached is None or cached[0] != commits:
+            fragments = retrying(lambda: tiledb.FragmentInfoList(self.uri, ctx=self.ctx), f"listing the fragments of {self.uri}")
+            damaged = tuple(damaged_fragments(fragments))
+            extents = [(f.nonempty_domain, f.cell_num) for f in fragments if _fragment_name(f) not in damaged]
+            cached = (commits, (extents, damaged))
+            self._local.fragment_extents = cached
+        return cached[1]
+
+    # ------------------------------------------------------------------ nearest
+
+    def nearest(
+        self,
+        point: Tuple[float, float],
+        num_shots: int = 50,
+        radius_m: float = 1000.0,
+        variables: Sequence[str] = ("h_canopy",),
+        filters=None,
+        start=None,
+        end=None,
+        time_labels: Tuple[str, str] = ("", ""),
+    ):
+        """The ``num_shots`` segments nearest to ``point`` (lon, lat) within ``radius_m``,
+        by geodesic distance on the WGS84 ellipsoid, sorted, with a ``distance_m`` column."""
+        from pyproj import Geod
+
+        if num_shots < 1:
+            raise QueryError("the number of shots must be at least 1")
+        spec, _ = self.nearest_search(point, radius_m, variables, filters, start, end, time_labels)
+        lon, lat = float(point[0]), float(point[1])
+        frame = self.query(spec)
+        geod = Geod(ellps="WGS84")
+        n = len(frame)
+        _, _, distance = geod.inv(np.full(n, lon), np.full(n, lat), frame["longitude"].to_numpy(), frame["latitude"].to_numpy())
+        frame["distance_m"] = distance
+        frame = frame[frame["distance_m"] <= radius_m].sort_values("distance_m", kind="stable").head(num_shots)
+        return frame.reset_index(drop=True)
+
+    def nearest_search(self, point, radius_m: float, variables: Sequence[str] = ("h_canopy",), filters=None, start=None,
+                       end=None, time_labels: Tuple[str, str] = ("", "")):
+        """(the query that reads the box round ``point``, a mask of (lon, lat) within ``radius_m`` of it)."""
+        from pyproj import Geod
+
+        lon, lat = float(point[0]), float(point[1])
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise QueryError(f"point ({lon}, {lat}) is not a longitude/latitude pair")
+        if not radius_m > 0:
+            raise QueryError("the search radius must be positive")
+        dlat = radius_m / 110_574.0 * 1.01
+        lat_min, lat_max = max(-90.0, lat - dlat), min(90.0, lat + dlat)
+        widest = max(abs(lat_min), abs(lat_max))
+        if widest >= 89.9 or radius_m > 2_000_000:
+            roi = (-180.0, lat_min, 180.0, lat_max)
+        else:
+            dlon = min(180.0, radius_m / (111_320.0 * np.cos(np.radians(widest))) * 1.01)
+            west = lon - dlon if lon - dlon >= -180 else lon - dlon + 360
+            east = lon + dlon if lon + dlon <= 180 else lon + dlon - 360
+            roi = (west, lat_min, east, lat_max) if dlon < 180 else (-180.0, lat_min, 180.0, lat_max)
+        # a handful of segments: the exact acquisition instants cost nothing here
+        spec = SegmentQuery.create(roi=roi, start=start, end=end, variables=variables, filters=filters, exact_times=True,
+                                   time_labels=time_labels)
+
+        def within(longitude, latitude):
+            n = len(longitude)
+            _, _, distance = Geod(ellps="WGS84").inv(np.full(n, lon), np.full(n, lat), longitude, latitude)
+            return distance <= radius_m
+
+        return spec, within
+
+
+def _fragment_name(fragment) -> str:
+    return str(fragment.uri).rstrip("/").rsplit("/", 1)[-1]
+
+
+def damaged_fragments(fragments) -> List[str]:
+    """Names of the fragments whose non-empty domain is not finite.
+
+    Versions before the ingest checked coordinates wrote fill values (3.4028235e38, read as NaN)
+    as coordinates: such a fragment's extent is NaN, which made every size estimate (and so every
+    query that checks memory) fail with "cannot convert float NaN to integer". TileDB reads
+    nothing from such a fragment (a NaN extent overlaps no range); those versions wrote the rows
+    with NaN coordinates into fragments of their own (their write tile came from the NaN), so
+    normally nothing else is in them."""
+    damaged = []
+    for fragment in fragments:
+        bounds = [value for dimension in fragment.nonempty_domain for value in dimension]
+        if not all(np.isfinite(float(value)) for value in bounds):
+            damaged.append(_fragment_name(fragment))
+    return damaged
+
+
+def available_memory_bytes() -> Optional[int]:
+    """Memory the system can give without swapping (Linux MemAvailable; else free pages), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    """Share of [a0, a1] covered by [b0, b1] (1 for a degenerate interval inside)."""
+    if a1 <= a0:
+        return 1.0 if b0 <= a0 <= b1 else 0.0
+    return max(0.0, min(a1, b1) - max(a0, b0)) / (a1 - a0)
+

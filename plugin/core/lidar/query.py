@@ -1,0 +1,181 @@
+"""Describe an ATL08 segment query once, validated when it is built.
+
+    spec = SegmentQuery.create(roi=polygon, start="2019-01-01", end="2023-12-31",
+                               variables=["h_canopy", "canopy_h_metrics:95"],
+                               filters="h_canopy between 5 60\\nnight_flag == 1")
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..errors import QueryError, UnknownVariableError
+from .atl08.catalogue import SCALAR, get_variable
+from .filters import Filter, FilterLine, check_size, keyword_filter_lines, parse_filter_lines, to_condition
+
+Bounds = Tuple[float, float, float, float]  # lon_min, lat_min, lon_max, lat_max
+ALWAYS = ("latitude", "longitude", "time", "segment_id", "beam_id")
+NS_PER_DAY = 86_400 * 1_000_000_000
+# Times are nanoseconds since 1970 in an int64 (TileDB's timestamp_ns, numpy, pandas): whole days
+# from 1677-09-22 to 2262-04-10 fit, anything beyond would wrap round or overflow.
+FIRST_DAY, LAST_DAY = dt.date(1677, 9, 22), dt.date(2262, 4, 10)
+_NS_MIN, _NS_MAX = -(2**63) + 1, 2**63 - 1  # int64 minimum is NaT in numpy
+
+
+@dataclass(frozen=True)
+class Column:
+    """One output column and the TileDB attribute it comes from."""
+
+    attribute: str
+    name: str
+    variable: str
+
+
+def resolve_columns(variables: Iterable[str]) -> Tuple[Column, ...]:
+    """Output columns for the requested variables: ``var``, ``var:label``, whole profiles."""
+    columns: List[Column] = []
+    for item in variables:
+        item = item.strip()
+        if not item or item in ALWAYS:
+            continue
+        if ":" in item:
+            base, label = item.split(":", 1)
+            variable = get_variable(base.strip())
+            try:
+                label_value = int(label)
+            except ValueError:
+                valid = ", ".join(str(v) for v in variable.labels)
+                raise UnknownVariableError(f"label {label!r} of '{base}' is not a number; valid labels are: {valid}") from None
+            attribute, name = variable.label_column(label_value)
+            columns.append(Column(attribute, name, variable.name))
+            continue
+        variable = get_variable(item)
+        if variable.kind == SCALAR:
+            columns.append(Column(item, item, item))
+        elif variable.labels:
+            for label in variable.labels:
+                attribute, name = variable.label_column(label)
+                columns.append(Column(attribute, name, variable.name))
+        else:
+            columns.extend(Column(a, a, variable.name) for a in variable.attribute_names)
+    unique = {c.name: c for c in columns}
+    return tuple(unique.values())
+
+
+def _named(end: bool, label: str) -> str:
+    """'end time' or 'end time (END)': the parameter as the user set it."""
+    return f"{'end' if end else 'start'} time" + (f" ({label})" if label else "")
+
+
+def _instant(value, end: bool, label: str = "") -> Tuple[int, bool]:
+    """Nanoseconds since 1970 (UTC) and whether the value is finer than a whole day.
+
+    A date (or a date-only string) means the whole day: from its first instant as a start,
+    up to its last nanosecond as an end. ``label`` names the parameter in messages (``END``).
+    """
+    if value is None:  # open: the extremes of int64 (the minimum is also numpy's NaT; others test for them)
+        return (np.iinfo(np.int64).max if end else np.iinfo(np.int64).min), False
+    shown = value
+    if isinstance(value, str):
+        text = shown = value.strip()
+        try:
+            value = dt.date.fromisoformat(text) if len(text) <= 10 else dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise QueryError(f"{_named(end, label)} {text[:60]!r} is not an ISO date or date-time (e.g. 2020-06-30 or "
+                             "2020-06-30T12:00:00Z)") from None
+    if hasattr(value, "to_datetime64"):  # pandas Timestamps (their unit may be coarser than ns)
+        value = value.to_datetime64()
+    if isinstance(value, np.datetime64):  # UTC, kept at nanosecond precision
+        if np.isnat(value):
+            raise QueryError(f"{_named(end, label)} is not a time (NaT)")
+        seconds = int(value.astype("datetime64[s]").astype(np.int64))
+        if not _NS_MIN // 10**9 < seconds < _NS_MAX // 10**9:
+            _out_of_range(shown, end, label)
+        return int(value.astype("datetime64[ns]").astype(np.int64)), True
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        delta = value - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+        ns = (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+        if not _NS_MIN <= ns <= _NS_MAX:
+            _out_of_range(shown, end, label)
+        return ns, True
+    if isinstance(value, dt.date):
+        if not FIRST_DAY <= value <= LAST_DAY:
+            _out_of_range(shown, end, label)
+        day = (value - dt.date(1970, 1, 1)).days
+        return ((day + 1) * NS_PER_DAY - 1 if end else day * NS_PER_DAY), False
+    raise QueryError(f"{_named(end, label)} {str(value)[:60]!r} is not a date or time")
+
+
+def _out_of_range(value, end: bool, label: str):
+    raise QueryError(f"{_named(end, label)} {str(value)[:60]} is outside the times Canopy Explorer can represent "
+                     f"({FIRST_DAY} to {LAST_DAY}; ICESat-2 data begin in 2018)")
+
+
+def _shown_time(value) -> str:
+    return "(open)" if value is None else str(value).strip()[:60]
+
+
+@dataclass(frozen=True)
+class SegmentQuery:
+    """What area, which times, which variables, which filters."""
+
+    parts: Tuple[Bounds, ...]  # bounding boxes in EPSG:4326, already split at the antimeridian
+    polygon: Optional[object]  # shapely geometry in EPSG:4326 for exact membership, None for boxes
+    start_ns: int
+    end_ns: int
+    sub_day: bool  # bounds finer than whole days (needs timestamp_ns)
+    columns: Tuple[Column, ...]
+    filter: Optional[Filter]
+    # True: the ``time`` column holds acquisition instants (timestamp_ns). False: the
+    # acquisition day, as the reference package returns, which reads far fewer bytes.
+    # Sub-day bounds imply True.
+    exact_times: bool = False
+    # The filters line by line, as the user wrote them ("line 2 'night_flag == 1'"): an empty
+    # result says which of them removed the last segments. Together they make ``filter``.
+    filter_lines: Tuple[FilterLine, ...] = ()
+
+    @property
+    def day_range(self) -> Tuple[int, int]:
+        return self.start_ns // NS_PER_DAY, self.end_ns // NS_PER_DAY
+
+    @classmethod
+    def create(
+        cls,
+        roi=None,
+        start=None,
+        end=None,
+        variables: Sequence[str] = ("h_canopy",),
+        filters: Union[str, Sequence[str], Filter, None] = None,
+        roi_crs: str = "EPSG:4326",
+        exact_times: bool = False,
+        time_labels: Tuple[str, str] = ("", ""),
+        **keyword_filters,
+    ) -> "SegmentQuery":
+        """``time_labels`` name the start and end parameters in messages (``("START", "END")``)."""
+        from .filters import combine
+        from .regions import prepare_roi
+
+        if isinstance(variables, str):
+            variables = [v for v in variables.split(",")]
+        columns = resolve_columns(variables)
+        start_ns, fine_start = _instant(start, end=False, label=time_labels[0])
+        end_ns, fine_end = _instant(end, end=True, label=time_labels[1])
+        if end_ns < start_ns:
+            raise QueryError(f"{_named(True, time_labels[1])} {_shown_time(end)} is before "
+                             f"{_named(False, time_labels[0])} {_shown_time(start)}")
+        if filters is None or isinstance(filters, (str, list, tuple)):
+            lines = parse_filter_lines(filters)
+        else:  # a filter built in Python: one "line"
+            check_size(filters)
+            lines = (FilterLine(f"the filter {to_condition(filters)[:80]!r}", filters),)
+        if keyword_filters:
+            lines = lines + keyword_filter_lines(keyword_filters)
+        node = combine([line.node for line in lines])
+        check_size(node)
+        parts, polygon = prepare_roi(roi, roi_crs)
+        sub_day = fine_start or fine_end
+        return cls(parts, polygon, start_ns, end_ns, sub_day, columns, node, exact_times or sub_day, lines)

@@ -1,0 +1,77 @@
+"""TileDB contexts for a database configuration, a reachability probe that cannot hang, and
+retries of S3 requests that failed for a passing reason."""
+
+import re
+import threading
+import time
+from typing import Callable, Dict, Optional, TypeVar
+
+from ..errors import StorageError
+from .config import DatabaseConfig
+
+DEFAULT_PROBE_TIMEOUT_S = 20.0
+
+
+def make_context(config: DatabaseConfig, extra: Optional[Dict[str, str]] = None):
+    import tiledb
+
+    settings = {"sm.compute_concurrency_level": "2", "sm.io_concurrency_level": "4", **config.tiledb_config(), **(extra or {})}
+    return tiledb.Ctx(tiledb.Config(settings))
+
+
+def object_type(uri: str, ctx, timeout_s: float = DEFAULT_PROBE_TIMEOUT_S) -> Optional[str]:
+    """``tiledb.object_type`` with a deadline: an unreachable endpoint gives a StorageError, not a hang."""
+    import tiledb
+
+    outcome = {}
+
+    def probe():
+        try:
+            outcome["type"] = tiledb.object_type(uri, ctx=ctx)
+        except tiledb.TileDBError as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=probe, name="tiledb-probe", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise StorageError(f"no answer from {uri} within {timeout_s:.0f} s: is the S3 endpoint reachable?")
+    if "error" in outcome:
+        raise StorageError(f"cannot reach {uri}: {outcome['error']}")
+    return outcome.get("type")
+
+
+# Passing failures of an object store: throttling (503 SlowDown), server errors, dropped or
+# timed-out connections (curl 7, 28, 52, 55, 56). TileDB's own S3 retries do not cover all of
+# them (a throttled listing fails at once).
+_TRANSIENT = re.compile(r"SlowDown|Response Code: 5\d\d|curlCode: (7|28|52|55|56)\b|Connection reset|timed out|Timeout was reached",
+                        re.IGNORECASE)
+RETRY_ATTEMPTS = 6
+RETRY_FIRST_DELAY_S = 0.2
+T = TypeVar("T")
+
+
+def is_transient(error: BaseException) -> bool:
+    return bool(_TRANSIENT.search(str(error)))
+
+
+def retrying(call: Callable[[], T], what: str, attempts: int = RETRY_ATTEMPTS, first_delay_s: float = RETRY_FIRST_DELAY_S) -> T:
+    """``call()``, again after 0.2, 0.4, 0.8 ... s while it fails for a passing reason; any other
+    TileDB error, or the last one, becomes a StorageError saying what was being done."""
+    import tiledb
+
+    for attempt in range(attempts):
+        try:
+            return call()
+        except tiledb.TileDBError as error:
+            if attempt + 1 < attempts and is_transient(error):
+                time.sleep(first_delay_s * 2**attempt)
+                continue
+            tries = f" (after {attempt + 1} attempts)" if attempt else ""
+            raise StorageError(f"{what} failed{tries}: {_short(error)}") from None
+    raise AssertionError("unreachable")
+
+
+def _short(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= 400 else text[:397] + "..."
