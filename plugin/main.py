@@ -10,6 +10,7 @@ from .environment import environment_report
 from .processing.provider import CanopyExplorerProvider
 from .qgis_compat import QAction
 from .resources import icon, plugin_metadata
+from .tasks.running import RunningTasks
 
 MENU_TITLE = "Canopy Explorer"
 LOG_TAG = "Canopy Explorer"
@@ -25,7 +26,7 @@ class CanopyExplorerPlugin:
         self._dependencies_dialog = None
         self._dependency_warning = None  # the load-time warning, dismissed once the installer has fixed everything
         self.query_dialog = None
-        self.export_tasks = []  # references keep running exports alive
+        self.export_tasks = RunningTasks()
 
     # ------------------------------------------------------------------ Processing
 
@@ -172,13 +173,9 @@ class CanopyExplorerPlugin:
         except CanopyExplorerError as error:
             self.iface.messageBar().pushMessage(MENU_TITLE, str(error), level=Qgis.MessageLevel.Warning, duration=8)
             return None
-        self.export_tasks.append(task)
         task.completed.connect(lambda path: self.iface.messageBar().pushMessage(MENU_TITLE, f"Exported to {path}", level=Qgis.MessageLevel.Success, duration=6))
         task.failed.connect(lambda message: self.iface.messageBar().pushMessage(MENU_TITLE, message, level=Qgis.MessageLevel.Critical, duration=0))
-        task.taskCompleted.connect(lambda: self.export_tasks.remove(task))
-        task.taskTerminated.connect(lambda: self.export_tasks.remove(task))
-        QgsApplication.taskManager().addTask(task)
-        return task
+        return self.export_tasks.start(task)
 
     def show_dependencies(self, install: bool = False):
         """The "Check dependencies" dialog; ``install``: also start installing what is missing (the user clicked for it)."""

@@ -528,15 +528,15 @@ def test_clicking_run_asks_before_loading_a_large_result(dialog, monkeypatch):
 def installed_without_sample_data(monkeypatch, tmp_path):
     """The plugin as installed from its zip: configs/sample_local.yaml names no database, and the user's
     data folder (QgsApplication.qgisSettingsDirPath()) is a temporary one. The user's sample folder is returned."""
-    from canopy_explorer.plugin.tasks import sample_database_task
+    from canopy_explorer.plugin import database_source
 
     root = Path(__file__).resolve().parent.parent
     bundled = tmp_path / "plugins" / "canopy_explorer" / "configs" / "sample_local.yaml"
     bundled.parent.mkdir(parents=True)
     bundled.write_text((root / "configs" / "sample_local.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     user = tmp_path / "profile" / "canopy_explorer" / "sample_data" / "atl08_db"
-    monkeypatch.setattr(sample_database_task, "BUNDLED_SAMPLE_CONFIG", str(bundled))
-    monkeypatch.setattr(sample_database_task, "user_sample_folder", lambda: user)
+    monkeypatch.setattr(database_source, "BUNDLED_SAMPLE_CONFIG", str(bundled))
+    monkeypatch.setattr(database_source, "user_sample_folder", lambda: user)
     return user
 
 

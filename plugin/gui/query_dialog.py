@@ -17,8 +17,6 @@ from shapely.geometry import box as shapely_box
 
 from qgis.core import (
     Qgis,
-    QgsApplication,
-    QgsAuthMethodConfig,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsGeometry,
@@ -35,22 +33,22 @@ from qgis.PyQt.QtCore import QDate, Qt
 from qgis.PyQt.QtWidgets import QComboBox, QDialog, QFileDialog, QLineEdit, QListWidgetItem, QMessageBox, QTreeWidgetItem
 
 from ..core.districts.statistics import year_of
-from ..core.errors import CanopyExplorerError, ConfigurationError, QueryError
+from ..core.errors import CanopyExplorerError, QueryError
 from ..core.lidar.atl08.catalogue import SCALAR, catalogue
 from ..core.lidar.atl08.presets import PRESETS
-from ..core.lidar.config import DatabaseConfig, config_from_source
+from ..core.lidar.config import DatabaseConfig
 from ..core.lidar.filters import parse_filters
 from ..core.lidar.query import SegmentQuery, resolve_columns
 from ..core.lidar.regions import region_on_earth
 from ..core.samples.database import sample_database_exists
 from ..core.segment_files import FORMATS
 from ..core.sentinel2.stac_search import default_stac_source
+from ..database_source import PUBLIC_CONFIG, SAMPLE_CONFIG, DatabaseSource, sample_config
 from ..layers.district_layer import districts_from_layer, load_statistics_layers
 from ..layers.grid_layer import load_grid_layers
 from ..layers.ndvi_layer import load_composite_layer
 from ..layers.roi_source import crs_text, roi_from_geometry, roi_from_layer, roi_from_rectangle
 from ..layers.segment_layer import QueryOutput, QueryRequest
-from ..processing.algorithm import PUBLIC_CONFIG, SAMPLE_CONFIG
 from ..qgis_compat import POLYGON_GEOMETRY, POLYGON_LAYERS
 from ..resources import ui_path
 from ..tasks.connection_task import ConnectionTestTask
@@ -58,7 +56,8 @@ from ..tasks.district_task import DistrictStatsTask
 from ..tasks.grid_change_task import GridChangeTask
 from ..tasks.ndvi_task import NdviCompositeTask
 from ..tasks.query_task import NearestTask, QueryTask
-from ..tasks.sample_database_task import SampleDatabaseTask, sample_config
+from ..tasks.running import RunningTasks
+from ..tasks.sample_database_task import SampleDatabaseTask
 from .map_tools import ROI_FILL, ROI_STROKE, ROI_STROKE_WIDTH, PointPickTool, PolygonRoiTool, RectangleRoiTool
 
 FORM_CLASS, _ = uic.loadUiType(ui_path("query_dialog.ui"))
@@ -84,7 +83,7 @@ class QueryDialog(QDialog, FORM_CLASS):
         self.setupUi(self)
         self.iface = iface
         self.canvas = iface.mapCanvas()
-        self.tasks: List = []  # references keep running tasks alive
+        self.tasks = RunningTasks()
         self.roi: Optional[Tuple[object, str]] = None  # (shapely geometry or box, CRS) as the engine takes it
         self.roi_band = QgsRubberBand(self.canvas, POLYGON_GEOMETRY)
         self.roi_band.setStrokeColor(ROI_STROKE)
@@ -237,14 +236,9 @@ class QueryDialog(QDialog, FORM_CLASS):
             self.databaseEdit.setText(path)
 
     def database_config(self) -> DatabaseConfig:
-        if self._sample_chosen():
-            return sample_config()
-        source = self.databaseCombo.currentData() or self.databaseEdit.text()
-        config = config_from_source(source, endpoint=self.endpointEdit.text().strip() or None)
-        authcfg = self.authConfigSelect.configId()
-        if config.storage_type == "s3" and authcfg and not self.databaseCombo.currentData():
-            config = config.with_changes(s3_settings={**config.s3_settings, **s3_credentials(authcfg)}, anonymous=False)
-        return config
+        if self.databaseCombo.currentData():  # the public or the sample database
+            return DatabaseSource(self.databaseCombo.currentData()).config()
+        return DatabaseSource(self.databaseEdit.text(), self.endpointEdit.text(), self.authConfigSelect.configId()).config()
 
     def test_connection(self) -> Optional[ConnectionTestTask]:
         if not self._ensure_sample_database(then=self.test_connection):
@@ -581,14 +575,7 @@ class QueryDialog(QDialog, FORM_CLASS):
             done(result)
 
     def _start(self, task):
-        self.tasks.append(task)
-        task.taskCompleted.connect(lambda t=task: self._forget(t))
-        task.taskTerminated.connect(lambda t=task: self._forget(t))
-        QgsApplication.taskManager().addTask(task)
-
-    def _forget(self, task):
-        if task in self.tasks:
-            self.tasks.remove(task)
+        self.tasks.start(task)
 
     def _query_completed(self, task: QueryTask, output: QueryOutput, layer):
         if output.needs_confirmation:
@@ -897,19 +884,6 @@ class QueryDialog(QDialog, FORM_CLASS):
         if self.nearest_marker is not None:
             self.canvas.scene().removeItem(self.nearest_marker)
             self.nearest_marker = None
-
-
-def s3_credentials(authcfg: str) -> Dict[str, str]:
-    """TileDB S3 keys from a QGIS auth configuration (Basic: user = access key id, password = secret)."""
-    config = QgsAuthMethodConfig()
-    if not QgsApplication.authManager().loadAuthenticationConfig(authcfg, config, True):
-        raise ConfigurationError(f"cannot read the authentication configuration {authcfg}: QGIS could not open it (is the "
-                                 "master password set?); enter the master password or choose another configuration")
-    key, secret = config.config("username"), config.config("password")
-    if not key or not secret:
-        raise ConfigurationError("the authentication configuration has no user name or password: edit it so the user name is "
-                                 "the access key id and the password the secret key")
-    return {"aws_access_key_id": key, "aws_secret_access_key": secret}
 
 
 def _check_canvas_crs(crs: QgsCoordinateReferenceSystem, then: str) -> None:

@@ -2,13 +2,13 @@
 
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
 
+from ..core.callbacks import reporting_to
 from ..core.errors import Cancelled, CanopyExplorerError
 from ..core.proj_context import keep_proj_context
+from ..database_source import PUBLIC_CONFIG, DatabaseSource
 from ..environment import environment_report
-from ..resources import PLUGIN_ROOT, icon
+from ..resources import icon
 
-PUBLIC_CONFIG = str(PLUGIN_ROOT / "configs" / "public_atl08_v007.yaml")
-SAMPLE_CONFIG = str(PLUGIN_ROOT / "configs" / "sample_local.yaml")
 
 
 class CanopyExplorerAlgorithm(QgsProcessingAlgorithm):
@@ -51,10 +51,16 @@ class CanopyExplorerAlgorithm(QgsProcessingAlgorithm):
 
 def database_config(algorithm, parameters, context):
     """The CONFIG parameter (YAML file, database folder or s3:// URI) as an engine configuration."""
-    from ..core.lidar.config import config_from_source
-
     source = algorithm.parameterAsString(parameters, "CONFIG", context) or PUBLIC_CONFIG
-    return config_from_source(source)
+    return DatabaseSource(source).config()
+
+
+def feedback_progress(feedback):
+    """(progress, check_cancel) reporting to a Processing feedback, which is None when an algorithm runs
+    from Python without one."""
+    if feedback is None:
+        return reporting_to(lambda: False, lambda percent: None)
+    return reporting_to(feedback.isCanceled, feedback.setProgress)
 
 
 def variables_list(text: str):

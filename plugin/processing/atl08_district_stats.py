@@ -12,11 +12,11 @@ from qgis.core import (
 )
 
 from ..core.errors import QueryError
+from ..database_source import PUBLIC_CONFIG
 from ..layers.district_layer import districts_from_features, write_atl08_district_stats
-from ..tasks.progress import feedback_progress
-from .algorithm import PUBLIC_CONFIG, CanopyExplorerAlgorithm, database_config
-from .parameters import filters_text, time_bounds
 from ..qgis_compat import SKIP_GEOMETRY_CHECKS, SOURCE_VECTOR_POLYGON
+from .algorithm import CanopyExplorerAlgorithm, database_config, feedback_progress
+from .parameters import filters_text, time_bounds
 
 
 class Atl08DistrictStatsAlgorithm(CanopyExplorerAlgorithm):

@@ -12,10 +12,10 @@ from qgis.core import (
 
 from ..core.grid.change import DEFAULT_BATCH_ROWS, DEFAULT_CELL_SIZE_KM, DEFAULT_MIN_SHOTS, DEFAULT_PERIODS, LAYER_NAME
 from ..core.grid.equal_area_grid import EQUAL_EARTH
+from ..database_source import PUBLIC_CONFIG
 from ..layers.grid_layer import write_grid_change
 from ..qgis_compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED
-from ..tasks.progress import feedback_progress
-from .algorithm import PUBLIC_CONFIG, CanopyExplorerAlgorithm, database_config
+from .algorithm import CanopyExplorerAlgorithm, database_config, feedback_progress
 from .parameters import filters_text, region_of_interest
 
 

@@ -12,9 +12,9 @@ from ..core.errors import ConfigurationError
 from ..core.lidar.config import load_config
 from ..core.lidar.ingest import ingest_granules
 from ..core.lidar.ingest_lock import DEFAULT_WAIT_S
+from ..database_source import SAMPLE_CONFIG
 from ..qgis_compat import FILE_FOLDER, NUMBER_DOUBLE, PARAMETER_ADVANCED
-from ..tasks.progress import feedback_progress
-from .algorithm import SAMPLE_CONFIG, CanopyExplorerAlgorithm
+from .algorithm import CanopyExplorerAlgorithm, feedback_progress
 
 
 class Atl08IngestAlgorithm(CanopyExplorerAlgorithm):

@@ -10,11 +10,11 @@ from qgis.core import (
 )
 
 from ..core.errors import QueryError
+from ..database_source import PUBLIC_CONFIG
 from ..layers.segment_layer import write_nearest_output
-from ..tasks.progress import feedback_progress
-from .algorithm import PUBLIC_CONFIG, CanopyExplorerAlgorithm, database_config, variables_list
-from .parameters import add_common_query_parameters, filters_text, time_bounds
 from ..qgis_compat import NUMBER_DOUBLE, SOURCE_VECTOR_POINT
+from .algorithm import CanopyExplorerAlgorithm, database_config, feedback_progress, variables_list
+from .parameters import add_common_query_parameters, filters_text, time_bounds
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 

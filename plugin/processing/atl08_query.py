@@ -11,10 +11,10 @@ from qgis.core import (
 
 from ..core.errors import QueryError
 from ..core.lidar.query import SegmentQuery
+from ..database_source import PUBLIC_CONFIG
 from ..layers.segment_layer import QueryRequest, write_query_output
 from ..qgis_compat import PARAMETER_ADVANCED, SOURCE_VECTOR_POINT
-from ..tasks.progress import feedback_progress
-from .algorithm import PUBLIC_CONFIG, CanopyExplorerAlgorithm, database_config, variables_list
+from .algorithm import CanopyExplorerAlgorithm, database_config, feedback_progress, variables_list
 from .parameters import add_common_query_parameters, filters_text, region_of_interest, time_bounds
 
 

@@ -16,8 +16,7 @@ from ..core.sentinel2.stac_search import default_stac_source
 from ..layers.ndvi_layer import write_ndvi_composites
 from ..layers.roi_source import roi_from_features
 from ..qgis_compat import NUMBER_DOUBLE, PARAMETER_ADVANCED, SKIP_GEOMETRY_CHECKS, SOURCE_VECTOR_POLYGON
-from ..tasks.progress import feedback_progress
-from .algorithm import CanopyExplorerAlgorithm
+from .algorithm import CanopyExplorerAlgorithm, feedback_progress
 
 DEFAULTS = default_stac_source()
 

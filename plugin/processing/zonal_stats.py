@@ -17,8 +17,7 @@ from ..core.districts.geopackage import export_geojson
 from ..core.errors import QueryError
 from ..layers.district_layer import districts_from_features, write_district_stats
 from ..qgis_compat import SKIP_GEOMETRY_CHECKS, SOURCE_RASTER, SOURCE_VECTOR_POLYGON
-from ..tasks.progress import feedback_progress
-from .algorithm import CanopyExplorerAlgorithm
+from .algorithm import CanopyExplorerAlgorithm, feedback_progress
 
 
 class ZonalStatsAlgorithm(CanopyExplorerAlgorithm):

@@ -6,9 +6,9 @@ from typing import Callable, List, Optional
 from qgis.core import Qgis, QgsMessageLog, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
+from ..core.callbacks import reporting_to
 from ..core.errors import Cancelled, CanopyExplorerError
 from ..core.proj_context import keep_proj_context
-from .progress import task_progress
 
 LOG_TAG = "Canopy Explorer"
 
@@ -36,7 +36,7 @@ class EngineTask(QgsTask):
         """More background work on the result before it reaches the main thread."""
 
     def run(self) -> bool:
-        progress, check_cancel = task_progress(self)
+        progress, check_cancel = reporting_to(self.isCanceled, self.setProgress)
         try:
             self.result = self.work(progress, check_cancel, self.log_lines.append)
             self.prepare(self.result)

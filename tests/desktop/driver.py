@@ -405,7 +405,7 @@ def main():
         wait(lambda: "ready" in d.connectionLabel.text() or "variables" in d.connectionLabel.text()
              or "Cannot" in d.connectionLabel.text(), 300, "the sample database build")
         wait_for_dialog_tasks(300)
-        from canopy_explorer.plugin.tasks.sample_database_task import sample_config
+        from canopy_explorer.plugin.database_source import sample_config
 
         set_canvas("EPSG:4326", PLAN["sample_view_wgs84"])
         d.canvasExtentButton.click()
