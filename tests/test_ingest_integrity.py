@@ -12,7 +12,8 @@ from bad_granules import FILL, beam_rows, copy_as, set_values, shorten, subset, 
 from canopy_explorer.plugin.core.lidar.config import DatabaseConfig, load_config, local_config
 from canopy_explorer.plugin.core.lidar.database import Atl08Database
 from canopy_explorer.plugin.core.errors import ConfigurationError, GranuleError
-from canopy_explorer.plugin.core.lidar.atl08.granule_identity import identify_granule, is_identity_key
+from canopy_explorer.plugin.core.lidar.atl08.granule_identity import identify_granule
+from canopy_explorer.plugin.core.lidar.granule_identity import is_identity_key
 from canopy_explorer.plugin.core.lidar.ingest import ingest_granules, read_ledger
 from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 from canopy_explorer.plugin.core.lidar.atl08.segment_checks import (

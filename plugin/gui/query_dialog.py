@@ -34,7 +34,8 @@ from qgis.PyQt.QtWidgets import QComboBox, QDialog, QFileDialog, QLineEdit, QLis
 
 from ..core.districts.statistics import year_of
 from ..core.errors import CanopyExplorerError, QueryError
-from ..core.lidar.atl08.catalogue import SCALAR, catalogue
+from ..core.lidar.atl08.catalogue import catalogue
+from ..core.lidar.variables import SCALAR
 from ..core.lidar.atl08.presets import PRESETS
 from ..core.lidar.config import DatabaseConfig
 from ..core.lidar.filters import parse_filters

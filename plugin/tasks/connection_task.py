@@ -1,6 +1,5 @@
 """Test a database connection in the background (S3 can take seconds to answer, or time out)."""
 
-from ..core.lidar.atl08.catalogue import catalogue
 from ..core.lidar.config import DatabaseConfig
 from ..core.lidar.database import Atl08Database
 from .engine_task import EngineTask
@@ -11,7 +10,7 @@ def connection_summary(config: DatabaseConfig, timeout_s: float = 20.0) -> dict:
     database = Atl08Database(config, probe_timeout_s=timeout_s)
     start, end = database.time_span()
     names = set(database.attribute_names)
-    variables = sorted(v.name for v in catalogue().values() if set(v.attribute_names) & names)
+    variables = sorted(v.name for v in database.product.catalogue().values() if set(v.attribute_names) & names)
     return {"uri": config.array_uri, "start": start, "end": end, "variables": variables}
 
 
@@ -19,5 +18,5 @@ class ConnectionTestTask(EngineTask):
     """``completed(summary dict)`` or ``failed(message)``."""
 
     def __init__(self, config: DatabaseConfig, timeout_s: float = 20.0):
-        super().__init__(f"Test ATL08 database {config.array_uri}",
+        super().__init__(f"Test the database {config.array_uri}",
                          lambda progress, check_cancel, log: connection_summary(config, timeout_s))

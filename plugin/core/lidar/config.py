@@ -56,6 +56,7 @@ class DatabaseConfig:
     timestamp_zstd_level: int = 2
     attribute_zstd_level: int = 3
     source: str = "<in memory>"  # the file this came from, for messages
+    product: str = "atl08"  # the lidar product stored (lidar/products.py): ATL08 unless the file says otherwise
 
     # ---------------------------------------------------------------- locations
 
@@ -106,6 +107,11 @@ class DatabaseConfig:
 
     def validate(self) -> None:
         where = f"in {self.source}"
+        from .products import PRODUCT_PACKAGES
+
+        if self.product not in PRODUCT_PACKAGES:
+            raise ConfigurationError(f"tiledb.product {where} is {shown_value(self.product)}: this version stores "
+                                     f"{', '.join(sorted(PRODUCT_PACKAGES))}")
         if self.storage_type not in ("local", "s3"):
             raise ConfigurationError(f"tiledb.storage_type {where} must be 'local' or 's3', not {self.storage_type!r}")
         if self.storage_type == "local" and not self.local_path:
@@ -157,8 +163,10 @@ _SCALAR_KEYS = {
     "spatial_zstd_level": (int, "spatial_zstd_level"),
     "timestamp_zstd_level": (int, "timestamp_zstd_level"),
     "attribute_zstd_level": (int, "attribute_zstd_level"),
+    "product": (str, "product"),
 }
-_KNOWN_DIMENSIONS = ["latitude", "longitude", "time"]
+DIMENSIONS = ("latitude", "longitude", "time")  # every lidar product's array: where and when each segment is
+_KNOWN_DIMENSIONS = list(DIMENSIONS)
 
 
 def check_type(value, expected, key, source, block: str = "tiledb"):

@@ -21,15 +21,13 @@ import numpy as np
 
 from ..callbacks import Progress
 from ..errors import QueryError, StorageError
-from .atl08.schema import DIMENSIONS
-from .config import DatabaseConfig
+from .config import DIMENSIONS, DatabaseConfig
 from .filters import Comparison, Filter, attributes, combine, to_condition
+from .products import product
 from .query import NS_PER_DAY, SegmentQuery
 from .storage import RETRY_ATTEMPTS, RETRY_FIRST_DELAY_S, is_transient, make_context, object_type, retrying
 
 _UNLISTED = object()
-BEAM_NAMES = np.array(["gt1l", "gt1r", "gt2l", "gt2r", "gt3l", "gt3r"], dtype=object)  # beam numbers 0-5
-REQUIRED_ATTRIBUTES = ("h_canopy", "segment_id", "delta_time")
 MEMORY_CHECK_MIN_AREA_DEG2 = 4.0  # queries over smaller boxes skip the memory check
 FRAME_MEMORY_FACTOR = 2  # TileDB's result buffers and the DataFrame built from them
 BATCH_MEMORY_FLOOR = 64 * 2**20  # TileDB's memory budget for a batched read...
@@ -50,21 +48,17 @@ class Estimate:
     damaged_fragments: Tuple[str, ...] = ()  # fragments left out: their extent is not finite (see damaged_fragments)
 
 
-def beam_names(segment_id: np.ndarray) -> np.ndarray:
-    """Beam names from the beam number in bits 32-34 of the public layout's segment_id."""
-    return BEAM_NAMES.take((np.asarray(segment_id, dtype=np.int64) >> 32) & 0x7, mode="clip")
-
-
 class Atl08Database:
     def __init__(self, config: DatabaseConfig, probe_timeout_s: float = 20.0):
         self.config = config
+        self.product = product(config.product)
         self.uri = config.array_uri
         self.ctx = make_context(config)
         kind = object_type(self.uri, self.ctx, probe_timeout_s)
         if kind is None:
-            raise StorageError(f"no ATL08 database at {self.uri} (folder or bucket missing, or nothing ingested yet)")
+            raise StorageError(f"no {self.product.title} database at {self.uri} (folder or bucket missing, or nothing ingested yet)")
         if kind != "array":
-            raise StorageError(f"{self.uri} is a TileDB {kind}, not an ATL08 database array")
+            raise StorageError(f"{self.uri} is a TileDB {kind}, not an {self.product.title} database array")
         self._local = threading.local()
         self._lister: Optional[ThreadPoolExecutor] = None
         self._remote = "://" in self.uri and not self.uri.startswith("file://")
@@ -72,11 +66,12 @@ class Atl08Database:
         schema = array.schema
         dims = tuple(schema.domain.dim(i).name for i in range(schema.domain.ndim))
         self.attribute_names = {schema.attr(i).name for i in range(schema.nattr)}
-        missing = [a for a in REQUIRED_ATTRIBUTES if a not in self.attribute_names]
+        required = self.product.required_attributes
+        missing = [a for a in required if a not in self.attribute_names]
         if dims != DIMENSIONS or missing or not schema.sparse:
             raise StorageError(
-                f"{self.uri} is not an ATL08 database: expected a sparse array with dimensions "
-                f"{', '.join(DIMENSIONS)} and attributes {', '.join(REQUIRED_ATTRIBUTES)}"
+                f"{self.uri} is not an {self.product.title} database: expected a sparse array with dimensions "
+                f"{', '.join(DIMENSIONS)} and attributes {', '.join(required)}"
             )
         self.attribute_dtypes = {schema.attr(i).name: schema.attr(i).dtype for i in range(schema.nattr)}
         self.has_timestamp_ns = "timestamp_ns" in self.attribute_names
@@ -171,8 +166,10 @@ class Atl08Database:
         return to_condition(node)
 
     def _attributes(self, spec: SegmentQuery) -> List[str]:
-        # beam_id is not read: the beam is bits 32-34 of segment_id, which costs nothing to decode,
+        # beam_id is not read: the product decodes the beam from segment_id, which costs nothing,
         # while the variable-length strings cost as much to read as a float column.
+        if spec.product != self.product.name:
+            raise QueryError(f"the query asks for {spec.product} variables, but {self.uri} holds {self.product.title} segments")
         wanted = ["segment_id"] + [c.attribute for c in spec.columns]
         if self._reads_instants(spec):
             wanted.append("timestamp_ns")
@@ -263,7 +260,7 @@ class Atl08Database:
             "longitude": pick(raw["longitude"]),
             "time": pd.DatetimeIndex(nanoseconds).tz_localize("UTC"),
             "segment_id": segment_id,
-            "beam_id": beam_names(segment_id),
+            "beam_id": self.product.beam_names(segment_id),
         }
         for column in spec.columns:
             data[column.name] = pick(raw[column.attribute])
@@ -491,7 +488,7 @@ class Atl08Database:
             roi = (west, lat_min, east, lat_max) if dlon < 180 else (-180.0, lat_min, 180.0, lat_max)
         # a handful of segments: the exact acquisition instants cost nothing here
         spec = SegmentQuery.create(roi=roi, start=start, end=end, variables=variables, filters=filters, exact_times=True,
-                                   time_labels=time_labels)
+                                   time_labels=time_labels, product=self.product.name)
 
         def within(longitude, latitude):
             n = len(longitude)

@@ -37,7 +37,8 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, 
 import numpy as np
 
 from ..errors import FilterSyntaxError, UnknownVariableError
-from .atl08.catalogue import SCALAR, catalogue, get_variable, suggest
+from .products import DEFAULT_PRODUCT, product
+from .variables import SCALAR, find_variable, suggest
 
 MAX_FILTER_CHARACTERS = 20_000  # a 256-comparison filter with long names is about 10,000
 MAX_COMPARISONS = 256  # after 'in [...]' and 'between' are spelled out; TileDB takes about 0.6 s to build them
@@ -235,15 +236,15 @@ def evaluate(node: Filter, columns: Mapping[str, np.ndarray]) -> np.ndarray:
 # --------------------------------------------------------------------------- parser
 
 
-def resolve_attribute(name: str) -> Tuple[str, str]:
-    """(TileDB attribute, dtype) for a filter variable: ``h_canopy``, ``canopy_h_metrics:95``,
-    or an expanded attribute such as ``canopy_h_metrics_18``."""
+def resolve_attribute(name: str, product_name: str = DEFAULT_PRODUCT) -> Tuple[str, str]:
+    """(TileDB attribute, dtype) for a filter variable of the product: ``h_canopy``,
+    ``canopy_h_metrics:95``, or an expanded attribute such as ``canopy_h_metrics_18``."""
+    variables = product(product_name).catalogue()
     if ":" in name:
         base, label = name.split(":", 1)
-        variable = get_variable(base)
+        variable = find_variable(variables, base, product(product_name).title)
         attribute, _ = variable.label_column(int(label))
         return attribute, variable.dtype
-    variables = catalogue()
     if name in variables:
         variable = variables[name]
         if variable.kind != SCALAR:
@@ -297,8 +298,9 @@ def _prescan(tokens: List[Token], text: str) -> None:
 
 
 class _Parser:
-    def __init__(self, text: str, default_variable: Optional[str] = None):
+    def __init__(self, text: str, default_variable: Optional[str] = None, product_name: str = DEFAULT_PRODUCT):
         check_length(text)
+        self.product_name = product_name
         self.text = text
         self.tokens = tokenize(text)
         _prescan(self.tokens, text)
@@ -389,7 +391,7 @@ class _Parser:
         if self.current_variable is None:
             raise self.error("comparison has no variable (write it before the first operator, e.g. 'h_canopy >= 5')", token)
         try:
-            attribute, dtype = resolve_attribute(self.current_variable)
+            attribute, dtype = resolve_attribute(self.current_variable, self.product_name)
         except UnknownVariableError as error:
             raise UnknownVariableError(f"{error} ({self.text!r})") from None
         token = self.peek()
@@ -433,9 +435,9 @@ class _Parser:
         return float(value)
 
 
-def parse_filter(text: str, default_variable: Optional[str] = None) -> Filter:
-    """Parse one filter expression."""
-    return _Parser(text, default_variable).parse()
+def parse_filter(text: str, default_variable: Optional[str] = None, product_name: str = DEFAULT_PRODUCT) -> Filter:
+    """Parse one filter expression on the variables of ``product_name``."""
+    return _Parser(text, default_variable, product_name).parse()
 
 
 @dataclass(frozen=True)
@@ -446,7 +448,7 @@ class FilterLine:
     node: Filter
 
 
-def parse_filter_lines(text: Union[str, Sequence[str], None]) -> Tuple[FilterLine, ...]:
+def parse_filter_lines(text: Union[str, Sequence[str], None], product_name: str = DEFAULT_PRODUCT) -> Tuple[FilterLine, ...]:
     """FILTERS text parsed line by line (``#`` comments and blank lines skipped)."""
     if text is None:
         return ()
@@ -463,7 +465,7 @@ def parse_filter_lines(text: Union[str, Sequence[str], None]) -> Tuple[FilterLin
         if not line:
             continue
         try:
-            node = parse_filter(line)
+            node = parse_filter(line, product_name=product_name)
         except FilterSyntaxError as error:
             raise FilterSyntaxError(f"line {number}: {error}") from None
         comparisons += size(node)[0]
@@ -473,17 +475,18 @@ def parse_filter_lines(text: Union[str, Sequence[str], None]) -> Tuple[FilterLin
     return tuple(parsed)
 
 
-def parse_filters(text: Union[str, Sequence[str], None]) -> Optional[Filter]:
+def parse_filters(text: Union[str, Sequence[str], None], product_name: str = DEFAULT_PRODUCT) -> Optional[Filter]:
     """Parse FILTERS text: one condition per line (``#`` comments allowed), lines joined with ``and``."""
-    return combine([line.node for line in parse_filter_lines(text)])
+    return combine([line.node for line in parse_filter_lines(text, product_name)])
 
 
-def keyword_filter_lines(keywords: Mapping[str, str]) -> Tuple[FilterLine, ...]:
+def keyword_filter_lines(keywords: Mapping[str, str], product_name: str = DEFAULT_PRODUCT) -> Tuple[FilterLine, ...]:
     """The reference package's keyword form, one line per keyword: ``{"h_canopy": ">= 5 and <= 60"}``."""
     lines = []
     for name, condition in keywords.items():
         check_length(str(condition))
-        lines.append(FilterLine(f"{name}={_shown(str(condition))}", parse_filter(str(condition), default_variable=name)))
+        lines.append(FilterLine(f"{name}={_shown(str(condition))}", parse_filter(str(condition), default_variable=name,
+                                                                                      product_name=product_name)))
     check_size(combine([line.node for line in lines]))
     return tuple(lines)
 

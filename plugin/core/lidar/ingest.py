@@ -36,14 +36,12 @@ import numpy as np
 
 from ..callbacks import Progress
 from ..errors import CanopyExplorerError, ConfigurationError, GranuleError, StorageError
-from .atl08.granule import granule_date, read_granule
-from .atl08.granule_identity import GranuleIdentity, identify_granule, ranges_text
-from .atl08.schema import DIMENSIONS, create_array, decode_segment_id
-from .atl08.segment_checks import ALREADY_STORED, SegmentBounds, check_segments, describe
-from .config import DatabaseConfig, load_config
+from .config import DIMENSIONS, DatabaseConfig, load_config
+from .granule_identity import GranuleIdentity, ranges_text
 from .ingest_ledger import LedgerEntry, claim, create_ledger, ledger_created_ms, read_ledger, record, upgrade_ledger
 from .ingest_lock import DEFAULT_WAIT_S, IngestLock
-from .segment_coverage import SegmentCoverage
+from .products import DEFAULT_PRODUCT, LidarProduct, product
+from .segment_coverage import ALREADY_STORED, SegmentCoverage
 from .storage import RETRY_ATTEMPTS, RETRY_FIRST_DELAY_S, is_transient, make_context, object_type, retrying
 
 
@@ -55,13 +53,14 @@ class DroppedRows:
     granule: str
     rows: int  # segments in the granule
     counts: Dict[str, int]
+    product: str = DEFAULT_PRODUCT
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
 
     def __str__(self) -> str:
-        return f"{self.granule}: {describe(self.counts, self.rows)}"
+        return f"{self.granule}: {product(self.product).describe_drops(self.counts, self.rows)}"
 
 
 @dataclass
@@ -169,7 +168,7 @@ def _damaged_fragments(array_uri: str, ctx) -> List[str]:
     return damaged_fragments(tiledb.FragmentInfoList(array_uri, ctx=ctx))
 
 
-def _holds(array_uri: str, ctx, identity: GranuleIdentity) -> bool:
+def _holds(array_uri: str, ctx, identity: GranuleIdentity, lidar: LidarProduct) -> bool:
     """Whether the database has segments of this granule (its track, cycle and segment range
     within its extent): how a file is matched to a row of the previous version's ledger when
     several files share that row's name."""
@@ -180,7 +179,7 @@ def _holds(array_uri: str, ctx, identity: GranuleIdentity) -> bool:
     lat0, lat1, lon0, lon1, day0, day1 = identity.extent
     with tiledb.open(array_uri, "r", ctx=ctx) as array:
         ids = array.query(attrs=["segment_id"]).multi_index[lat0:lat1, lon0:lon1, day0:day1]["segment_id"]
-    rgt, cycle, _, segment = decode_segment_id(ids)
+    rgt, cycle, _, segment = lidar.decode_segment_id(ids)
     return bool(np.any((rgt == identity.rgt) & (cycle == identity.cycle)
                        & (segment >= identity.first_segment) & (segment <= identity.last_segment)))
 
@@ -194,22 +193,23 @@ def _reason(path: Path, error: GranuleError) -> str:
     return text[len(path.name) + 2:] if text.startswith(f"{path.name}: ") else text
 
 
-def _identify_one(path: Path):
+def _identify_one(path: Path, product_name: str):
     """Worker entry point: (identity, None) or (None, reason)."""
     try:
-        return identify_granule(path), None
+        return product(product_name).identify_granule(path), None
     except GranuleError as error:
         return None, _reason(path, error)
 
 
-def _read_one(path: Path, reference_filters: bool, bounds: SegmentBounds):
+def _read_one(path: Path, product_name: str, reference_filters: bool, bounds):
     """Worker entry point: (columns, rows read, rows dropped per reason, None) or (None, 0, {}, reason)."""
+    lidar = product(product_name)
     try:
-        columns = read_granule(path, reference_filters=reference_filters)
+        columns = lidar.read_granule(path, reference_filters=reference_filters)
     except GranuleError as error:
         return None, 0, {}, _reason(path, error)
     rows = len(columns["latitude"]) if columns else 0
-    columns, dropped = check_segments(columns, bounds)
+    columns, dropped = lidar.check_segments(columns, bounds)
     return columns, rows, dropped, None
 
 
@@ -324,7 +324,7 @@ def ensure_database(config: DatabaseConfig, ctx) -> Optional[str]:
     if kind is None:
         if config.storage_type == "local":
             Path(config.base_uri).mkdir(parents=True, exist_ok=True)
-        create_array(config.array_uri, config, ctx)
+        product(config.product).create_array(config.array_uri, config, ctx)
     elif kind != "array":
         raise StorageError(f"{config.array_uri} exists but is not a TileDB array")
     if object_type(config.ledger_uri, ctx) is None:
@@ -430,10 +430,11 @@ def _ingest(config: DatabaseConfig, ctx, lock: IngestLock, paths: List[Path], pr
         log(note)
     names = granule_names(paths)
     total = len(paths)
-    bounds = SegmentBounds.from_config(config)
+    lidar = product(config.product)
+    bounds = lidar.segment_bounds(config)
     with _Readers(executor, workers, scheduler) as readers:
         identities: List[Optional[GranuleIdentity]] = []
-        for index, (identity, reason) in enumerate(readers.map(_identify_one, paths)):
+        for index, (identity, reason) in enumerate(readers.map(_identify_one, paths, lidar.name)):
             if reason is not None:
                 report.skipped.append((names[index], reason))
                 log(f"skipped {names[index]}: {reason}")
@@ -447,7 +448,7 @@ def _ingest(config: DatabaseConfig, ctx, lock: IngestLock, paths: List[Path], pr
                 return 0
             if identity.year is not None:
                 return identity.year
-            date = granule_date(path)
+            date = lidar.granule_date(path)
             return date.year if date else 0
 
         last_stamp = max(known | {created_ms})  # batch stamps are always newer than the ledger
@@ -457,7 +458,7 @@ def _ingest(config: DatabaseConfig, ctx, lock: IngestLock, paths: List[Path], pr
             for start in range(0, len(group), config.flush_every):
                 chunk = group[start : start + config.flush_every]
                 parts, entries = [], []
-                results = readers.map(_read_one, [item[0] for item in chunk], reference_filters, bounds)
+                results = readers.map(_read_one, [item[0] for item in chunk], lidar.name, reference_filters, bounds)
                 for (_, name, identity), (columns, rows, dropped, reason) in zip(chunk, results):
                     done += 1
                     if reason is not None:
@@ -471,7 +472,7 @@ def _ingest(config: DatabaseConfig, ctx, lock: IngestLock, paths: List[Path], pr
                             log(f"skipped {name}: {report.duplicates[-1][1]}")
                         else:
                             if dropped:
-                                report.dropped.append(DroppedRows(name, rows, dropped))
+                                report.dropped.append(DroppedRows(name, rows, dropped, lidar.name))
                                 log(str(report.dropped[-1]))
                             coverage.add(identity.rgt, identity.cycle, identity.ranges, name)
                             count = len(columns["latitude"]) if columns else 0
@@ -525,7 +526,7 @@ def _sort_out(config: DatabaseConfig, ctx, lock: IngestLock, paths, names, ident
     """The (path, name, identity) of the files to read: not in the database, and not a copy of a
     file met earlier in this run; and the segments stored so far. The others go to the report,
     copies with the file they copy."""
-    coverage = SegmentCoverage.from_ledger(ledger.values())
+    coverage = SegmentCoverage.from_ledger(ledger.values(), product(config.product).decode_segment_id)
     seen: Dict[str, str] = {}
     unknown = []
     for path, name, identity in zip(paths, names, identities):
@@ -572,7 +573,7 @@ def _match_legacy_rows(config: DatabaseConfig, ctx, lock: IngestLock, unknown: l
             present = items
         else:
             present = [item for item in items
-                       if retrying(lambda identity=item[2]: _holds(config.array_uri, ctx, identity),
+                       if retrying(lambda identity=item[2]: _holds(config.array_uri, ctx, identity, product(config.product)),
                                    f"looking up {item[1]} in {config.array_uri}")]
         lock.check()
         for index, (path, name, identity) in enumerate(present):

@@ -18,7 +18,7 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from .atl08.granule_identity import is_identity_key
+from .granule_identity import is_identity_key
 
 VERSION = 2
 

@@ -12,7 +12,8 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import QueryError, UnknownVariableError
-from .atl08.catalogue import SCALAR, get_variable
+from .products import DEFAULT_PRODUCT, product
+from .variables import SCALAR
 from .filters import Filter, FilterLine, check_size, keyword_filter_lines, parse_filter_lines, to_condition
 
 Bounds = Tuple[float, float, float, float]  # lon_min, lat_min, lon_max, lat_max
@@ -33,8 +34,9 @@ class Column:
     variable: str
 
 
-def resolve_columns(variables: Iterable[str]) -> Tuple[Column, ...]:
-    """Output columns for the requested variables: ``var``, ``var:label``, whole profiles."""
+def resolve_columns(variables: Iterable[str], product_name: str = DEFAULT_PRODUCT) -> Tuple[Column, ...]:
+    """Output columns for the requested variables of the product: ``var``, ``var:label``, whole profiles."""
+    get_variable = product(product_name).variable
     columns: List[Column] = []
     for item in variables:
         item = item.strip()
@@ -137,6 +139,7 @@ class SegmentQuery:
     # The filters line by line, as the user wrote them ("line 2 'night_flag == 1'"): an empty
     # result says which of them removed the last segments. Together they make ``filter``.
     filter_lines: Tuple[FilterLine, ...] = ()
+    product: str = DEFAULT_PRODUCT  # whose variables ``columns`` and ``filter`` name (lidar/products.py)
 
     @property
     def day_range(self) -> Tuple[int, int]:
@@ -153,29 +156,31 @@ class SegmentQuery:
         roi_crs: str = "EPSG:4326",
         exact_times: bool = False,
         time_labels: Tuple[str, str] = ("", ""),
+        product: str = DEFAULT_PRODUCT,
         **keyword_filters,
     ) -> "SegmentQuery":
-        """``time_labels`` name the start and end parameters in messages (``("START", "END")``)."""
+        """``time_labels`` name the start and end parameters in messages (``("START", "END")``);
+        ``product``: the lidar product whose variables are named (the database's ``config.product``)."""
         from .filters import combine
         from .regions import prepare_roi
 
         if isinstance(variables, str):
             variables = [v for v in variables.split(",")]
-        columns = resolve_columns(variables)
+        columns = resolve_columns(variables, product)
         start_ns, fine_start = _instant(start, end=False, label=time_labels[0])
         end_ns, fine_end = _instant(end, end=True, label=time_labels[1])
         if end_ns < start_ns:
             raise QueryError(f"{_named(True, time_labels[1])} {_shown_time(end)} is before "
                              f"{_named(False, time_labels[0])} {_shown_time(start)}")
         if filters is None or isinstance(filters, (str, list, tuple)):
-            lines = parse_filter_lines(filters)
+            lines = parse_filter_lines(filters, product)
         else:  # a filter built in Python: one "line"
             check_size(filters)
             lines = (FilterLine(f"the filter {to_condition(filters)[:80]!r}", filters),)
         if keyword_filters:
-            lines = lines + keyword_filter_lines(keyword_filters)
+            lines = lines + keyword_filter_lines(keyword_filters, product)
         node = combine([line.node for line in lines])
         check_size(node)
         parts, polygon = prepare_roi(roi, roi_crs)
         sub_day = fine_start or fine_end
-        return cls(parts, polygon, start_ns, end_ns, sub_day, columns, node, exact_times or sub_day, lines)
+        return cls(parts, polygon, start_ns, end_ns, sub_day, columns, node, exact_times or sub_day, lines, product)

@@ -13,23 +13,25 @@ gap of an earlier file's range (a reprocessed version that found more segments) 
 stored too; the report names both files.
 """
 
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .atl08.granule_identity import is_identity_key, orbit_of_key, parse_ranges
-from .atl08.schema import decode_segment_id
+from .granule_identity import is_identity_key, orbit_of_key, parse_ranges
+
+ALREADY_STORED = "already stored from another file"  # the reason counted for segments dropped for that
 
 Range = Tuple[int, int, int]  # beam number, first, last segment_id_beg
 
 
 class SegmentCoverage:
-    def __init__(self) -> None:
+    def __init__(self, decode_segment_id: Callable) -> None:
+        self._decode = decode_segment_id  # the product's: ids -> (track, cycle, beam, index)
         self._ranges: Dict[Tuple[int, int, int], List[Tuple[int, int, str]]] = {}
 
     @classmethod
-    def from_ledger(cls, entries: Iterable) -> "SegmentCoverage":
-        coverage = cls()
+    def from_ledger(cls, entries: Iterable, decode_segment_id: Callable) -> "SegmentCoverage":
+        coverage = cls(decode_segment_id)
         for entry in entries:
             if entry.segment_ranges and is_identity_key(entry.key):
                 rgt, cycle = orbit_of_key(entry.key)
@@ -60,7 +62,7 @@ class SegmentCoverage:
         owners: List[str] = []
         if not len(segment_id) or not self._ranges:
             return stored, owners
-        rgt, cycle, beam, segment = decode_segment_id(segment_id)
+        rgt, cycle, beam, segment = self._decode(segment_id)
         for (r, c, b), spans in self._ranges.items():
             on_beam = (rgt == r) & (cycle == c) & (beam == b)
             if not on_beam.any():

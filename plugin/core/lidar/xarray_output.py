@@ -11,16 +11,16 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import MissingDependencyError
-from .atl08.catalogue import catalogue
+from .products import DEFAULT_PRODUCT, product
 from .query import Column
 
 
-def to_xarray(frame, columns: Sequence[Column]):
+def to_xarray(frame, columns: Sequence[Column], product_name: str = DEFAULT_PRODUCT):
     try:
         import xarray as xr
     except ImportError:
         raise MissingDependencyError("xarray output needs the xarray package (pip install xarray)") from None
-    variables = catalogue()
+    variables = product(product_name).catalogue()
     # Time as naive UTC so NetCDF can encode it; beam ids as fixed-width text.
     time = frame["time"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
     coords = {

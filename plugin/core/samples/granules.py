@@ -22,7 +22,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..lidar.atl08.catalogue import PROFILE, catalogue, granule_variables
+from ..lidar.atl08.catalogue import catalogue, granule_variables
+from ..lidar.variables import PROFILE
 from ..lidar.atl08.presets import FOREST_CLASSES
 
 FLOAT32_FILL = np.float32(3.4028235e38)

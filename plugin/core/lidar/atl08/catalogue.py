@@ -6,75 +6,16 @@ reader, the query's column names, the dialog's variable list -- derives from it.
 """
 
 import csv
-import difflib
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
-from ...errors import UnknownVariableError
+from ..variables import Variable, find_variable
 
 CATALOGUE_CSV = Path(__file__).with_name("atl08_variables.csv")
 
-SCALAR = "scalar"
-PROFILE = "profile"
-
 # Variables the database derives at ingest rather than reading from a granule.
 DERIVED_VARIABLES = ("segment_id", "beam_id")
-
-
-@dataclass(frozen=True)
-class Variable:
-    name: str
-    hdf5_path: str
-    dtype: str
-    kind: str
-    length: int
-    label_name: str
-    labels: Tuple[int, ...]
-    units: str
-    category: str
-    description: str
-
-    @property
-    def is_derived(self) -> bool:
-        return self.name in DERIVED_VARIABLES
-
-    @property
-    def is_orbit_info(self) -> bool:
-        """Per-granule values stored under ``orbit_info/`` rather than per beam."""
-        return self.hdf5_path.startswith("orbit_info/")
-
-    @property
-    def attribute_names(self) -> Tuple[str, ...]:
-        """TileDB attribute names: ``name`` or ``name_1 .. name_N`` (1-based)."""
-        if self.kind == SCALAR:
-            return (self.name,)
-        return tuple(f"{self.name}_{i}" for i in range(1, self.length + 1))
-
-    def label_column(self, label: int) -> Tuple[str, str]:
-        """(TileDB attribute, output column) for one label of a profile or sub-segment variable.
-
-        ``canopy_h_metrics:50`` reads ``canopy_h_metrics_9`` into ``canopy_h_metrics_p50``;
-        ``h_canopy_20m:50`` reads ``h_canopy_20m_3`` into ``h_canopy_20m_50m``, as the
-        reference package names them.
-        """
-        if self.kind == SCALAR:
-            raise UnknownVariableError(
-                f"'{self.name}' is a scalar variable and has no labels; use '{self.name}' alone"
-            )
-        if not self.labels:
-            raise UnknownVariableError(
-                f"'{self.name}' has no named labels; use '{self.name}' for all {self.length} columns"
-            )
-        if label not in self.labels:
-            valid = ", ".join(str(v) for v in self.labels)
-            raise UnknownVariableError(
-                f"'{self.name}' has no label {label}; valid {self.label_name} labels are: {valid}"
-            )
-        index = self.labels.index(label) + 1
-        suffix = f"p{label}" if self.kind == PROFILE else f"{label}m"
-        return f"{self.name}_{index}", f"{self.name}_{suffix}"
 
 
 def _parse_row(row: Dict[str, str]) -> Variable:
@@ -90,6 +31,7 @@ def _parse_row(row: Dict[str, str]) -> Variable:
         units=row["units"],
         category=row["category"],
         description=row["description"],
+        is_derived=row["name"] in DERIVED_VARIABLES,
     )
 
 
@@ -100,20 +42,9 @@ def catalogue() -> Dict[str, Variable]:
         return {row["name"]: _parse_row(row) for row in csv.DictReader(handle)}
 
 
-def suggest(name: str, candidates) -> Optional[str]:
-    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
 def get_variable(name: str) -> Variable:
     """The catalogue entry for ``name``, or an error suggesting the closest name."""
-    variables = catalogue()
-    try:
-        return variables[name]
-    except KeyError:
-        close = suggest(name, variables)
-        hint = f": did you mean '{close}'?" if close else " (see the ATL08 variable list)"
-        raise UnknownVariableError(f"unknown variable '{name}'{hint}") from None
+    return find_variable(catalogue(), name, "ATL08")
 
 
 def granule_variables() -> Tuple[Variable, ...]:

@@ -19,61 +19,20 @@ keying on it would skip data the database does not have.
 
 import datetime as dt
 import hashlib
-import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 
 from ...errors import GranuleError
+from ..granule_identity import GranuleIdentity, identity_key
 from .schema import BEAM_NUMBERS
 
 BEAMS = tuple(BEAM_NUMBERS)
 CORE_DATASETS = ("latitude", "longitude", "delta_time", "segment_id_beg")
 MAX_RGT = 1387  # reference ground tracks of the ICESat-2 repeat orbit
 MAX_CYCLE = 255  # 8 bits of the public layout's segment_id
-KEY_PATTERN = re.compile(r"^atl08-\d{4}-\d{3}-\d+-\d+-[0-9a-f]{32}$")
 _ATLAS_EPOCH = dt.datetime(2018, 1, 1, tzinfo=dt.timezone.utc)
-
-
-@dataclass(frozen=True)
-class GranuleIdentity:
-    key: str
-    rgt: int
-    cycle: int
-    first_segment: int
-    last_segment: int
-    segments: int  # rows in the file, all beams
-    product_id: str  # the product's granule id, "" when the file has none
-    year: Optional[int]  # of the first valid acquisition time
-    extent: Optional[Tuple[float, float, float, float, int, int]]  # lat_min, lat_max, lon_min, lon_max, first day, last day
-    ranges: Tuple[Tuple[int, int, int], ...] = ()  # (beam number, first, last valid segment_id_beg) per beam
-
-
-def ranges_text(ranges) -> str:
-    """``"0:748689-750388,1:748690-750389"``: how the ledger stores a granule's segment ranges."""
-    return ",".join(f"{beam}:{first}-{last}" for beam, first, last in ranges)
-
-
-def parse_ranges(text: str) -> Tuple[Tuple[int, int, int], ...]:
-    ranges = []
-    for part in filter(None, (text or "").split(",")):
-        beam, span = part.split(":")
-        first, last = span.split("-")
-        ranges.append((int(beam), int(first), int(last)))
-    return tuple(ranges)
-
-
-def orbit_of_key(key: str) -> Tuple[int, int]:
-    """(rgt, cycle) from an identity key."""
-    _, rgt, cycle = key.split("-")[:3]
-    return int(rgt), int(cycle)
-
-
-def is_identity_key(text: str) -> bool:
-    """Whether a ledger key is a content identity (the previous version keyed on file names)."""
-    return bool(KEY_PATTERN.match(text))
 
 
 def orbit_of(h5, name: str) -> Tuple[int, int]:
@@ -184,5 +143,5 @@ def identify_granule(path) -> GranuleIdentity:
             epoch_day = (_ATLAS_EPOCH.date() - dt.date(1970, 1, 1)).days
             extent = (float(min(lat_range)), float(max(lat_range)), float(min(lon_range)), float(max(lon_range)),
                       epoch_day + (start.date() - _ATLAS_EPOCH.date()).days, epoch_day + (end.date() - _ATLAS_EPOCH.date()).days)
-    key = f"atl08-{rgt:04d}-{cycle:03d}-{first}-{last}-{digest.hexdigest()}"
+    key = identity_key("atl08", rgt, cycle, first, last, digest.hexdigest())
     return GranuleIdentity(key, rgt, cycle, first, last, rows, granule_id, year, extent, tuple(ranges))

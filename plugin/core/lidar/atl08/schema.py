@@ -16,7 +16,6 @@ from .catalogue import catalogue
 
 TIME_DOMAIN = (17532, 24105)  # 2018-01-01 .. 2035-12-31 in days since 1970-01-01
 BEAM_NUMBERS = {"gt1l": 0, "gt1r": 1, "gt2l": 2, "gt2r": 3, "gt3l": 4, "gt3r": 5}
-DIMENSIONS = ("latitude", "longitude", "time")
 EXTRA_ATTRIBUTES = {"timestamp_ns": "int64"}
 
 
@@ -27,6 +26,14 @@ def encode_segment_id(rgt, cycle, beam_number, segment_id_beg):
     beam = np.asarray(beam_number, dtype=np.int64)
     seg = np.asarray(segment_id_beg, dtype=np.int64)
     return (rgt << 43) | (cycle << 35) | (beam << 32) | seg
+
+
+BEAM_NAMES = np.array(list(BEAM_NUMBERS), dtype=object)  # by beam number 0-5
+
+
+def beam_names(segment_id: np.ndarray) -> np.ndarray:
+    """Beam names from the beam number in bits 32-34 of the public layout's segment_id."""
+    return BEAM_NAMES.take((np.asarray(segment_id, dtype=np.int64) >> 32) & 0x7, mode="clip")
 
 
 def decode_segment_id(segment_id):

@@ -13,13 +13,13 @@ from typing import Dict, Tuple
 import numpy as np
 
 from ..config import DatabaseConfig
+from ..segment_coverage import ALREADY_STORED
 from .schema import TIME_DOMAIN
 
 INVALID_COORDINATES = "fill, NaN or out-of-range latitude/longitude"
 INVALID_TIME = "fill or out-of-range acquisition time"
 INVALID_SEGMENT_ID = "fill or out-of-range segment_id_beg"
 REPEATED_SEGMENT = "segment id repeated within the granule"
-ALREADY_STORED = "already stored from another file"  # found by the ingest (segment_coverage), not here
 OUTSIDE_TIME_RANGE = "outside the configuration's time_range"
 OUTSIDE_SPATIAL_RANGE = "outside the configuration's spatial_range"
 REASONS = (INVALID_COORDINATES, INVALID_TIME, INVALID_SEGMENT_ID, REPEATED_SEGMENT, ALREADY_STORED, OUTSIDE_TIME_RANGE,
