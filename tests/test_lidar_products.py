@@ -34,7 +34,7 @@ def second_product(monkeypatch):
 
 def test_atl08_is_the_default_and_registered_product():
     atl08 = products.product()
-    assert atl08.name == "atl08" and atl08.title == "ICESat-2 ATL08"
+    assert atl08.name == "atl08" and atl08.title == "ATL08"
     assert atl08.variable("h_canopy").units == "meters"
     assert DatabaseConfig(local_path="/tmp/db").product == "atl08"
 
@@ -67,7 +67,7 @@ def test_queries_and_filters_name_the_variables_of_their_product(second_product)
 def test_a_database_answers_only_queries_for_its_own_product(second_product, local_database):
     spec = SegmentQuery.create(roi=(7.0, 45.0, 7.3, 45.3), variables=["h_canopy"], product="toy_l2a")
     database = Atl08Database(local_database)
-    with pytest.raises(QueryError, match=r"the query asks for toy_l2a variables, but .* holds ICESat-2 ATL08 segments"):
+    with pytest.raises(QueryError, match=r"the query asks for toy_l2a variables, but .* holds ATL08 segments"):
         database.query(spec)
     frame = database.query(dataclasses.replace(spec, product="atl08"))
     assert len(frame) > 0

@@ -25,7 +25,7 @@ class LidarProduct:
     """What the engine asks of one product. Functions, so a product's package keeps its own code."""
 
     name: str  # as configurations name it
-    title: str  # as messages name it ("ICESat-2 ATL08")
+    title: str  # as messages name it ("ATL08": "no ATL08 database at ...")
     catalogue: Callable[[], Mapping[str, Variable]]  # every variable by name
     required_attributes: Tuple[str, ...]  # attributes an array must have to be this product's database
     create_array: Callable  # (uri, DatabaseConfig, ctx): the empty array and its metadata

@@ -11,7 +11,7 @@ from .segment_checks import SegmentBounds, check_segments, describe
 
 PRODUCT = LidarProduct(
     name="atl08",
-    title="ICESat-2 ATL08",
+    title="ATL08",
     catalogue=catalogue,
     required_attributes=("h_canopy", "segment_id", "delta_time"),
     create_array=create_array,
