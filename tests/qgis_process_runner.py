@@ -163,7 +163,7 @@ auth.setConfig("password", request["password"])
 ok, stored = manager.storeAuthenticationConfig(auth)
 if not ok:
     sys.exit("QGIS could not store the authentication configuration")
-print(json.dumps({"id": stored.id(), "database": manager.authenticationDatabasePath()}))
+print(json.dumps({"id": stored.id()}))
 app.exitQgis()
 """
 
@@ -213,9 +213,9 @@ class QgisProcessProfile:
         if done.returncode != 0 or not answer or not answer.get("id"):
             raise RuntimeError(f"could not store an authentication configuration in {self.settings_folder} "
                                f"({describe_exit(done.returncode)}):\n{_tail(done.stdout)}\n{_tail(done.stderr)}")
-        stored = Path(answer["database"]).resolve()
-        if stored != (self.settings_folder / "qgis-auth.db").resolve():
-            raise RuntimeError(f"PyQGIS stored the configuration in {stored}, not in the profile's {self.settings_folder}")
+        database = self.settings_folder / "qgis-auth.db"  # the id is stored in clear, the configuration encrypted
+        if not database.is_file() or answer["id"].encode() not in database.read_bytes():
+            raise RuntimeError(f"PyQGIS stored the configuration {answer['id']} elsewhere than in the profile's {database}")
         return answer["id"]
 
     def env(self) -> Dict[str, str]:
