@@ -147,10 +147,35 @@ def _json_document(stdout: str) -> Optional[dict]:
     return None
 
 
-class QgisProcessProfile:
-    """A private QGIS profile with the plugin enabled, and ``qgis_process.bin`` runs in it."""
+_STORE_AUTHENTICATION = """
+import json, sys
+from qgis.core import QgsApplication, QgsAuthMethodConfig
+request = json.load(sys.stdin)
+app = QgsApplication([], False)
+app.initQgis()
+manager = QgsApplication.authManager()
+if not manager.setMasterPassword(request["master"], True):
+    sys.exit("the master password differs from the one this authentication database was created with")
+auth = QgsAuthMethodConfig("Basic")
+auth.setName(request["name"])
+auth.setConfig("username", request["username"])
+auth.setConfig("password", request["password"])
+ok, stored = manager.storeAuthenticationConfig(auth)
+if not ok:
+    sys.exit("QGIS could not store the authentication configuration")
+print(json.dumps({"id": stored.id()}))
+app.exitQgis()
+"""
 
-    def __init__(self, folder: Path, extra_env: Optional[Mapping[str, str]] = None, timeout_s: float = 300.0):
+
+class QgisProcessProfile:
+    """A private QGIS profile with the plugin enabled, and ``qgis_process.bin`` runs in it.
+
+    ``extra_env``: variables set for every run; a value of None removes the variable. Runs read nothing
+    from the terminal (standard input is /dev/null), so a prompt, such as QGIS's master password
+    prompt, ends instead of waiting forever."""
+
+    def __init__(self, folder: Path, extra_env: Optional[Mapping[str, Optional[str]]] = None, timeout_s: float = 300.0):
         self.folder = Path(folder)
         self.plugins = self.folder / "plugins"
         self.config = self.folder / "config"
@@ -170,6 +195,29 @@ class QgisProcessProfile:
         """The profile's QGIS3.ini, which qgis_process reads its settings (saved connections, ...) from."""
         return self.config / "profiles" / "default" / "QGIS" / "QGIS3.ini"
 
+    @property
+    def settings_folder(self) -> Path:
+        """The profile's own folder (QgsApplication.qgisSettingsDirPath()): QGIS3.ini's parent, and the home of
+        the authentication database ``qgis-auth.db``."""
+        return self.config / "profiles" / "default"
+
+    def store_basic_authentication(self, name: str, username: str, password: str, master_password: str) -> str:
+        """A Basic authentication configuration stored in the profile's authentication database, as a user
+        creates one in QGIS (Settings > Options > Authentication), the master password set on first use;
+        its id. PyQGIS in this profile's environment does it, so the database is the one qgis_process opens;
+        the secrets travel on standard input, never in the command line."""
+        request = json.dumps({"name": name, "username": username, "password": password, "master": master_password})
+        done = subprocess.run([sys.executable, "-c", _STORE_AUTHENTICATION], input=request, env=self.env(), capture_output=True,
+                              text=True, timeout=120, cwd=str(self.folder))
+        answer = _json_document(done.stdout)
+        if done.returncode != 0 or not answer or not answer.get("id"):
+            raise RuntimeError(f"could not store an authentication configuration in {self.settings_folder} "
+                               f"({describe_exit(done.returncode)}):\n{_tail(done.stdout)}\n{_tail(done.stderr)}")
+        database = self.settings_folder / "qgis-auth.db"  # the id is stored in clear, the configuration encrypted
+        if not database.is_file() or answer["id"].encode() not in database.read_bytes():
+            raise RuntimeError(f"PyQGIS stored the configuration {answer['id']} elsewhere than in the profile's {database}")
+        return answer["id"]
+
     def env(self) -> Dict[str, str]:
         runtime = self.folder / "xdg-runtime"
         runtime.mkdir(mode=0o700, exist_ok=True)
@@ -179,7 +227,11 @@ class QgisProcessProfile:
             PYTHONPATH=venv_site_packages(), XDG_CONFIG_HOME=str(self.folder / "xdg-config"), XDG_RUNTIME_DIR=str(runtime),
         )
         env.pop("PYTHONHOME", None)
-        env.update(self.extra_env)
+        for key, value in self.extra_env.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
         return env
 
     def command(self, arguments: List[str], timeout_s: Optional[float] = None) -> ProcessRun:
@@ -189,7 +241,7 @@ class QgisProcessProfile:
         started = time.monotonic()
         try:
             done = subprocess.run(command, env=self.env(), capture_output=True, text=True, timeout=timeout_s or self.timeout_s,
-                                  cwd=str(self.folder))
+                                  cwd=str(self.folder), stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired as error:
             out = error.stdout.decode("utf-8", "replace") if isinstance(error.stdout, bytes) else (error.stdout or "")
             err = error.stderr.decode("utf-8", "replace") if isinstance(error.stderr, bytes) else (error.stderr or "")

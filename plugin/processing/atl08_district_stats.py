@@ -12,10 +12,9 @@ from qgis.core import (
 )
 
 from ..core.errors import QueryError
-from ..database_source import PUBLIC_CONFIG
 from ..layers.district_layer import districts_from_features, write_atl08_district_stats
 from ..qgis_compat import SKIP_GEOMETRY_CHECKS, SOURCE_VECTOR_POLYGON
-from .algorithm import CanopyExplorerAlgorithm, database_config, feedback_progress
+from .algorithm import DATABASE_HELP, CanopyExplorerAlgorithm, add_database_parameters, database_config, feedback_progress
 from .parameters import filters_text, time_bounds
 
 
@@ -34,14 +33,14 @@ class Atl08DistrictStatsAlgorithm(CanopyExplorerAlgorithm):
             "and the median, mean and 95th percentile of VARIABLE (default h_canopy), in tables "
             "<variable>_stats_<year>, a latest table (newest year with data) and a change table, in the same layout "
             "as the NDVI district statistics, each styled with natural breaks.\n\n"
-            "CONFIG, START, END and FILTERS follow 'Query ATL08 segments'."
+            "CONFIG, START, END and FILTERS follow 'Query ATL08 segments'.\n"
+            + DATABASE_HELP
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterFeatureSource("DISTRICTS", "Districts", [SOURCE_VECTOR_POLYGON]))
         self.addParameter(QgsProcessingParameterField("ID_FIELD", "District id field", parentLayerParameterName="DISTRICTS"))
-        self.addParameter(QgsProcessingParameterString("CONFIG", "Database (configuration YAML, folder or s3:// URI)",
-                                                       defaultValue=PUBLIC_CONFIG))
+        add_database_parameters(self)
         self.addParameter(QgsProcessingParameterString("VARIABLE", "Variable", defaultValue="h_canopy"))
         self.addParameter(QgsProcessingParameterString("START", "Start (ISO date, empty: database start)", optional=True))
         self.addParameter(QgsProcessingParameterString("END", "End (ISO date, inclusive; empty: database end)", optional=True))

@@ -12,10 +12,9 @@ from qgis.core import (
 
 from ..core.grid.change import DEFAULT_BATCH_ROWS, DEFAULT_CELL_SIZE_KM, DEFAULT_MIN_SHOTS, DEFAULT_PERIODS, LAYER_NAME
 from ..core.grid.equal_area_grid import EQUAL_EARTH
-from ..database_source import PUBLIC_CONFIG
 from ..layers.grid_layer import write_grid_change
 from ..qgis_compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED
-from .algorithm import CanopyExplorerAlgorithm, database_config, feedback_progress
+from .algorithm import DATABASE_HELP, CanopyExplorerAlgorithm, add_database_parameters, database_config, feedback_progress
 from .parameters import filters_text, region_of_interest
 
 
@@ -33,6 +32,7 @@ class Atl08GridChangeAlgorithm(CanopyExplorerAlgorithm):
             "(Equal Earth, EPSG:8857). Per cell and period: count, median (within 0.025 m) and mean; cells where both "
             "periods have at least MIN_SHOTS segments are written with change = median of period 2 minus period 1.\n\n"
             "CONFIG, FILTERS follow 'Query ATL08 segments'. ROI: an extent or polygon layer; empty means the whole database.\n"
+            + DATABASE_HELP +
             "VARIABLE: one column, e.g. h_canopy or canopy_h_metrics:95.\n"
             "OUTPUT: a GeoPackage of hexagons (styled: baseline with a 2-40 m sequential ramp, change with a diverging ramp "
             "symmetric at the 95th percentile of the absolute change), or a GeoTIFF (.tif) of square cells of the same size, "
@@ -42,8 +42,7 @@ class Atl08GridChangeAlgorithm(CanopyExplorerAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         (p1_start, p1_end), (p2_start, p2_end) = DEFAULT_PERIODS
-        self.addParameter(QgsProcessingParameterString("CONFIG", "Database (configuration YAML, folder or s3:// URI)",
-                                                       defaultValue=PUBLIC_CONFIG))
+        add_database_parameters(self)
         self.addParameter(QgsProcessingParameterExtent("ROI", "Region of interest (extent or polygon layer; empty: everywhere)",
                                                        optional=True))
         self.addParameter(QgsProcessingParameterString("VARIABLE", "Variable (one column)", defaultValue="h_canopy"))

@@ -9,12 +9,11 @@ from qgis.core import (
 )
 
 from ..core.errors import ConfigurationError
-from ..core.lidar.config import load_config
 from ..core.lidar.ingest import ingest_granules
 from ..core.lidar.ingest_lock import DEFAULT_WAIT_S
 from ..database_source import SAMPLE_CONFIG
 from ..qgis_compat import FILE_FOLDER, NUMBER_DOUBLE, PARAMETER_ADVANCED
-from .algorithm import CanopyExplorerAlgorithm, feedback_progress
+from .algorithm import DATABASE_HELP, CanopyExplorerAlgorithm, add_database_parameters, database_config, feedback_progress
 
 
 class Atl08IngestAlgorithm(CanopyExplorerAlgorithm):
@@ -27,9 +26,11 @@ class Atl08IngestAlgorithm(CanopyExplorerAlgorithm):
     def shortHelpString(self):  # noqa: N802
         return (
             "Ingests ICESat-2 ATL08 v7 HDF5 granules into a TileDB database in the public database's layout "
-            "(local folder or S3 bucket, as set in the configuration file).\n\n"
+            "(local folder or S3 bucket).\n\n"
             "INPUT: a folder searched recursively for .h5 files, or several files separated by ';'.\n"
-            "CONFIG: a database configuration YAML (see configs/sample_local.yaml).\n"
+            "CONFIG: a database configuration YAML (see configs/sample_local.yaml), an existing database folder, or an "
+            "s3:// URI: a bucket (and prefix) to write the database into.\n"
+            + DATABASE_HELP +
             "REFERENCE_FILTERS: drop segments the reference package drops (no canopy, urban, water); "
             "by default bare-ground segments are kept.\n\n"
             "LOCK_WAIT: how long to wait (seconds) while another ingest writes the same database.\n\n"
@@ -44,8 +45,7 @@ class Atl08IngestAlgorithm(CanopyExplorerAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterFile("INPUT", "ATL08 granule folder, or granule files separated by ';'",
                                                      behavior=FILE_FOLDER))
-        self.addParameter(QgsProcessingParameterFile("CONFIG", "Database configuration (YAML)", extension="yaml",
-                                                     defaultValue=SAMPLE_CONFIG))
+        add_database_parameters(self, SAMPLE_CONFIG)
         self.addParameter(QgsProcessingParameterBoolean("REFERENCE_FILTERS", "Apply the reference package's ingest filters",
                                                         defaultValue=False))
         wait = QgsProcessingParameterNumber("LOCK_WAIT", "Wait for another ingest into the same database (seconds)",
@@ -63,10 +63,9 @@ class Atl08IngestAlgorithm(CanopyExplorerAlgorithm):
         inputs = [p for p in self.parameterAsString(parameters, "INPUT", context).split(";") if p.strip()]
         if not inputs:
             raise ConfigurationError("no ATL08 granules given: choose a folder or .h5 files")
-        config_path = self.parameterAsString(parameters, "CONFIG", context)
-        if not config_path:
+        if not (self.parameterAsString(parameters, "CONFIG", context) or "").strip():
             raise ConfigurationError("no database configuration given")
-        config = load_config(config_path)
+        config = database_config(self, parameters, context, default_config=SAMPLE_CONFIG, writing=True)
         progress, _ = feedback_progress(feedback)
         report = ingest_granules(
             config, inputs, progress=progress, executor="thread",  # processes would re-launch QGIS itself

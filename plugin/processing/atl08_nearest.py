@@ -5,15 +5,20 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterNumber,
     QgsProcessingParameterPoint,
-    QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
 )
 
 from ..core.errors import QueryError
-from ..database_source import PUBLIC_CONFIG
 from ..layers.segment_layer import write_nearest_output
 from ..qgis_compat import NUMBER_DOUBLE, SOURCE_VECTOR_POINT
-from .algorithm import CanopyExplorerAlgorithm, database_config, feedback_progress, variables_list
+from .algorithm import (
+    DATABASE_HELP,
+    CanopyExplorerAlgorithm,
+    add_database_parameters,
+    database_config,
+    feedback_progress,
+    variables_list,
+)
 from .parameters import add_common_query_parameters, filters_text, time_bounds
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
@@ -30,12 +35,12 @@ class Atl08NearestAlgorithm(CanopyExplorerAlgorithm):
         return (
             "Finds the NUM_SHOTS ATL08 segments nearest to POINT within RADIUS_M metres (geodesic distance on "
             "the WGS84 ellipsoid), after the quality FILTERS and time range, sorted by distance, with a "
-            "'distance_m' field. VARIABLES and FILTERS follow the same rules as 'Query ATL08 segments'."
+            "'distance_m' field. CONFIG, VARIABLES and FILTERS follow the same rules as 'Query ATL08 segments'.\n\n"
+            + DATABASE_HELP
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterString("CONFIG", "Database (configuration YAML, folder or s3:// URI)",
-                                                       defaultValue=PUBLIC_CONFIG))
+        add_database_parameters(self)
         self.addParameter(QgsProcessingParameterPoint("POINT", "Point"))
         self.addParameter(QgsProcessingParameterNumber("NUM_SHOTS", "Number of segments", defaultValue=50, minValue=1,
                                                        maxValue=1_000_000))

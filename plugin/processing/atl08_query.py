@@ -4,17 +4,22 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterExtent,
     QgsProcessingParameterNumber,
-    QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
     QgsProcessingOutputNumber,
 )
 
 from ..core.errors import QueryError
 from ..core.lidar.query import SegmentQuery
-from ..database_source import PUBLIC_CONFIG
 from ..layers.segment_layer import QueryRequest, write_query_output
 from ..qgis_compat import PARAMETER_ADVANCED, SOURCE_VECTOR_POINT
-from .algorithm import CanopyExplorerAlgorithm, database_config, feedback_progress, variables_list
+from .algorithm import (
+    DATABASE_HELP,
+    CanopyExplorerAlgorithm,
+    add_database_parameters,
+    database_config,
+    feedback_progress,
+    variables_list,
+)
 from .parameters import add_common_query_parameters, filters_text, region_of_interest, time_bounds
 
 
@@ -30,6 +35,7 @@ class Atl08QueryAlgorithm(CanopyExplorerAlgorithm):
             "Reads ICESat-2 ATL08 land and vegetation segments from a TileDB database into a point layer "
             "(EPSG:4326) coloured with natural breaks.\n\n"
             "CONFIG: a database configuration YAML, a database folder or an s3:// URI (default: the public ATL08 v7 database).\n"
+            + DATABASE_HELP +
             "ROI: an extent, or a polygon layer whose features (exact shapes, any CRS) bound the query.\n"
             "START, END: the time range (inclusive).\n"
             "VARIABLES: comma-separated ATL08 variables; 'canopy_h_metrics:95' picks one percentile, "
@@ -42,8 +48,7 @@ class Atl08QueryAlgorithm(CanopyExplorerAlgorithm):
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterString("CONFIG", "Database (configuration YAML, folder or s3:// URI)",
-                                                       defaultValue=PUBLIC_CONFIG))
+        add_database_parameters(self)
         self.addParameter(QgsProcessingParameterExtent("ROI", "Region of interest (extent or polygon layer)"))
         add_common_query_parameters(self)
         classes = QgsProcessingParameterNumber("CLASSES", "Natural-breaks classes", defaultValue=5, minValue=1, maxValue=12)
