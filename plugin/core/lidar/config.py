@@ -48,7 +48,8 @@ class DatabaseConfig:
     lat_max: float = 90.0
     lon_min: float = -180.0
     lon_max: float = 180.0
-    s3_settings: Mapping[str, str] = field(default_factory=dict)
+    # Not in the repr (nor str): it may hold the access keys read from QGIS's authentication database.
+    s3_settings: Mapping[str, str] = field(default_factory=dict, repr=False)
     cell_order: str = "hilbert"
     capacity: int = 100000
     use_filters: bool = True
