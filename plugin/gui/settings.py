@@ -6,7 +6,7 @@ authentication configuration that holds them (``auth_config``); the keys stay in
 authentication database.
 """
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Tuple
 
 from qgis.core import QgsSettings
@@ -51,7 +51,7 @@ class ExplorerSettings:
             raw = stored.value(PREFIX + item.name)
             if raw is not None:
                 values[item.name] = _read(raw, getattr(defaults, item.name))
-        return cls(**{**asdict(defaults), **values})
+        return replace(defaults, **values)
 
     def save(self) -> None:
         stored = QgsSettings()

@@ -3,7 +3,7 @@ place where errors become messages, and its part of the settings.
 
 A panel is a form (``ui/<name>_panel.ui``, with a ``statusLabel`` and a ``runButton``) for one workflow;
 the dialog lists the panels and shows one at a time. A subclass builds its task in one method, and starts
-it with ``launch``; the task's result comes back to the subclass's ``done`` method on the main thread.
+it with ``launch``, which hands the result to the ``done(task, result)`` method it names, on the main thread.
 """
 
 import traceback
