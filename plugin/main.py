@@ -25,7 +25,7 @@ class CanopyExplorerPlugin:
         self.actions = []
         self._dependencies_dialog = None
         self._dependency_warning = None  # the load-time warning, dismissed once the installer has fixed everything
-        self.query_dialog = None
+        self.dialog = None  # the Canopy Explorer dialog, made when first opened
         self.export_tasks = RunningTasks()
 
     # ------------------------------------------------------------------ Processing
@@ -48,7 +48,7 @@ class CanopyExplorerPlugin:
         self.toolbar = self.iface.addToolBar(MENU_TITLE)
         self.toolbar.setObjectName("CanopyExplorerToolbar")
 
-        self.add_action("canopy_explorer.svg", "ATL08 query…", self.show_query_dialog, "CanopyExplorerQuery")
+        self.add_action("canopy_explorer.svg", "ATL08 query…", self.show_dialog, "CanopyExplorerQuery")
         self.add_action("nearest.svg", "Nearest ATL08 shots", self.pick_nearest_shots, "CanopyExplorerNearest")
         self.add_action("export.svg", "Export ATL08 layer…", self.export_active_layer, "CanopyExplorerExport", toolbar=False)
         self.add_action("dependencies.svg", "Check dependencies…", lambda: self.show_dependencies(), "CanopyExplorerDependencies")
@@ -89,11 +89,11 @@ class CanopyExplorerPlugin:
             self.toolbar.setParent(None)
             self.toolbar.deleteLater()
             self.toolbar = None
-        if self.query_dialog is not None:
-            self.query_dialog.clear_canvas_items()
-            self.query_dialog.close()
-            self.query_dialog.deleteLater()
-            self.query_dialog = None
+        if self.dialog is not None:
+            self.dialog.clear_canvas_items()
+            self.dialog.close()
+            self.dialog.deleteLater()
+            self.dialog = None
         if self._dependencies_dialog is not None:
             self._dependencies_dialog.cancel_install()
             self._dependencies_dialog.close()
@@ -128,18 +128,18 @@ class CanopyExplorerPlugin:
             self.iface.messageBar().popWidget(self._dependency_warning)
             self._dependency_warning = None
 
-    def _query_dialog(self):
-        from .gui.query_dialog import QueryDialog
+    def _dialog(self):
+        from .gui.explorer_dialog import ExplorerDialog
 
-        if self.query_dialog is None:
-            self.query_dialog = QueryDialog(self.iface)
-        return self.query_dialog
+        if self.dialog is None:
+            self.dialog = ExplorerDialog(self.iface)
+        return self.dialog
 
-    def show_query_dialog(self):
+    def show_dialog(self):
         if self.warn_if_dependencies_missing():
             self.show_dependencies()
             return
-        dialog = self._query_dialog()
+        dialog = self._dialog()
         dialog.show()
         dialog.raise_()
         dialog.activateWindow()
@@ -148,7 +148,7 @@ class CanopyExplorerPlugin:
         if self.warn_if_dependencies_missing():
             self.show_dependencies()
             return
-        self._query_dialog().pick_nearest_point()
+        self._dialog().pick_nearest_point()
 
     def export_active_layer(self, target: str = ""):
         """Save the active result layer as GeoPackage, FlatGeobuf, GeoJSON or CSV, with its style."""

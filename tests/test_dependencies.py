@@ -91,7 +91,7 @@ def test_the_dialog_names_each_problem_and_shows_the_plan_and_the_terminal_comma
 def test_the_query_dialog_is_not_opened_while_packages_are_missing(loaded_plugin, iface, missing_tiledb_and_pystac):
     [action] = [a for a in loaded_plugin.actions if a.objectName() == "CanopyExplorerQuery"]
     action.trigger()
-    assert loaded_plugin.query_dialog is None
+    assert loaded_plugin.dialog is None
     assert loaded_plugin._dependencies_dialog is not None and loaded_plugin._dependencies_dialog.isVisible()
     assert "tiledb" in iface.messageBar().get_messages(Qgis.MessageLevel.Warning)[-1]
 

@@ -196,6 +196,23 @@ def _region_wgs84(roi):
     return _utm(geometry, inverse=True) if roi["crs"] == "EPSG:32632" else pytest.fail(f"unexpected CRS {roi['crs']}")
 
 
+# 1366 x 768 less what a desktop takes (Xvfb has no window manager, so no frame is measured): a window frame
+# (2 x 8 px), a title bar (30 px) and a panel or task bar (40 px).
+SCREEN_LEFT = (1366 - 16, 768 - 30 - 40 - 8)
+
+
+def test_every_panel_fits_a_1366_by_768_screen_with_the_desktop_fonts_and_no_tab_bar_scrolls(session):
+    layout = step(session, "layout")
+    assert set(layout["panels"]) == {"ATL08 query", "Nearest shots", "Grid change", "NDVI composites", "District statistics"}
+    for title, panel in layout["panels"].items():
+        for size in (panel["hint"], panel["minimum"]):
+            assert size[0] <= SCREEN_LEFT[0] and size[1] <= SCREEN_LEFT[1], (title, panel)
+        for bar in panel["tab_bars"]:
+            assert len(bar["tabs"]) <= 5 and bar["needs"] <= bar["has"], (title, bar)
+    opened = layout["opened"]
+    assert opened["width"] <= SCREEN_LEFT[0] and opened["height"] <= SCREEN_LEFT[1], opened
+
+
 def test_qgis_ran_every_workflow_and_quit_without_a_crash(session):
     assert session["results"].get("done"), session["results"].get("driver_error") or session["log"][-3000:]
     assert session["returncode"] == 0, f"QGIS exited with {session['returncode']}\n{session['log'][-3000:]}"
@@ -263,6 +280,7 @@ def test_nearest_shots_are_the_closest_segments_by_geodesic_distance_and_are_exp
     np.testing.assert_allclose(sorted(d for _, d in rows), distance[order], atol=0.5)
     exported = json.loads(Path(result["export"]).read_text())
     assert len(exported["features"]) == len(rows)
+    assert result["status"].startswith(f"Loaded {len(rows)} segments") and result["query_status"] != result["status"]
 
 
 def test_ndvi_composites_come_from_the_loopback_stac_api_and_load_as_layers(session, world):
@@ -271,6 +289,7 @@ def test_ndvi_composites_come_from_the_loopback_stac_api_and_load_as_layers(sess
     result = step(session, "ndvi_composites")
     years = world["catalogue"].years
     assert sorted(Path(p).name for p in result["rasters"]) == [f"ndvi_composite_{y}.tif" for y in years]
+    assert "ndvi_composite_" in result["status"] and "ndvi" not in result["query_status"].lower()  # each on its own panel
     for path in result["rasters"]:
         with rasterio.open(path) as composite:
             values = composite.read(1)
@@ -326,6 +345,7 @@ def test_no_python_error_reached_the_log(session):
 
 def test_screenshots_of_the_dialogs_and_the_map_are_written(session):
     step(session, "map_screenshot")
-    for name in ("dependencies_dialog.png", "query_dialog.png", "desktop_map.png"):
+    for name in ("dependencies_dialog.png", "query_dialog.png", "query_filters.png", "nearest_panel.png", "grid_change_panel.png",
+                 "ndvi_panel.png", "district_panel.png", "desktop_map.png"):
         assert (SCREENSHOTS / name).stat().st_size > 10_000, name
 

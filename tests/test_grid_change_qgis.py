@@ -12,6 +12,7 @@ from qgis.PyQt.QtWidgets import QMessageBox
 from canopy_explorer.plugin.core.lidar.database import Atl08Database
 from canopy_explorer.plugin.core.grid.equal_area_grid import HexGrid
 from canopy_explorer.plugin.core.grid.change import FIELDS, grid_change
+from dialog_fixtures import use_database
 from grid_fixtures import PERIODS, write_planted_database
 from task_waits import wait_for_tasks
 
@@ -85,58 +86,58 @@ def test_geotiff_output_has_square_cells_and_a_change_style(loaded_plugin, plant
 
 
 def test_the_dialog_maps_the_change_and_adds_both_layers(loaded_plugin, planted, tmp_path):
-    from canopy_explorer.plugin.gui.query_dialog import QueryDialog
+    from canopy_explorer.plugin.gui.explorer_dialog import ExplorerDialog
 
     project = QgsProject.instance()
-    dialog = QueryDialog(loaded_plugin.iface)
-    dialog.databaseCombo.setCurrentIndex(dialog.databaseCombo.count() - 1)  # "Other"
-    dialog.databaseEdit.setText(planted.local_path)
-    dialog.set_variables(["h_canopy"])
-    dialog.tabs.setCurrentWidget(dialog.gridTab)
-    for edit, text in zip((dialog.period1StartEdit, dialog.period1EndEdit, dialog.period2StartEdit, dialog.period2EndEdit),
+    dialog = ExplorerDialog(loaded_plugin.iface)
+    use_database(dialog, planted.local_path)
+    dialog.variables.set_variables(["h_canopy"])
+    panel = dialog.show_panel(dialog.grid_change)
+    for edit, text in zip((panel.period1.startEdit, panel.period1.endEdit, panel.period2.startEdit, panel.period2.endEdit),
                           (*PERIODS[0], *PERIODS[1])):
         edit.setDate(QDate.fromString(text, "yyyy-MM-dd"))
-    dialog.cellSizeSpin.setValue(50)
-    dialog.gridWholeCheck.setChecked(True)
-    dialog.gridOutputWidget.setFilePath(str(tmp_path / "dialog_change"))
-    QTest.mouseClick(dialog.gridChangeButton, Qt.MouseButton.LeftButton)
+    panel.cellSizeSpin.setValue(50)
+    panel.gridWholeCheck.setChecked(True)
+    panel.gridOutputWidget.setFilePath(str(tmp_path / "dialog_change"))
+    QTest.mouseClick(panel.runButton, Qt.MouseButton.LeftButton)
     wait_for_tasks(dialog, timeout=120)
     names = sorted(layer.name() for layer in project.mapLayers().values())
     assert names == ["h_canopy change 2022-2023 vs 2019-2020", "h_canopy median 2019-2020"]
     renderers = {layer.name(): layer.renderer().classAttribute() for layer in project.mapLayers().values()}
     assert renderers["h_canopy median 2019-2020"] == "median_p1"
-    assert (tmp_path / "dialog_change.gpkg").exists() and "cells with at least 100" in dialog.statusLabel.text()
+    assert (tmp_path / "dialog_change.gpkg").exists() and "cells with at least 100" in panel.statusLabel.text()
     project.removeAllMapLayers()
     dialog.deleteLater()
 
 
 def test_the_dialog_needs_a_region_or_whole_database(loaded_plugin, planted, tmp_path):
-    from canopy_explorer.plugin.gui.query_dialog import QueryDialog
+    from canopy_explorer.plugin.gui.explorer_dialog import ExplorerDialog
 
-    dialog = QueryDialog(loaded_plugin.iface)
-    dialog.roi = None
-    dialog.gridWholeCheck.setChecked(False)
-    dialog.gridOutputWidget.setFilePath(str(tmp_path / "x.gpkg"))
-    assert dialog.map_grid_change() is None
-    assert "region of interest" in dialog.statusLabel.text() and not list(tmp_path.iterdir())
+    dialog = ExplorerDialog(loaded_plugin.iface)
+    panel = dialog.grid_change
+    assert dialog.region.roi is None
+    panel.gridWholeCheck.setChecked(False)
+    panel.gridOutputWidget.setFilePath(str(tmp_path / "x.gpkg"))
+    assert panel.map_grid_change() is None
+    assert "region of interest" in panel.statusLabel.text() and not list(tmp_path.iterdir())
     dialog.deleteLater()
 
 
 def test_a_too_large_query_offers_the_grid_instead(loaded_plugin, planted, monkeypatch):
-    from canopy_explorer.plugin.gui.query_dialog import QueryDialog
+    from canopy_explorer.plugin.gui.explorer_dialog import ExplorerDialog
 
     monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Open)
-    dialog = QueryDialog(loaded_plugin.iface)
-    dialog.databaseCombo.setCurrentIndex(dialog.databaseCombo.count() - 1)
-    dialog.databaseEdit.setText(planted.local_path)
-    dialog.set_variables(["h_canopy"])
-    dialog.filtersEdit.setPlainText("")
-    dialog.startDateEdit.setDate(QDate(2019, 1, 1))
-    dialog.endDateEdit.setDate(QDate(2023, 12, 31))
-    dialog.roi = ((8.0, 50.0, 12.0, 52.0), "EPSG:4326")
-    dialog.maxRowsSpin.setValue(1000)
-    dialog.run_query()
+    dialog = ExplorerDialog(loaded_plugin.iface)
+    use_database(dialog, planted.local_path)
+    dialog.variables.set_variables(["h_canopy"])
+    dialog.filters.filtersEdit.setPlainText("")
+    dialog.time_range.startEdit.setDate(QDate(2019, 1, 1))
+    dialog.time_range.endEdit.setDate(QDate(2023, 12, 31))
+    dialog.region.roi = ((8.0, 50.0, 12.0, 52.0), "EPSG:4326")
+    dialog.query.maxRowsSpin.setValue(1000)
+    dialog.query.run_query()
     wait_for_tasks(dialog)
-    assert dialog.tabs.currentWidget() is dialog.gridTab and "grid" in dialog.statusLabel.text()
+    assert dialog.current_panel() is dialog.grid_change and "grid" in dialog.grid_change.statusLabel.text()
+    assert "Query not run" in dialog.query.statusLabel.text()
     assert not [layer for layer in QgsProject.instance().mapLayers().values() if layer.name().startswith("ATL08")]
     dialog.deleteLater()

@@ -82,19 +82,20 @@ def test_the_dialog_builds_composites_for_the_chosen_region_and_loads_them_style
     from qgis.core import QgsProject
     from qgis.PyQt.QtTest import QTest
 
-    from canopy_explorer.plugin.gui.query_dialog import QueryDialog
+    from canopy_explorer.plugin.gui.explorer_dialog import ExplorerDialog
 
-    dialog = QueryDialog(loaded_plugin.iface)
+    dialog = ExplorerDialog(loaded_plugin.iface)
+    panel = dialog.show_panel(dialog.ndvi)
     layer = boundary_layer()
     QgsProject.instance().addMapLayer(layer)
-    dialog.roiLayerCombo.setLayer(layer)
-    dialog.use_layer()
-    dialog.yearsEdit.setText("2022")
-    dialog.stacUrlEdit.setText(stac_server.url)
-    dialog.collectionEdit.setText(COLLECTION)
-    dialog.maxCloudSpin.setValue(50)
-    dialog.ndviFolderWidget.setFilePath(str(tmp_path))
-    QTest.mouseClick(dialog.buildNdviButton, Qt.MouseButton.LeftButton)
+    dialog.region.roiLayerCombo.setLayer(layer)
+    dialog.region.use_layer()
+    panel.yearsEdit.setText("2022")
+    panel.stacUrlEdit.setText(stac_server.url)
+    panel.collectionEdit.setText(COLLECTION)
+    panel.maxCloudSpin.setValue(50)
+    panel.ndviFolderWidget.setFilePath(str(tmp_path))
+    QTest.mouseClick(panel.runButton, Qt.MouseButton.LeftButton)
     wait_for_tasks(dialog, timeout=120)
     [composite] = [l for l in QgsProject.instance().mapLayers().values() if l.name() == "NDVI median 2022"]
     assert composite.renderer().type() == "singlebandpseudocolor"

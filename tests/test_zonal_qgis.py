@@ -128,21 +128,21 @@ def test_the_dialog_computes_statistics_for_the_ticked_composites_and_loads_styl
     from qgis.PyQt.QtCore import Qt
     from qgis.PyQt.QtTest import QTest
 
-    from canopy_explorer.plugin.gui.query_dialog import QueryDialog
+    from canopy_explorer.plugin.gui.explorer_dialog import ExplorerDialog
 
     project = QgsProject.instance()
     districts = districts_layer()
     rasters = [QgsRasterLayer(str(path), path.stem) for path in composites.values()]
     project.addMapLayers([districts, *rasters])
-    dialog = QueryDialog(loaded_plugin.iface)
-    dialog.districtsLayerCombo.setLayer(districts)
-    dialog.idFieldCombo.setField("district code")
-    dialog.tabs.setCurrentWidget(dialog.districtsTab)  # lists the project's composites
-    assert dialog.rastersList.count() == len(YEARS)
-    dialog.rastersList.item(0).setCheckState(Qt.CheckState.Unchecked)  # leave the first year out
-    dialog.statsOutputWidget.setFilePath(str(tmp_path / "dialog_stats.gpkg"))
-    dialog.geojsonCheck.setChecked(True)
-    QTest.mouseClick(dialog.computeStatsButton, Qt.MouseButton.LeftButton)
+    dialog = ExplorerDialog(loaded_plugin.iface)
+    panel = dialog.show_panel(dialog.districts)  # lists the project's composites
+    panel.districtsLayerCombo.setLayer(districts)
+    panel.idFieldCombo.setField("district code")
+    assert panel.rastersList.count() == len(YEARS)
+    panel.rastersList.item(0).setCheckState(Qt.CheckState.Unchecked)  # leave the first year out
+    panel.statsOutputWidget.setFilePath(str(tmp_path / "dialog_stats.gpkg"))
+    panel.geojsonCheck.setChecked(True)
+    QTest.mouseClick(panel.runButton, Qt.MouseButton.LeftButton)
     wait_for_tasks(dialog, timeout=60)
     loaded = {layer.name(): layer for layer in project.mapLayers().values() if layer.name().startswith("ndvi_stats")}
     skipped = min(YEARS)

@@ -86,26 +86,6 @@ def shot(widget, name):
     widget.grab().save(str(SHOTS / name))
 
 
-def shot_tabs(d, tabs, name):
-    """The dialog on each of ``tabs``, side by side in one image (the README's picture of the dialog)."""
-    from qgis.PyQt.QtGui import QPainter, QPixmap
-
-    images = []
-    for tab in tabs:
-        d.tabs.setCurrentWidget(tab)
-        pump(0.3)
-        images.append(d.grab())
-    canvas = QPixmap(sum(i.width() for i in images), max(i.height() for i in images))
-    painter = QPainter(canvas)
-    x = 0
-    for image in images:
-        painter.drawPixmap(x, 0, image)
-        x += image.width()
-    painter.end()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    canvas.save(str(SHOTS / name))
-
-
 def step(name):
     """Run the decorated function now; its return value, or its error, goes into the results."""
     def run(function):
@@ -133,7 +113,7 @@ def plugin():
 
 
 def dialog():
-    return plugin().query_dialog
+    return plugin().dialog
 
 
 def wait_for_dialog_tasks(timeout=300):
@@ -160,7 +140,7 @@ def pixel(canvas, lon, lat):
 
 
 def roi_record():
-    roi, crs = dialog().roi
+    roi, crs = dialog().region.roi
     if isinstance(roi, tuple):
         return {"bbox": list(roi), "crs": crs}
     return {"wkt": roi.wkt, "crs": crs}
@@ -169,18 +149,19 @@ def roi_record():
 def run_query(name, output_format="GPKG"):
     """Run the query into a file of ``output_format`` (a key of segment_files.FORMATS), or a temporary layer ("")."""
     d = dialog()
-    index = d.outputFormatCombo.findData(output_format) if output_format else 0
+    panel = d.show_panel(d.query)
+    index = panel.outputFormatCombo.findData(output_format) if output_format else 0
     if index < 0:
         raise ValueError(f"the output format list has no {output_format!r}")
-    d.outputFormatCombo.setCurrentIndex(index)
+    panel.outputFormatCombo.setCurrentIndex(index)
     path = OUT / (name + {"GPKG": ".gpkg", "FlatGeobuf": ".fgb", "GeoJSON": ".geojson", "": ""}[output_format])
     if output_format:
-        d.outputFileWidget.setFilePath(str(path))
+        panel.outputFileWidget.setFilePath(str(path))
     layers_before = set(QgsProject.instance().mapLayers())
-    d.runButton.click()
+    panel.runButton.click()
     wait_for_dialog_tasks()
     new = [QgsProject.instance().mapLayer(i) for i in set(QgsProject.instance().mapLayers()) - layers_before]
-    return {"roi": roi_record(), "output": str(path) if output_format else None, "status": d.statusLabel.text(),
+    return {"roi": roi_record(), "output": str(path) if output_format else None, "status": panel.statusLabel.text(),
             "layers": [{"name": layer.name(), "features": layer.featureCount(), "source": layer.source(),
                         "segment_ids": [f["segment_id"] for f in layer.getFeatures()]} for layer in new]}
 
@@ -232,22 +213,44 @@ def main():
         [action] = [a for a in plugin().actions if a.objectName() == "CanopyExplorerQuery"]
         action.trigger()
         d = dialog()
-        wait(lambda: d is not None and d.isVisible(), 30, "the query dialog")
-        d.databaseCombo.setCurrentIndex(d.databaseCombo.count() - 1)  # "Other"
-        d.databaseEdit.setText(PLAN["database"])
-        d.testConnectionButton.click()
+        wait(lambda: d is not None and d.isVisible(), 30, "the dialog")
+        d.show_panel(d.query)
+        d.database.databaseCombo.setCurrentIndex(d.database.databaseCombo.count() - 1)  # "Other"
+        d.database.databaseEdit.setText(PLAN["database"])
+        d.database.testConnectionButton.click()
         wait_for_dialog_tasks()
-        d.set_variables(PLAN["variables"])
-        d.startDateEdit.setDate(QDate.fromString(PLAN["start"], "yyyy-MM-dd"))
-        d.endDateEdit.setDate(QDate.fromString(PLAN["end"], "yyyy-MM-dd"))
-        d.filtersEdit.setPlainText(PLAN["filters"])
-        return {"connection": d.connectionLabel.text(), "filters": d.filterStatusLabel.text()}
+        d.variables.set_variables(PLAN["variables"])
+        d.time_range.startEdit.setDate(QDate.fromString(PLAN["start"], "yyyy-MM-dd"))
+        d.time_range.endEdit.setDate(QDate.fromString(PLAN["end"], "yyyy-MM-dd"))
+        d.filters.filtersEdit.setPlainText(PLAN["filters"])
+        return {"connection": d.database.connectionLabel.text(), "filters": d.filters.filterStatusLabel.text()}
+
+    @step("layout")
+    def _():
+        """What the dialog asks of the screen on each panel, with this desktop's fonts and style."""
+        from qgis.PyQt.QtWidgets import QTabBar
+
+        d = dialog()
+        opened = {"width": d.width(), "height": d.height()}
+        panels = {}
+        for panel in d.panels:
+            d.show_panel(panel)
+            pump(0.3)
+            hint, minimum = d.sizeHint(), d.minimumSizeHint()
+            panels[panel.title] = {
+                "hint": [hint.width(), hint.height()], "minimum": [minimum.width(), minimum.height()],
+                "frame": [d.frameGeometry().width() - d.width(), d.frameGeometry().height() - d.height()],
+                "tab_bars": [{"tabs": [bar.tabText(i) for i in range(bar.count())], "needs": bar.sizeHint().width(),
+                              "has": bar.width()} for bar in d.findChildren(QTabBar) if bar.isVisible()],
+            }
+        d.show_panel(d.query)
+        return {"opened": opened, "panels": panels}
 
     @step("rectangle_region")
     def _():
         canvas = set_canvas("EPSG:4326", PLAN["view_wgs84"])
         west, south, east, north = PLAN["rectangle_wgs84"]
-        dialog().drawRectangleButton.click()
+        dialog().region.drawRectangleButton.click()
         pump(0.3)
         drag(canvas, pixel(canvas, west, north), pixel(canvas, east, south))
         wait(lambda: dialog().isVisible(), 10, "the dialog to come back")
@@ -256,7 +259,7 @@ def main():
     @step("polygon_region")
     def _():
         canvas = set_canvas("EPSG:4326", PLAN["view_wgs84"])
-        dialog().drawPolygonButton.click()
+        dialog().region.drawPolygonButton.click()
         pump(0.3)
         for lon, lat in PLAN["polygon_wgs84"]:
             click(canvas, *pixel(canvas, lon, lat))
@@ -264,14 +267,17 @@ def main():
         wait(lambda: dialog().isVisible(), 10, "the dialog to come back")
         result = run_query("polygon")
         d = dialog()
-        shot_tabs(d, [d.variablesTab, d.filtersTab], "query_dialog.png")
-        d.tabs.setCurrentWidget(d.regionTab)
+        d.query.queryTabs.setCurrentWidget(d.query.variablesTab)
+        shot(d, "query_dialog.png")
+        d.query.queryTabs.setCurrentWidget(d.query.filtersTab)
+        shot(d, "query_filters.png")
+        d.query.queryTabs.setCurrentWidget(d.query.variablesTab)
         return result
 
     @step("canvas_extent_utm")
     def _():
         set_canvas("EPSG:32632", PLAN["extent_view_wgs84"])
-        dialog().canvasExtentButton.click()
+        dialog().region.canvasExtentButton.click()
         return run_query("canvas_extent", output_format="FlatGeobuf")
 
     @step("layer_region")
@@ -279,76 +285,79 @@ def main():
         layer = QgsVectorLayer(PLAN["roi_layer"], "forest stands", "ogr")
         QgsProject.instance().addMapLayer(layer)
         d = dialog()
-        d.roiLayerCombo.setLayer(layer)
-        d.selectedOnlyCheck.setChecked(False)
-        d.layerRoiButton.click()
+        d.region.roiLayerCombo.setLayer(layer)
+        d.region.selectedOnlyCheck.setChecked(False)
+        d.region.layerRoiButton.click()
         return run_query("layer")
 
     @step("nearest_shots")
     def _():
         canvas = set_canvas("EPSG:4326", PLAN["view_wgs84"])
         d = dialog()
-        d.nearestCountSpin.setValue(PLAN["nearest"]["count"])
-        d.nearestRadiusSpin.setValue(PLAN["nearest"]["radius_m"])
+        panel = d.show_panel(d.nearest)
+        panel.nearestCountSpin.setValue(PLAN["nearest"]["count"])
+        panel.nearestRadiusSpin.setValue(PLAN["nearest"]["radius_m"])
         layers_before = set(QgsProject.instance().mapLayers())
-        d.pickNearestButton.click()
+        panel.runButton.click()
         pump(0.3)
         click(canvas, *pixel(canvas, *PLAN["nearest"]["point"]))
         wait(lambda: d.isVisible(), 10, "the dialog to come back")
         pump(0.5)
         wait_for_dialog_tasks()
         [layer] = [QgsProject.instance().mapLayer(i) for i in set(QgsProject.instance().mapLayers()) - layers_before]
+        shot(d, "nearest_panel.png")
         iface.setActiveLayer(layer)
         target = OUT / "nearest.geojson"
         task = plugin().export_active_layer(str(target))
         wait(lambda: not plugin().export_tasks, 120, "the export")
         return {"layer": layer.name(), "features": layer.featureCount(), "picked": PLAN["nearest"]["point"],
+                "status": panel.statusLabel.text(), "query_status": d.query.statusLabel.text(),
                 "rows": [(f["segment_id"], f["distance_m"]) for f in layer.getFeatures()],
                 "export": str(target), "export_task": task is not None}
 
     @step("ndvi_composites")
     def _():
         d = dialog()
+        panel = d.show_panel(d.ndvi)
         boundary = QgsVectorLayer(PLAN["ndvi_boundary"], "city", "ogr")
         QgsProject.instance().addMapLayer(boundary)
-        d.roiLayerCombo.setLayer(boundary)
-        d.layerRoiButton.click()
-        d.tabs.setCurrentWidget(d.ndviTab)
-        d.stacUrlEdit.setText(PLAN["stac_url"])
-        d.collectionEdit.setText(PLAN["collection"])
-        d.yearsEdit.setText(PLAN["ndvi_years"])
-        d.maxCloudSpin.setValue(PLAN["max_cloud"])
-        d.ndviFolderWidget.setFilePath(str(OUT / "ndvi"))
+        d.region.roiLayerCombo.setLayer(boundary)
+        d.region.layerRoiButton.click()
+        panel.stacUrlEdit.setText(PLAN["stac_url"])
+        panel.collectionEdit.setText(PLAN["collection"])
+        panel.yearsEdit.setText(PLAN["ndvi_years"])
+        panel.maxCloudSpin.setValue(PLAN["max_cloud"])
+        panel.ndviFolderWidget.setFilePath(str(OUT / "ndvi"))
         layers_before = set(QgsProject.instance().mapLayers())
-        d.buildNdviButton.click()
+        panel.runButton.click()
         wait_for_dialog_tasks(600)
         new = [QgsProject.instance().mapLayer(i) for i in set(QgsProject.instance().mapLayers()) - layers_before]
-        shot(dialog(), "ndvi_tab.png")
-        return {"status": d.statusLabel.text(), "rasters": [layer.source() for layer in new if isinstance(layer, QgsRasterLayer)]}
+        shot(d, "ndvi_panel.png")
+        return {"status": panel.statusLabel.text(), "query_status": d.query.statusLabel.text(),
+                "rasters": [layer.source() for layer in new if isinstance(layer, QgsRasterLayer)]}
 
     def district_statistics(name, connection):
         d = dialog()
         districts = QgsVectorLayer(PLAN["districts"], "districts", "ogr")
         QgsProject.instance().addMapLayer(districts)
-        d.tabs.setCurrentWidget(d.districtsTab)
-        d.districtsLayerCombo.setLayer(districts)
-        d.idFieldCombo.setField(PLAN["district_id_field"])
-        d.refresh_composites()
-        d.refresh_connections()
-        d.postgresCombo.setCurrentIndex(max(d.postgresCombo.findData(connection), 0))
+        panel = d.show_panel(d.districts)
+        panel.districtsLayerCombo.setLayer(districts)
+        panel.idFieldCombo.setField(PLAN["district_id_field"])
+        panel.refresh()  # the connection saved since the panel was shown
+        panel.postgresCombo.setCurrentIndex(max(panel.postgresCombo.findData(connection), 0))
         output = OUT / f"{name}.gpkg"
-        d.statsOutputWidget.setFilePath(str(output))
+        panel.statsOutputWidget.setFilePath(str(output))
         layers_before = set(QgsProject.instance().mapLayers())
-        d.computeStatsButton.click()
+        panel.runButton.click()
         wait_for_dialog_tasks(600)
         new = [QgsProject.instance().mapLayer(i) for i in set(QgsProject.instance().mapLayers()) - layers_before]
-        return {"status": d.statusLabel.text(), "output": str(output), "connection": d.postgresCombo.currentData(),
-                "composites": d.chosen_composites(), "layers": sorted(layer.name() for layer in new)}
+        return {"status": panel.statusLabel.text(), "output": str(output), "connection": panel.postgresCombo.currentData(),
+                "composites": panel.chosen_composites(), "layers": sorted(layer.name() for layer in new)}
 
     @step("district_statistics_embedded")
     def _():
         result = district_statistics("districts_embedded", "")
-        shot(dialog(), "district_tab.png")
+        shot(dialog(), "district_panel.png")
         return result
 
     @step("district_statistics_postgis")
@@ -376,41 +385,44 @@ def main():
     @step("grid_change")
     def _():
         d = dialog()
-        d.tabs.setCurrentWidget(d.gridTab)
-        d.gridWholeCheck.setChecked(True)
+        panel = d.show_panel(d.grid_change)
+        panel.gridWholeCheck.setChecked(True)
         (p1s, p1e), (p2s, p2e) = PLAN["periods"]
-        for edit, value in ((d.period1StartEdit, p1s), (d.period1EndEdit, p1e), (d.period2StartEdit, p2s), (d.period2EndEdit, p2e)):
+        for edit, value in ((panel.period1.startEdit, p1s), (panel.period1.endEdit, p1e),
+                            (panel.period2.startEdit, p2s), (panel.period2.endEdit, p2e)):
             edit.setDate(QDate.fromString(value, "yyyy-MM-dd"))
-        d.cellSizeSpin.setValue(PLAN["cell_size_km"])
-        d.minShotsSpin.setValue(1)
+        panel.cellSizeSpin.setValue(PLAN["cell_size_km"])
+        panel.minShotsSpin.setValue(1)
         output = OUT / "grid_change.gpkg"
-        d.gridOutputWidget.setFilePath(str(output))
+        panel.gridOutputWidget.setFilePath(str(output))
         layers_before = set(QgsProject.instance().mapLayers())
-        d.gridChangeButton.click()
+        panel.runButton.click()
         wait_for_dialog_tasks(600)
         new = [QgsProject.instance().mapLayer(i) for i in set(QgsProject.instance().mapLayers()) - layers_before]
-        return {"status": d.statusLabel.text(), "output": str(output), "layers": [layer.name() for layer in new]}
+        shot(d, "grid_change_panel.png")
+        return {"status": panel.statusLabel.text(), "output": str(output), "layers": [layer.name() for layer in new]}
 
     @step("sample_database")
     def _():
         """A plugin installed from its zip has no sample data: choosing it offers to build it (answered Yes)."""
         d = dialog()
-        d.tabs.setCurrentWidget(d.regionTab)
+        d.show_panel(d.query)
         from qgis.PyQt.QtCore import Qt
         from qgis.PyQt.QtTest import QTest
 
-        d.databaseCombo.setCurrentIndex(2)  # "Other"; the arrow key moves to "Sample database" as a user's choice does
-        d.databaseCombo.setFocus()
-        QTest.keyClick(d.databaseCombo, Qt.Key.Key_Up)  # the question pops up; the watcher answers Yes
-        wait(lambda: "ready" in d.connectionLabel.text() or "variables" in d.connectionLabel.text()
-             or "Cannot" in d.connectionLabel.text(), 300, "the sample database build")
+        combo, label = d.database.databaseCombo, d.database.connectionLabel
+        combo.setCurrentIndex(2)  # "Other"; the arrow key moves to "Sample database" as a user's choice does
+        combo.setFocus()
+        QTest.keyClick(combo, Qt.Key.Key_Up)  # the question pops up; the watcher answers Yes
+        wait(lambda: "ready" in label.text() or "variables" in label.text() or "Cannot" in label.text(), 300,
+             "the sample database build")
         wait_for_dialog_tasks(300)
         from canopy_explorer.plugin.database_source import sample_config
 
         set_canvas("EPSG:4326", PLAN["sample_view_wgs84"])
-        d.canvasExtentButton.click()
+        d.region.canvasExtentButton.click()
         query = run_query("sample", output_format="")
-        return {"connection": d.connectionLabel.text(), "database": sample_config().base_uri, "query": query}
+        return {"connection": label.text(), "database": sample_config().base_uri, "query": query}
 
     @step("map_screenshot")
     def _():
