@@ -37,8 +37,8 @@ from ..core.errors import CanopyExplorerError, QueryError
 from ..core.lidar.atl08.catalogue import SCALAR, catalogue
 from ..core.lidar.atl08.presets import PRESETS
 from ..core.lidar.config import DatabaseConfig
-from ..core.lidar.filters import parse_filters
-from ..core.lidar.query import SegmentQuery, resolve_columns
+from ..core.lidar.filters import ParsedFilters
+from ..core.lidar.query import NearestRequest, SegmentQuery, resolve_columns
 from ..core.lidar.regions import region_on_earth
 from ..core.samples.database import sample_database_exists
 from ..core.segment_files import FORMATS
@@ -490,12 +490,13 @@ class QueryDialog(QDialog, FORM_CLASS):
         return lines
 
     def validate_filters(self) -> bool:
-        """Check the filters as typed; the parser's message is kept in ``filter_error`` and shown inline."""
+        """Check the filters as typed; the parser's message is kept in ``filter_error`` and shown inline, the
+        parse in ``parsed_filters``, from which the requests are built (the text is not parsed twice)."""
         lines = self.filter_lines()
         self.filter_error = None
+        self.parsed_filters = ParsedFilters("", ())
         try:
-            if lines:
-                parse_filters(lines)
+            self.parsed_filters = ParsedFilters.parse(lines)
         except QueryError as error:
             self.filter_error = str(error)
             self.filterStatusLabel.setText(ERROR_STYLE.format(_escape(_sentence(self.filter_error))))
@@ -537,14 +538,14 @@ class QueryDialog(QDialog, FORM_CLASS):
             raise QueryError("no variable is selected: tick at least one in Variables, then run again")
         if not self.validate_filters():
             raise QueryError(f"the quality filters are not valid ({self.filter_error}): fix them, then run again")
-        filters = "\n".join(self.filter_lines())
+        filters = self.parsed_filters
         start = self.startDateEdit.date().toString("yyyy-MM-dd")
         end = self.endDateEdit.date().toString("yyyy-MM-dd")
         roi, roi_crs = self.roi
-        spec = SegmentQuery.create(roi=roi, start=start, end=end, variables=variables, filters=filters or None, roi_crs=roi_crs,
+        spec = SegmentQuery.create(roi=roi, start=start, end=end, variables=variables, filters=filters, roi_crs=roi_crs,
                                    exact_times=self.exactTimesCheck.isChecked())
         return QueryRequest(
-            self.database_config(), spec, tuple(variables), filters, output_path=self.output_path(),
+            self.database_config(), spec, tuple(variables), filters.text, output_path=self.output_path(),
             colour_by=self.colourByCombo.currentText() or None, classes=self.classesSpin.value(),
             max_rows=self.maxRowsSpin.value() if ask_above else None,
         )
@@ -631,12 +632,12 @@ class QueryDialog(QDialog, FORM_CLASS):
             variables = self.selected_variables() or list(DEFAULT_VARIABLES)
             if not self.validate_filters():
                 raise QueryError(f"the quality filters are not valid ({self.filter_error}): fix them, then click the map again")
-            task = NearestTask(
-                self.database_config(), (wgs84.x(), wgs84.y()), self.nearestCountSpin.value(),
-                self.nearestRadiusSpin.value(), variables, "\n".join(self.filter_lines()),
-                self.startDateEdit.date().toString("yyyy-MM-dd"), self.endDateEdit.date().toString("yyyy-MM-dd"),
-                classes=self.classesSpin.value(),
+            request = NearestRequest.create(
+                (wgs84.x(), wgs84.y()), self.nearestCountSpin.value(), self.nearestRadiusSpin.value(), variables,
+                self.parsed_filters, self.startDateEdit.date().toString("yyyy-MM-dd"),
+                self.endDateEdit.date().toString("yyyy-MM-dd"),
             )
+            task = NearestTask(self.database_config(), request, classes=self.classesSpin.value())
         if task is None:
             return None
         task.completed.connect(lambda output, t=task: self._finish(t.description(), lambda o: self.add_output_layer(o, t.layer), output))

@@ -473,6 +473,29 @@ def parse_filter_lines(text: Union[str, Sequence[str], None]) -> Tuple[FilterLin
     return tuple(parsed)
 
 
+@dataclass(frozen=True)
+class ParsedFilters:
+    """FILTERS text and its parse, made once: whoever checks the text (the dialog, as it is typed)
+    hands this to the requests it builds, which then take the lines as they are."""
+
+    text: str  # the lines as given, joined with newlines ("" for none): for layer names and metadata
+    lines: Tuple[FilterLine, ...]
+
+    @classmethod
+    def parse(cls, text: Union[str, Sequence[str], None, "ParsedFilters"]) -> "ParsedFilters":
+        """``text`` parsed (a FilterSyntaxError naming the line that is wrong), or returned as it is when parsed already."""
+        if isinstance(text, ParsedFilters):
+            return text
+        if text is None:
+            return cls("", ())
+        joined = text if isinstance(text, str) else "\n".join(str(line) for line in text)
+        return cls(joined, parse_filter_lines(text))
+
+    @property
+    def node(self) -> Optional[Filter]:
+        return combine([line.node for line in self.lines])
+
+
 def parse_filters(text: Union[str, Sequence[str], None]) -> Optional[Filter]:
     """Parse FILTERS text: one condition per line (``#`` comments allowed), lines joined with ``and``."""
     return combine([line.node for line in parse_filter_lines(text)])
