@@ -34,6 +34,7 @@ from qgis.PyQt.QtWidgets import QComboBox, QDialog, QFileDialog, QLineEdit, QLis
 
 from ..core.districts.statistics import year_of
 from ..core.errors import CanopyExplorerError, QueryError
+from ..core.grid.change import GridChangeRequest
 from ..core.lidar.atl08.catalogue import SCALAR, catalogue
 from ..core.lidar.atl08.presets import PRESETS
 from ..core.lidar.config import DatabaseConfig
@@ -777,11 +778,12 @@ class QueryDialog(QDialog, FORM_CLASS):
             def day(edit):
                 return edit.date().toString("yyyy-MM-dd")
 
-            task = GridChangeTask(
+            request = GridChangeRequest.create(
                 self.database_config(), output, roi=roi, roi_crs=roi_crs, variable=variables[0],
                 periods=((day(self.period1StartEdit), day(self.period1EndEdit)), (day(self.period2StartEdit), day(self.period2EndEdit))),
-                cell_size_km=self.cellSizeSpin.value(), min_shots=self.minShotsSpin.value(), filters="\n".join(self.filter_lines()),
+                cell_size_km=self.cellSizeSpin.value(), min_shots=self.minShotsSpin.value(), filters=self.parsed_filters,
             )
+            task = GridChangeTask(request)
         if task is None:
             return None
         self._run(task, self._grid_change_done, FOLLOW_IN_TASK_MANAGER)
