@@ -43,6 +43,7 @@ from ..core.lidar.query import NearestRequest, SegmentQuery, resolve_columns
 from ..core.lidar.regions import region_on_earth
 from ..core.samples.database import sample_database_exists
 from ..core.segment_files import FORMATS
+from ..core.sentinel2.composites import CompositeRequest
 from ..core.sentinel2.stac_search import default_stac_source
 from ..database_source import PUBLIC_CONFIG, SAMPLE_CONFIG, DatabaseSource, sample_config
 from ..layers.district_layer import districts_from_layer, load_statistics_layers
@@ -669,8 +670,9 @@ class QueryDialog(QDialog, FORM_CLASS):
             roi, crs = self.roi
             boundary = roi if not isinstance(roi, tuple) else shapely_box(*roi)
             source = default_stac_source().with_changes(url=self.stacUrlEdit.text().strip(), collection=self.collectionEdit.text().strip())
-            task = NdviCompositeTask(source, boundary, crs, self.yearsEdit.text(), self.maxCloudSpin.value(), folder,
-                                     cover_whole=self.coverWholeCheck.isChecked(), classes=self.classesSpin.value())
+            request = CompositeRequest.create(source, boundary, crs, self.yearsEdit.text(), self.maxCloudSpin.value(), folder,
+                                              cover_whole=self.coverWholeCheck.isChecked(), classes=self.classesSpin.value())
+            task = NdviCompositeTask(request)
         if task is None:
             return None
         self.save_settings()
