@@ -32,7 +32,7 @@ from qgis.PyQt import uic
 from qgis.PyQt.QtCore import QDate, Qt
 from qgis.PyQt.QtWidgets import QComboBox, QDialog, QFileDialog, QLineEdit, QListWidgetItem, QMessageBox, QTreeWidgetItem
 
-from ..core.districts.statistics import year_of
+from ..core.districts.statistics import DistrictStatsRequest, year_of
 from ..core.errors import CanopyExplorerError, QueryError
 from ..core.grid.change import GridChangeRequest
 from ..core.lidar.atl08.catalogue import SCALAR, catalogue
@@ -46,7 +46,7 @@ from ..core.segment_files import FORMATS
 from ..core.sentinel2.composites import CompositeRequest
 from ..core.sentinel2.stac_search import default_stac_source
 from ..database_source import PUBLIC_CONFIG, SAMPLE_CONFIG, DatabaseSource, sample_config
-from ..layers.district_layer import districts_from_layer, load_statistics_layers
+from ..layers.district_layer import districts_from_layer, load_statistics_layers, postgres_connection
 from ..layers.grid_layer import load_grid_layers
 from ..layers.ndvi_layer import load_composite_layer
 from ..layers.roi_source import crs_text, roi_from_geometry, roi_from_layer, roi_from_rectangle
@@ -736,8 +736,10 @@ class QueryDialog(QDialog, FORM_CLASS):
                 output += ".gpkg"
             districts = districts_from_layer(self.districtsLayerCombo.currentLayer(), self.idFieldCombo.currentField())
             geojson = str(Path(output).with_name(Path(output).stem + "_latest.geojson")) if self.geojsonCheck.isChecked() else None
-            task = DistrictStatsTask(districts, self.chosen_composites(), output, self.postgresCombo.currentData() or "",
-                                     self.classesSpin.value(), geojson)
+            request = DistrictStatsRequest.create(districts, self.chosen_composites(), output,
+                                                  connection=postgres_connection(self.postgresCombo.currentData() or ""),
+                                                  classes=self.classesSpin.value(), geojson=geojson)
+            task = DistrictStatsTask(request)
         if task is None:
             return None
         self._run(task, self._district_stats_done)

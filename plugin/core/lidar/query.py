@@ -6,7 +6,7 @@
 """
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -181,6 +181,13 @@ class SegmentQuery:
         parts, polygon = prepare_roi(roi, roi_crs)
         sub_day = fine_start or fine_end
         return cls(parts, polygon, start_ns, end_ns, sub_day, columns, node, exact_times or sub_day, lines)
+
+    def over(self, roi, roi_crs: str = "EPSG:4326") -> "SegmentQuery":
+        """The same times, variables and filters over another region (checked as ``create`` checks it)."""
+        from .regions import prepare_roi
+
+        parts, polygon = prepare_roi(roi, roi_crs)
+        return replace(self, parts=parts, polygon=polygon)
 
 
 @dataclass(frozen=True)
