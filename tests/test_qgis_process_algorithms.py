@@ -448,12 +448,12 @@ def test_ndvi_composite_writes_one_float_geotiff_per_year_with_nan_nodata_and_va
 
 
 def test_ndvi_composite_matches_the_engine_in_process_and_the_scene_reflectances(ndvi_run, stac_api):
-    from canopy_explorer.plugin.core.sentinel2.composites import composite_years
+    from canopy_explorer.plugin.core.sentinel2.composites import CompositeRequest, composite_years
     from canopy_explorer.plugin.core.sentinel2.stac_search import default_stac_source
 
     run, folder = ndvi_run
     source = default_stac_source(url=stac_api.url, collection=COLLECTION)  # as the algorithm builds it
-    reports = composite_years(source, BOUNDARY, BOUNDARY_CRS, [2022, 2023], 50, folder / "engine")
+    reports = composite_years(CompositeRequest.create(source, BOUNDARY, BOUNDARY_CRS, [2022, 2023], 50, folder / "engine"))
     for report, path in zip(reports, sorted(run.results["COMPOSITES"])):
         median, count, _, _, transform = read_bands(path)
         expected_median, expected_count, _, _, expected_transform = read_bands(report.path)
