@@ -484,7 +484,11 @@ class DistrictStatsRequest:
         """``rasters``: paths (the year is the 4-digit year in each name) or ``{year: path}``."""
         if not isinstance(districts, Districts):
             raise ConfigurationError(f"the districts must be Districts (Districts.create or Districts.from_file), not {type(districts).__name__}")
-        by_year = rasters_by_year(rasters if rasters is not None else [])
+        if rasters is not None and not isinstance(rasters, Mapping):
+            rasters = list(rasters)
+        if not rasters:
+            raise QueryError("choose at least one NDVI composite (ndvi_composite_<year>.tif)")
+        by_year = rasters_by_year(rasters)
         output_gpkg = optional_path(output_gpkg, "the statistics GeoPackage")
         geojson = optional_path(geojson, "the GeoJSON of the latest table")
         if connection is None:
