@@ -251,10 +251,10 @@ class NearestRequest:
     def distances(self, longitude, latitude) -> np.ndarray:
         from pyproj import Geod
 
-        n = len(longitude)
+        longitude, latitude = np.asarray(longitude, dtype=np.float64), np.asarray(latitude, dtype=np.float64)
         lon, lat = self.point
-        _, _, distance = Geod(ellps="WGS84").inv(np.full(n, lon), np.full(n, lat), longitude, latitude)
-        return distance
+        _, _, distance = Geod(ellps="WGS84").inv(np.full(len(longitude), lon), np.full(len(latitude), lat), longitude, latitude)
+        return np.asarray(distance)
 
 
 def _nearest_box(lon: float, lat: float, radius_m: float) -> Bounds:
