@@ -79,6 +79,7 @@ def test_nearest_request_holds_the_box_round_the_point_and_the_circle():
     assert request.variables == ("h_canopy", "canopy_h_metrics:95") and request.filters_text == "night_flag == 1"
     assert len(request.spec.parts) == 2  # the box crosses the antimeridian
     assert list(request.within([179.99, -179.99, 179.0], [10.0, 10.0, 10.0])) == [True, True, False]
+    assert NearestRequest.create((7.1, 45.1), num_shots=5.0).num_shots == 5  # a spin box's whole number is one
 
 
 # --------------------------------------------------------------------------- grid change

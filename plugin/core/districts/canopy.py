@@ -31,6 +31,7 @@ from ..callbacks import CheckCancel, Log, Progress
 from ..errors import ConfigurationError, QueryError
 from ..lidar.filters import ParsedFilters
 from ..lidar.query import SegmentQuery
+from ..values import whole_number
 from .geopackage import BeforePublish, publish_statistics
 from .statistics import Districts, StatsLayout, StatsResult, check_classes, optional_path, say, stats_rows
 
@@ -96,7 +97,7 @@ class CanopyStatsRequest:
         column = _column_for(variable)
         atl08_layout(column, statistic)  # an unknown statistic is refused here
         check_classes(classes)
-        if isinstance(batch_rows, bool) or not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
+        if not whole_number(batch_rows) or batch_rows < 1:
             raise QueryError(f"the batch size must be at least 1 row, not {batch_rows!r}")
         spec = SegmentQuery.create(start=start, end=end, variables=[variable], filters=ParsedFilters.parse(filters))
         return cls(districts, database, output, variable, column, spec, int(classes), statistic, bool(replace_latest),

@@ -34,6 +34,7 @@ from ..callbacks import CheckCancel, Log, Progress
 from ..errors import ConfigurationError, QueryError
 from ..natural_breaks import fisher_jenks, sample_for_breaks
 from ..polygons import polygonal_part, why_no_area
+from ..values import whole_number
 
 
 ID = "id"
@@ -520,7 +521,7 @@ def optional_path(value, what: str) -> Optional[Path]:
 
 
 def check_classes(classes) -> None:
-    if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 1:
+    if not whole_number(classes) or classes < 1:
         raise ConfigurationError(f"the number of classes must be at least 1, not {classes!r}")
 
 

@@ -28,6 +28,7 @@ from ..lidar.empty_result import explain_empty
 from ..lidar.filters import ParsedFilters
 from ..lidar.query import Column, SegmentQuery, resolve_columns
 from ..segment_files import check_output_folder, remove_quietly, temporary_sibling
+from ..values import whole_number
 from .cell_statistics import DEFAULT_RESOLUTION, CellStatistics, CellTable
 from .equal_area_grid import EQUAL_EARTH, Grid, HexGrid, SquareGrid
 
@@ -39,7 +40,6 @@ DEFAULT_CELL_SIZE_KM = 100.0
 DEFAULT_MIN_SHOTS = 100
 DEFAULT_BATCH_ROWS = 250_000
 MAX_RASTER_PIXELS = 200_000_000
-
 
 
 @dataclass
@@ -140,9 +140,9 @@ class GridChangeRequest:
         labels = tuple(period_labels)
         if len(labels) != 2:
             raise QueryError(f"give a (start, end) label for each of the two periods, not {_shown(labels)}")
-        if not _whole(min_shots) or min_shots < 1:
+        if not whole_number(min_shots) or min_shots < 1:
             raise QueryError(f"the minimum number of segments per cell must be at least 1, not {min_shots!r}")
-        if not _whole(batch_rows) or batch_rows < 1:
+        if not whole_number(batch_rows) or batch_rows < 1:
             raise QueryError(f"the batch size must be at least 1 row, not {batch_rows!r}")
         if isinstance(resolution, bool) or not isinstance(resolution, (int, float, np.number)) or not resolution > 0:
             raise QueryError(f"the median resolution must be a positive number, not {resolution!r}")
@@ -182,10 +182,6 @@ def _cell_shape(cells: Optional[str], output: Optional[Path]) -> str:
         raise OutputError(f"{output.name} holds {shape}s, not {cells}s: write hexagons to a GeoPackage (.gpkg), "
                           "squares to a GeoTIFF (.tif)")
     return shape
-
-
-def _whole(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _shown(value) -> str:

@@ -12,6 +12,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import QueryError, UnknownVariableError
+from ..values import whole_number
 from .atl08.catalogue import SCALAR, get_variable
 from .filters import Filter, FilterLine, ParsedFilters, check_size, keyword_filter_lines, parse_filter_lines, to_condition
 
@@ -229,7 +230,7 @@ class NearestRequest:
             raise QueryError(f"the point {str(point)[:60]} is not a (longitude, latitude) pair") from None
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
             raise QueryError(f"point ({lon}, {lat}) is not a longitude/latitude pair")
-        if isinstance(num_shots, bool) or not isinstance(num_shots, (int, np.integer)) or num_shots < 1:
+        if not whole_number(num_shots) or num_shots < 1:
             raise QueryError(f"the number of shots must be a whole number of at least 1, not {num_shots!r}")
         if isinstance(radius_m, bool) or not isinstance(radius_m, (int, float, np.number)) or not radius_m > 0:
             raise QueryError(f"the search radius must be a positive number of metres, not {radius_m!r}")

@@ -45,6 +45,7 @@ import numpy as np
 from ..callbacks import CheckCancel, Log, Progress
 from ..errors import Cancelled, CanopyExplorerError, ConfigurationError, OutputError, QueryError, StorageError
 from ..segment_files import remove_quietly, temporary_sibling
+from ..values import whole_number
 from .ndvi import band_scaling, cloud_mask, median_and_count, ndvi, reflectance
 from .stac_search import Scene, StacSource, find_scenes, parse_years, polygonal_boundary, utm_epsg
 
@@ -53,7 +54,6 @@ DEFAULT_WORKERS = 4
 MEDIAN_BUDGET_BYTES = 8 * 2**20  # pass 2 holds about this much of the scene stack at once (x3 while sorting)
 COG_BLOCK_SIZE = 256
 BAND_DESCRIPTIONS = ("median_ndvi", "valid_observations")
-
 
 
 def output_name(year: int) -> str:
@@ -121,20 +121,16 @@ class CompositeRequest:
         if isinstance(resolution, bool) or not isinstance(resolution, (int, float, np.number)):
             raise QueryError(f"the resolution must be a positive number of metres, not {resolution!r}")
         composite_grid(boundary, grid_crs, resolution, crs)  # checks the CRSs and the resolution
-        if not _whole(block_size) or block_size < 16:
+        if not whole_number(block_size) or block_size < 16:
             raise QueryError(f"the block size must be at least 16 pixels, not {block_size!r}")
-        if not _whole(workers) or workers < 1:
+        if not whole_number(workers) or workers < 1:
             raise QueryError(f"the number of parallel scene reads must be at least 1, not {workers!r}")
-        if not _whole(classes) or classes < 1:
+        if not whole_number(classes) or classes < 1:
             raise QueryError(f"the number of classes must be at least 1, not {classes!r}")
         if not isinstance(output_folder, (str, os.PathLike)) or not str(output_folder).strip():
             raise OutputError(f"no output folder for the composites ({output_folder!r}): choose one")
         return cls(source, boundary, grid_crs, years, max_cloud, Path(output_folder), bool(cover_whole), float(resolution), crs,
                    int(block_size), int(workers), int(classes))
-
-
-def _whole(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 # --------------------------------------------------------------------------- grid
