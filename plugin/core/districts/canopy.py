@@ -12,7 +12,7 @@ as the raster modes take pixel centres; a segment in two overlapping districts c
 both). The year is the UTC year of the segment's ``time``. Segments whose value is NaN
 or a fill value are not counted.
 
-Tables follow the layout of the NDVI statistics (``district_stats``), named after the
+Tables follow the layout of the NDVI statistics (``statistics``), named after the
 variable's column: ``<column>_stats_<year>`` with ``segment_count``,
 ``median_<column>``, ``mean_<column>``, ``p95_<column>`` (numpy's linear-interpolation
 percentile, like PostgreSQL's ``percentile_cont``), plus ``<column>_stats_latest`` and

@@ -27,7 +27,7 @@ In the chosen schema, every table name starting with ``prefix``:
 * ``ndvi_stats_change``: newest minus earliest year with data, over all ``ndvi_stats_<year>``
   tables of the prefix.
 
-The rules are those of ``district_stats`` (which the embedded mode implements in Python).
+The rules are those of ``statistics`` (which the embedded mode implements in Python).
 Every identifier goes through ``psycopg.sql.Identifier`` and every value is a query
 parameter; the whole run is one transaction (each step a savepoint), so a failure, a lost
 server or a cancel leaves every table as it was before the run; re-running replaces tables

@@ -2,9 +2,11 @@
 
     districts = Districts.from_file("districts.gpkg", id_field="district_code")    # or Districts.create(ids, geometries, crs)
     rasters = rasters_by_year(["ndvi_composite_2019.tif", "ndvi_composite_2024.tif"])   # {2019: path, 2024: path}
+    result = district_stats(DistrictStatsRequest.create(districts, rasters, "district_stats.gpkg"))
 
-The embedded mode (``zonal_stats``), the PostGIS mode (``postgis_stats``) and the ATL08
-mode (``atl08_district_stats``) compute per-district statistics for each year and
+The embedded mode (``embedded.district_stats_embedded``), the PostGIS mode
+(``postgis.district_stats_postgis``; ``district_stats`` picks one from the request) and the ATL08
+mode (``canopy.district_stats_atl08``) compute per-district statistics for each year and
 publish the same tables:
 
 * ``<base>_<year>``: one row per district: ``id``, ``year``, the count (``pixel_count``
@@ -18,7 +20,7 @@ publish the same tables:
   statistic's change (newest minus earliest; NULL with fewer than two years of data).
 
 The rules are written once here in Python (``merge_latest``, ``change_rows``) and once
-in SQL in ``postgis_stats``; the tests hold both to the same results.
+in SQL in ``postgis``; the tests hold both to the same results.
 """
 
 import math

@@ -3,6 +3,7 @@
     spec = SegmentQuery.create(roi=polygon, start="2019-01-01", end="2023-12-31",
                                variables=["h_canopy", "canopy_h_metrics:95"],
                                filters="h_canopy between 5 60\\nnight_flag == 1")
+    nearest = NearestRequest.create((7.15, 45.15), num_shots=50, radius_m=500)   # for Atl08Database.nearest
 """
 
 import datetime as dt
