@@ -221,6 +221,7 @@ def build_in_qgis(config, spec, database, folder: Path, data_dir: Path):
 def _build(config, spec, database, folder: Path, data_dir: Path):
     from qgis.core import Qgis, QgsProject, QgsRasterLayer, QgsVectorLayer
 
+    from canopy_explorer.plugin.core.grid.change import GridChangeRequest
     from canopy_explorer.plugin.core.samples.basemap import write_basemap
     from canopy_explorer.plugin.layers.grid_layer import load_grid_layers, write_grid_change
     from canopy_explorer.plugin.layers.ndvi_layer import load_composite_layer
@@ -237,8 +238,8 @@ def _build(config, spec, database, folder: Path, data_dir: Path):
     # The landscape model is defined everywhere: draw it over the whole map frame, not just the granules' box.
     write_basemap(folder / BASEMAP_NAME, _degrees_around(map_extent), seed=SAMPLE_SEED, pixel_degrees=0.0006)
     composites = _ndvi_composites(folder, data_dir / "stac")
-    change = write_grid_change(config, str(folder / CHANGE_NAME), variable="h_canopy", cell_size_km=CHANGE_CELL_KM,
-                               min_shots=CHANGE_MIN_SHOTS, filters=GOOD_CANOPY)
+    change = write_grid_change(GridChangeRequest.create(config, folder / CHANGE_NAME, variable="h_canopy", cell_size_km=CHANGE_CELL_KM,
+                                                        min_shots=CHANGE_MIN_SHOTS, filters=GOOD_CANOPY))
     (p1_start, p1_end), (p2_start, p2_end) = change.result.periods
     print(f"    {len(change.result)} hexagons of {CHANGE_CELL_KM:g} km with at least {CHANGE_MIN_SHOTS} good canopy segments in "
           f"{p1_start}..{p1_end} and {p2_start}..{p2_end}; change from {change.result.columns['change'].min():.1f} "
@@ -291,15 +292,16 @@ def _ndvi_composites(folder: Path, catalogue_dir: Path):
     """NDVI composites for the sample catalogue's years, found through a loopback STAC API."""
     from canopy_explorer.plugin.core.samples.scenes import generate_sample_catalogue
     from canopy_explorer.plugin.core.samples.stac_server import SampleStacServer
+    from canopy_explorer.plugin.core.sentinel2.composites import CompositeRequest
     from canopy_explorer.plugin.core.sentinel2.stac_search import default_stac_source
     from canopy_explorer.plugin.layers.ndvi_layer import write_ndvi_composites
 
     catalogue = generate_sample_catalogue(catalogue_dir)
     with SampleStacServer(catalogue.folder) as server:
-        composites = write_ndvi_composites(
+        composites = write_ndvi_composites(CompositeRequest.create(
             default_stac_source(url=server.url, collection=catalogue.collection), catalogue.boundary,
             catalogue.boundary_crs, catalogue.years, NDVI_MAX_CLOUD, folder,
-        )
+        ))
     for composite in composites:
         print(f"    {composite.report.summary()}; natural breaks {', '.join(f'{b:.2f}' for b in composite.breaks)}")
     return composites

@@ -3,7 +3,7 @@
     from postgis_fixtures import *   # noqa: F401,F403  (gives the ``postgis_server`` fixture)
 
     def test_something(postgis_server):
-        district_stats_postgis(postgis_server.conninfo, ...)
+        district_stats(DistrictStatsRequest.create(districts, rasters, connection=postgis_server.conninfo))
 
 The server is the distribution's PostgreSQL (``postgresql-15`` on Debian 12, ``postgresql-17`` on
 Debian 13, installed by ``scripts/setup.sh``; found under ``/usr/lib/postgresql/*/bin``): ``initdb``

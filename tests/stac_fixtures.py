@@ -146,6 +146,13 @@ def expected_stack(scene_ids, x, y, mask_classes=(0, 1, 3, 8, 9, 10), boundary=B
     return stack
 
 
+def year_request(source, year: int, folder, boundary=BOUNDARY, boundary_crs=BOUNDARY_CRS, max_cloud: float = 50, **options):
+    """The request of one year's composite over the city (for ``build_composite``, given the scenes)."""
+    from canopy_explorer.plugin.core.sentinel2.composites import CompositeRequest
+
+    return CompositeRequest.create(source, boundary, boundary_crs, [year], max_cloud, folder, **options)
+
+
 def make_source(url, **changes) -> StacSource:
     """A source for the loopback server: quick retries, GDAL settings as in the shipped config."""
     values = dict(

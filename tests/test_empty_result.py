@@ -11,9 +11,8 @@ import tiledb
 
 from canopy_explorer.plugin.core.lidar.database import Atl08Database
 from canopy_explorer.plugin.core.lidar.empty_result import explain_empty
-from canopy_explorer.plugin.core.grid.equal_area_grid import HexGrid
-from canopy_explorer.plugin.core.grid.change import grid_change
-from canopy_explorer.plugin.core.lidar.query import SegmentQuery
+from canopy_explorer.plugin.core.grid.change import GridChangeRequest, grid_change
+from canopy_explorer.plugin.core.lidar.query import NearestRequest, SegmentQuery
 
 REGION = (7.05, 45.05, 7.25, 45.25)
 
@@ -95,17 +94,18 @@ def test_many_filter_lines_cost_a_bounded_number_of_counts(local_database, store
 
 def test_a_nearest_search_says_what_its_circle_holds(local_database):
     database = Atl08Database(local_database)
-    spec, within = database.nearest_search((7.15, 45.15), 2_000, filters="h_canopy > 1000")
-    assert len(database.nearest((7.15, 45.15), radius_m=2_000, filters="h_canopy > 1000")) == 0
-    text = explain_empty(database, spec, within, region="the circle of 2000 m round the point")
+    request = NearestRequest.create((7.15, 45.15), radius_m=2_000, filters="h_canopy > 1000")
+    assert len(database.nearest(request)) == 0
+    text = explain_empty(database, request.spec, request.within, region="the circle of 2000 m round the point")
     assert text.startswith("the circle of 2000 m round the point holds ") and "line 1 'h_canopy > 1000' removes the remaining" in text
-    empty_circle = database.nearest_search((7.15, 45.15), 5)
-    assert explain_empty(database, *empty_circle, region="the circle").startswith("the circle holds no segments")
+    empty_circle = NearestRequest.create((7.15, 45.15), radius_m=5)
+    assert explain_empty(database, empty_circle.spec, empty_circle.within, region="the circle").startswith("the circle holds no segments")
 
 
 def test_a_grid_change_period_without_segments_says_why(local_database):
-    result = grid_change(Atl08Database(local_database), roi=REGION, periods=(("2020-01-01", "2020-12-31"), ("2024-01-01", "2024-12-31")),
-                         grid=HexGrid(20), min_shots=1)
+    periods = (("2020-01-01", "2020-12-31"), ("2024-01-01", "2024-12-31"))
+    result = grid_change(GridChangeRequest.create(Atl08Database(local_database), roi=REGION, periods=periods, cell_size_km=20,
+                                                  min_shots=1))
     assert len(result) == 0 and result.segments[1] == 0
     assert result.empty_reasons[0] == ""
     assert "none of them from 2024-01-01 to 2024-12-31 (the database holds" in result.empty_reasons[1]

@@ -8,6 +8,7 @@ from zonal_fixtures import districts, read_table, write_composites
 
 from canopy_explorer.plugin.core.errors import StorageError
 from canopy_explorer.plugin.core.districts.postgis import district_stats_postgis
+from canopy_explorer.plugin.core.districts.statistics import DistrictStatsRequest
 
 SCHEMA = "stopped_midway"
 
@@ -25,7 +26,8 @@ def schema_tables(server):
 def test_server_stopping_midway_leaves_the_tables_as_before_and_the_next_run_completes(postgis_server, tmp_path):
     composites = write_composites(tmp_path / "composites")
     output = tmp_path / "stats.gpkg"
-    district_stats_postgis(postgis_server.conninfo, districts(), composites, schema=SCHEMA, output_gpkg=output, loader="python")
+    district_stats_postgis(DistrictStatsRequest.create(districts(), composites, connection=postgis_server.conninfo,
+                                                       schema=SCHEMA, output_gpkg=output, loader="python"))
     before_tables = schema_tables(postgis_server)
     before_file = output.read_bytes()
     assert before_tables
@@ -36,14 +38,15 @@ def test_server_stopping_midway_leaves_the_tables_as_before_and_the_next_run_com
 
     try:
         with pytest.raises(StorageError) as raised:
-            district_stats_postgis(postgis_server.conninfo, districts(), composites, schema=SCHEMA, output_gpkg=output,
-                                   loader="python", log=stop_during_the_second_year)
+            district_stats_postgis(DistrictStatsRequest.create(districts(), composites, connection=postgis_server.conninfo,
+                                                               schema=SCHEMA, output_gpkg=output, loader="python"), log=stop_during_the_second_year)
     finally:
         postgis_server.start()
     message = str(raised.value)
     assert "PostGIS" in message and postgis_server.password not in message
     assert schema_tables(postgis_server) == before_tables  # every step rolled back or never started
     assert output.read_bytes() == before_file  # the GeoPackage is published only after a complete run
-    district_stats_postgis(postgis_server.conninfo, districts(), composites, schema=SCHEMA, output_gpkg=output, loader="python")
+    district_stats_postgis(DistrictStatsRequest.create(districts(), composites, connection=postgis_server.conninfo,
+                                                       schema=SCHEMA, output_gpkg=output, loader="python"))
     assert schema_tables(postgis_server) == before_tables  # the same inputs give the same tables again
     assert read_table(output, f"ndvi_stats_{max(composites)}")

@@ -14,7 +14,7 @@ from canopy_explorer.plugin.core.grid.cell_statistics import CellStatistics
 from canopy_explorer.plugin.core.lidar.database import Atl08Database
 from canopy_explorer.plugin.core.grid.equal_area_grid import HexGrid, SquareGrid
 from canopy_explorer.plugin.core.errors import OutputError, QueryError
-from canopy_explorer.plugin.core.grid.change import FIELDS, grid_change, write_cells_geopackage, write_cells_raster
+from canopy_explorer.plugin.core.grid.change import FIELDS, GridChangeRequest, grid_change, write_cells_geopackage, write_cells_raster
 from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 from grid_fixtures import PERIODS, PLANTED_CHANGE_M, PLANTED_EAST_OF, SPARSE_POINT, write_planted_database
 
@@ -33,7 +33,8 @@ def planted(tmp_path_factory):
 def result(planted):
     config, _ = planted
     database = Atl08Database(config)
-    return grid_change(database, variable="h_canopy", periods=PERIODS, grid=HexGrid(CELL_KM), min_shots=MIN_SHOTS, batch_rows=5_000)
+    return grid_change(GridChangeRequest.create(database, variable="h_canopy", periods=PERIODS, cell_size_km=CELL_KM,
+                                                min_shots=MIN_SHOTS, batch_rows=5_000))
 
 
 def direct_cells(config, grid, polygons, period):
@@ -188,7 +189,8 @@ def test_memory_is_bounded_by_the_batch_size(planted):
     def peak(batch_rows):
         tracemalloc.start()
         try:
-            outcome = grid_change(database, periods=PERIODS, grid=HexGrid(CELL_KM), min_shots=MIN_SHOTS, batch_rows=batch_rows)
+            outcome = grid_change(GridChangeRequest.create(database, periods=PERIODS, cell_size_km=CELL_KM, min_shots=MIN_SHOTS,
+                                                           batch_rows=batch_rows))
             return tracemalloc.get_traced_memory()[1], outcome
         finally:
             tracemalloc.stop()
@@ -213,7 +215,7 @@ def test_progress_and_cancel(planted):
             raise Cancelled("stop")
 
     with pytest.raises(Cancelled):
-        grid_change(Atl08Database(config), periods=PERIODS, grid=HexGrid(CELL_KM), batch_rows=2_000,
+        grid_change(GridChangeRequest.create(Atl08Database(config), periods=PERIODS, cell_size_km=CELL_KM, batch_rows=2_000),
                     progress=seen.append, check_cancel=check_cancel)
     assert seen and all(0 <= p <= 1 for p in seen)
 
@@ -221,8 +223,8 @@ def test_progress_and_cancel(planted):
 def test_any_variable_filter_and_region(planted):
     config, periods = planted
     region = shapely.box(9.0, 50.2, 11.0, 51.8)
-    outcome = grid_change(Atl08Database(config), roi=region, variable="h_canopy", periods=PERIODS, grid=HexGrid(CELL_KM),
-                          min_shots=10, filters="h_canopy >= 21")
+    outcome = grid_change(GridChangeRequest.create(Atl08Database(config), roi=region, variable="h_canopy", periods=PERIODS,
+                                                   cell_size_km=CELL_KM, min_shots=10, filters="h_canopy >= 21"))
     polygons = outcome.grid.polygons(outcome.cell)
     x, y = Transformer.from_crs("EPSG:4326", outcome.grid.crs, always_xy=True).transform(periods[0]["longitude"], periods[0]["latitude"])
     keep = shapely.contains_xy(region, periods[0]["longitude"], periods[0]["latitude"]) & (periods[0]["h_canopy"] >= 21)
@@ -234,12 +236,12 @@ def test_any_variable_filter_and_region(planted):
 @pytest.mark.parametrize("variable, message", [("canopy_h_metrics", "name one with a label"), ("h_canopee", "h_canopy")])
 def test_bad_variables_are_explained(planted, variable, message):
     with pytest.raises(QueryError, match=message):
-        grid_change(Atl08Database(planted[0]), variable=variable, periods=PERIODS)
+        grid_change(GridChangeRequest.create(Atl08Database(planted[0]), variable=variable, periods=PERIODS))
 
 
 def test_a_period_ending_before_it_starts_is_refused_before_any_read(planted):
     with pytest.raises(QueryError, match="before start"):
-        grid_change(Atl08Database(planted[0]), periods=(PERIODS[0], ("2023-01-01", "2022-01-01")))
+        grid_change(GridChangeRequest.create(Atl08Database(planted[0]), periods=(PERIODS[0], ("2023-01-01", "2022-01-01"))))
 
 
 # --------------------------------------------------------------------------- outputs
@@ -262,7 +264,8 @@ def test_geopackage_holds_the_cells_in_the_grid_crs(result, tmp_path):
 
 
 def test_raster_option_writes_square_cells(planted, tmp_path):
-    outcome = grid_change(Atl08Database(planted[0]), periods=PERIODS, grid=SquareGrid(CELL_KM), min_shots=MIN_SHOTS)
+    outcome = grid_change(GridChangeRequest.create(Atl08Database(planted[0]), periods=PERIODS, cell_size_km=CELL_KM,
+                                                   cells="square", min_shots=MIN_SHOTS))
     path = write_cells_raster(outcome, tmp_path / "change.tif")
     with rasterio.open(path) as raster:
         assert raster.count == len(FIELDS) and raster.descriptions == FIELDS

@@ -10,8 +10,7 @@ from qgis.PyQt.QtTest import QTest
 from qgis.PyQt.QtWidgets import QMessageBox
 
 from canopy_explorer.plugin.core.lidar.database import Atl08Database
-from canopy_explorer.plugin.core.grid.equal_area_grid import HexGrid
-from canopy_explorer.plugin.core.grid.change import FIELDS, grid_change
+from canopy_explorer.plugin.core.grid.change import FIELDS, GridChangeRequest, grid_change
 from dialog_fixtures import use_database
 from grid_fixtures import PERIODS, write_planted_database
 from task_waits import wait_for_tasks
@@ -46,7 +45,8 @@ def parameters(database, output, **changes):
 
 def test_algorithm_writes_styled_hexagons_with_the_engine_statistics(loaded_plugin, planted, tmp_path):
     result = run(parameters(planted, tmp_path / "change.gpkg"))
-    expected = grid_change(Atl08Database(planted), periods=PERIODS, grid=HexGrid(50), min_shots=100, filters="h_canopy >= 0")
+    expected = grid_change(GridChangeRequest.create(Atl08Database(planted), periods=PERIODS, cell_size_km=50, min_shots=100,
+                                                    filters="h_canopy >= 0"))
     assert result["CELLS"] == len(expected) > 10
     layer = QgsVectorLayer(f"{result['OUTPUT']}|layername=grid_change", "change", "ogr")
     assert layer.isValid() and layer.crs().authid() == "EPSG:8857"
@@ -69,7 +69,7 @@ def test_algorithm_writes_styled_hexagons_with_the_engine_statistics(loaded_plug
 def test_the_baseline_style_uses_fixed_classes_from_2_to_40_m(loaded_plugin, planted):
     from canopy_explorer.plugin.layers.grid_layer import baseline_renderer
 
-    result = grid_change(Atl08Database(planted), periods=PERIODS, grid=HexGrid(50), min_shots=100)
+    result = grid_change(GridChangeRequest.create(Atl08Database(planted), periods=PERIODS, cell_size_km=50, min_shots=100))
     renderer = baseline_renderer(result)
     edges = [r.upperValue() for r in renderer.ranges()[:-1]]
     np.testing.assert_allclose(edges, np.linspace(2, 40, 9)[1:-1])

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from canopy_explorer.plugin.core.sentinel2.composites import build_composite, composite_years
+from canopy_explorer.plugin.core.sentinel2.composites import CompositeRequest, build_composite, composite_years
 from canopy_explorer.plugin.core.sentinel2.stac_search import search_scenes
 from stac_fixtures import *  # noqa: F401,F403
-from stac_fixtures import BOUNDARY, BOUNDARY_CRS, X0, Y0, boundary_wgs84, expected_stack, grid_centres, make_source
+from stac_fixtures import BOUNDARY, BOUNDARY_CRS, X0, Y0, boundary_wgs84, expected_stack, grid_centres, make_source, year_request
 
 
 def scenes(server, year, ids, **source_changes):
@@ -22,7 +22,7 @@ def scenes(server, year, ids, **source_changes):
 def composite(server, tmp_path, year, ids, name="out.tif", block_size=64, **source_changes):
     """Small blocks (64 pixels) so that every composite here spans several blocks."""
     source = make_source(server.url, **source_changes)
-    report = build_composite(scenes(server, year, ids), BOUNDARY, BOUNDARY_CRS, year, tmp_path / name, source, block_size=block_size)
+    report = build_composite(year_request(source, year, tmp_path, block_size=block_size), year, scenes(server, year, ids), tmp_path / name)
     with rasterio.open(report.path) as dataset:
         median, count = dataset.read(1), dataset.read(2)
         transform, shape = dataset.transform, dataset.shape
@@ -125,8 +125,9 @@ def test_grid_crs_nodata_and_cloud_optimised_layout(stac_server, tmp_path):
 
 def test_boundary_in_degrees_gets_a_utm_grid_and_the_same_values(stac_server, tmp_path):
     source = make_source(stac_server.url)
-    utm = build_composite(scenes(stac_server, 2022, ["G_2022"]), BOUNDARY, BOUNDARY_CRS, 2022, tmp_path / "utm.tif", source)
-    degrees = build_composite(scenes(stac_server, 2022, ["G_2022"]), boundary_wgs84(), "EPSG:4326", 2022, tmp_path / "deg.tif", source)
+    utm = build_composite(year_request(source, 2022, tmp_path), 2022, scenes(stac_server, 2022, ["G_2022"]), tmp_path / "utm.tif")
+    degrees = build_composite(year_request(source, 2022, tmp_path, boundary=boundary_wgs84(), boundary_crs="EPSG:4326"), 2022,
+                              scenes(stac_server, 2022, ["G_2022"]), tmp_path / "deg.tif")
 
     assert degrees.crs == "EPSG:32632"
     with rasterio.open(utm.path) as a, rasterio.open(degrees.path) as b:
@@ -141,8 +142,8 @@ def test_boundary_in_degrees_gets_a_utm_grid_and_the_same_values(stac_server, tm
 
 def test_an_explicit_output_crs_is_honoured(stac_server, tmp_path):
     source = make_source(stac_server.url)
-    report = build_composite(scenes(stac_server, 2022, ["G_2022"]), BOUNDARY, BOUNDARY_CRS, 2022, tmp_path / "laea.tif", source,
-                             crs="EPSG:3035", resolution=20.0)
+    report = build_composite(year_request(source, 2022, tmp_path, crs="EPSG:3035", resolution=20.0), 2022,
+                             scenes(stac_server, 2022, ["G_2022"]), tmp_path / "laea.tif")
     with rasterio.open(report.path) as dataset:
         assert dataset.crs.to_epsg() == 3035 and dataset.res == (20.0, 20.0)
         values = dataset.read(1)
@@ -163,8 +164,8 @@ def test_only_the_window_under_the_boundary_is_fetched(stac_server, tmp_path):
 
 def test_composite_years_writes_one_named_file_per_year_with_progress(stac_server, tmp_path):
     fractions, lines = [], []
-    reports = composite_years(make_source(stac_server.url), BOUNDARY, BOUNDARY_CRS, "2022, 2023", 20, tmp_path / "out",
-                              progress=fractions.append, log=lines.append)
+    request = CompositeRequest.create(make_source(stac_server.url), BOUNDARY, BOUNDARY_CRS, "2022, 2023", 20, tmp_path / "out")
+    reports = composite_years(request, progress=fractions.append, log=lines.append)
 
     assert [r.path.name for r in reports] == ["ndvi_composite_2022.tif", "ndvi_composite_2023.tif"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ndvi_composite_2022.tif", "ndvi_composite_2023.tif"]
@@ -176,7 +177,8 @@ def test_composite_years_writes_one_named_file_per_year_with_progress(stac_serve
 
 
 def test_cover_whole_leaves_partial_scenes_out_of_the_composite(stac_server, tmp_path):
-    reports = composite_years(make_source(stac_server.url), BOUNDARY, BOUNDARY_CRS, [2023], 20, tmp_path, cover_whole=True)
+    request = CompositeRequest.create(make_source(stac_server.url), BOUNDARY, BOUNDARY_CRS, [2023], 20, tmp_path, cover_whole=True)
+    reports = composite_years(request)
     assert reports[0].scenes_used == ("A_2023", "B_2023")
 
 

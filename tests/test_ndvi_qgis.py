@@ -10,7 +10,7 @@ from stac_fixtures import *  # noqa: F401,F403
 from task_waits import wait_for_tasks, wait_until
 from stac_fixtures import BOUNDARY, BOUNDARY_CRS, COLLECTION, make_source, read_composite
 
-from canopy_explorer.plugin.core.sentinel2.composites import composite_years
+from canopy_explorer.plugin.core.sentinel2.composites import CompositeRequest, composite_years
 
 
 def boundary_layer():
@@ -32,7 +32,8 @@ def test_the_algorithm_writes_the_same_composite_as_the_engine_with_its_style(lo
                             "MAX_CLOUD": 50, "CLASSES": 4, "OUTPUT_FOLDER": str(tmp_path / "qgis")})
     [path] = result["COMPOSITES"]
     assert path.endswith("ndvi_composite_2022.tif")
-    [report] = composite_years(make_source(stac_server.url), BOUNDARY, BOUNDARY_CRS, [2022], 50, tmp_path / "engine")
+    [report] = composite_years(CompositeRequest.create(make_source(stac_server.url), BOUNDARY, BOUNDARY_CRS, [2022], 50,
+                                                       tmp_path / "engine"))
     median, count, _, _ = read_composite(path)
     expected_median, expected_count, _, _ = read_composite(report.path)
     np.testing.assert_array_equal(median, expected_median)
@@ -59,7 +60,7 @@ def test_the_task_reports_outputs_and_a_cancel_leaves_no_file(loaded_plugin, sta
     from canopy_explorer.plugin.tasks.ndvi_task import NdviCompositeTask
 
     source = make_source(stac_server.url)
-    task = NdviCompositeTask(source, BOUNDARY, BOUNDARY_CRS, "2022", 50, str(tmp_path / "task"))
+    task = NdviCompositeTask(CompositeRequest.create(source, BOUNDARY, BOUNDARY_CRS, "2022", 50, str(tmp_path / "task")))
     outputs = []
     task.completed.connect(outputs.extend)
     QgsApplication.taskManager().addTask(task)
@@ -67,7 +68,7 @@ def test_the_task_reports_outputs_and_a_cancel_leaves_no_file(loaded_plugin, sta
     layer = load_composite_layer(outputs[0])
     assert layer.isValid() and layer.name() == "NDVI median 2022" and layer.bandCount() == 2
 
-    cancelled = NdviCompositeTask(source, BOUNDARY, BOUNDARY_CRS, "2022", 50, str(tmp_path / "cancelled"))
+    cancelled = NdviCompositeTask(CompositeRequest.create(source, BOUNDARY, BOUNDARY_CRS, "2022", 50, str(tmp_path / "cancelled")))
     ends = []
     cancelled.taskTerminated.connect(lambda: ends.append("terminated"))
     cancelled.taskCompleted.connect(lambda: ends.append("completed"))

@@ -25,6 +25,7 @@ app = QgsApplication([], False)
 app.initQgis()
 from stac_fixtures import BOUNDARY, BOUNDARY_CRS, make_source
 from task_waits import wait_until
+from canopy_explorer.plugin.core.sentinel2.composites import CompositeRequest
 from canopy_explorer.plugin.tasks.ndvi_task import NdviCompositeTask
 
 source = make_source({url!r})
@@ -32,7 +33,7 @@ finished, failed = [], []
 
 
 def start(name):
-    task = NdviCompositeTask(source, BOUNDARY, BOUNDARY_CRS, "2022", 50, {folder!r} + "/" + name)
+    task = NdviCompositeTask(CompositeRequest.create(source, BOUNDARY, BOUNDARY_CRS, "2022", 50, {folder!r} + "/" + name))
     task.completed.connect(lambda outputs: finished.extend(str(o.report.path) for o in outputs))
     task.failed.connect(failed.append)
     QgsApplication.taskManager().addTask(task)

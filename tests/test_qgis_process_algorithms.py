@@ -348,8 +348,8 @@ def test_grid_change_with_a_polygon_layer_counts_the_segments_of_each_hexagon_as
     from pyproj import Transformer
 
     from canopy_explorer.plugin.core.lidar.database import Atl08Database
-    from canopy_explorer.plugin.core.grid.equal_area_grid import EQUAL_EARTH, HexGrid
-    from canopy_explorer.plugin.core.grid.change import FIELDS, grid_change
+    from canopy_explorer.plugin.core.grid.equal_area_grid import EQUAL_EARTH
+    from canopy_explorer.plugin.core.grid.change import FIELDS, GridChangeRequest, grid_change
 
     roi = write_polygons(tmp_path / "forest.gpkg", [("forest", FOREST[0]), ("stand", FOREST[1])])
     (p1_start, p1_end), (p2_start, p2_end) = GRID_PERIODS
@@ -384,8 +384,9 @@ def test_grid_change_with_a_polygon_layer_counts_the_segments_of_each_hexagon_as
     assert sum(r["count_p1"] for r in rows) <= totals[0] and sum(r["count_p2"] for r in rows) <= totals[1]
 
     # ... and exactly what the engine computes when called in this process.
-    engine = grid_change(Atl08Database(database), roi=shapely.union_all(FOREST), roi_crs=UTM, variable="h_canopy",
-                         periods=GRID_PERIODS, grid=HexGrid(4.0, EQUAL_EARTH), min_shots=3, filters="h_canopy between 5 60")
+    engine = grid_change(GridChangeRequest.create(Atl08Database(database), roi=shapely.union_all(FOREST), roi_crs=UTM,
+                                                  variable="h_canopy", periods=GRID_PERIODS, cell_size_km=4.0, grid_crs=EQUAL_EARTH,
+                                                  min_shots=3, filters="h_canopy between 5 60"))
     expected = pd.DataFrame({"cell_id": engine.cell, **engine.columns}).set_index("cell_id").sort_index()
     written = pd.DataFrame([{k: r[k] for k in ("cell_id",) + FIELDS} for r in rows]).set_index("cell_id").sort_index()
     assert list(written.index) == list(expected.index)
@@ -448,12 +449,12 @@ def test_ndvi_composite_writes_one_float_geotiff_per_year_with_nan_nodata_and_va
 
 
 def test_ndvi_composite_matches_the_engine_in_process_and_the_scene_reflectances(ndvi_run, stac_api):
-    from canopy_explorer.plugin.core.sentinel2.composites import composite_years
+    from canopy_explorer.plugin.core.sentinel2.composites import CompositeRequest, composite_years
     from canopy_explorer.plugin.core.sentinel2.stac_search import default_stac_source
 
     run, folder = ndvi_run
     source = default_stac_source(url=stac_api.url, collection=COLLECTION)  # as the algorithm builds it
-    reports = composite_years(source, BOUNDARY, BOUNDARY_CRS, [2022, 2023], 50, folder / "engine")
+    reports = composite_years(CompositeRequest.create(source, BOUNDARY, BOUNDARY_CRS, [2022, 2023], 50, folder / "engine"))
     for report, path in zip(reports, sorted(run.results["COMPOSITES"])):
         median, count, _, _, transform = read_bands(path)
         expected_median, expected_count, _, _, expected_transform = read_bands(report.path)

@@ -16,7 +16,7 @@ from shapely.geometry import box
 from canopy_explorer.plugin.core.lidar.database import Atl08Database
 from canopy_explorer.plugin.core.grid.equal_area_grid import HexGrid
 from canopy_explorer.plugin.core.errors import QueryError
-from canopy_explorer.plugin.core.grid.change import grid_change
+from canopy_explorer.plugin.core.grid.change import GridChangeRequest, grid_change
 from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 from canopy_explorer.plugin.core.lidar.regions import prepare_roi, region_on_earth
 from region_fixtures import PLACES, assert_same_segments, brute_force, every_segment, region_database  # noqa: F401
@@ -161,8 +161,9 @@ def test_coordinates_that_are_not_numbers_are_refused_by_name(value):
 @pytest.mark.parametrize("crs, extent", [("EPSG:3857", ZOOMED_OUT_WEB_MERCATOR), ("EPSG:3413", ARCTIC)],
                          ids=["zoomed-out Web Mercator", "round the North Pole"])
 def test_the_grid_change_counts_every_segment_of_a_large_region_in_each_period(region_database, segments, crs, extent):
-    result = grid_change(Atl08Database(region_database), roi=extent, roi_crs=crs, variable="h_canopy",
-                         periods=(("2020-01-01", "2020-12-31"), ("2021-01-01", "2021-12-31")), grid=HexGrid(50), min_shots=1)
+    result = grid_change(GridChangeRequest.create(Atl08Database(region_database), roi=extent, roi_crs=crs, variable="h_canopy",
+                                                  periods=(("2020-01-01", "2020-12-31"), ("2021-01-01", "2021-12-31")),
+                                                  cell_size_km=50, min_shots=1))
     inside, near = brute_force(segments, box(*extent), crs, _tolerance(box(*extent)))
     assert not near.any()
     valued = inside & np.isfinite(segments["h_canopy"])

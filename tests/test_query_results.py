@@ -6,7 +6,7 @@ import pytest
 import shapely
 
 from canopy_explorer.plugin.core.lidar.database import Atl08Database
-from canopy_explorer.plugin.core.lidar.query import SegmentQuery
+from canopy_explorer.plugin.core.lidar.query import NearestRequest, SegmentQuery
 from granule_truth import segments
 
 FOREST = [111, 112, 113, 114, 115, 116, 121, 122, 123, 124, 125, 126]
@@ -174,7 +174,7 @@ def test_nearest_uses_geodesic_metres_and_sorts(database_config, truth):
     from pyproj import Geod
 
     point = (7.15, 45.15)
-    frame = Atl08Database(database_config).nearest(point, num_shots=25, radius_m=1500, variables=["h_canopy"])
+    frame = Atl08Database(database_config).nearest(NearestRequest.create(point, num_shots=25, radius_m=1500, variables=["h_canopy"]))
     _, _, distance = Geod(ellps="WGS84").inv(np.full(len(truth["lon"]), point[0]), np.full(len(truth["lat"]), point[1]), truth["lon"], truth["lat"])
     order = np.argsort(distance, kind="stable")
     within = order[distance[order] <= 1500][:25]

@@ -7,7 +7,7 @@ from pyproj import Transformer
 
 from zonal_fixtures import read_table
 
-from canopy_explorer.plugin.core.districts.canopy import district_stats_atl08
+from canopy_explorer.plugin.core.districts.canopy import CanopyStatsRequest, district_stats_atl08
 from canopy_explorer.plugin.core.lidar.database import Atl08Database
 from canopy_explorer.plugin.core.districts.statistics import Districts
 from canopy_explorer.plugin.core.errors import QueryError
@@ -52,7 +52,7 @@ def test_segments_per_district_and_year_equal_pandas(local_database, tmp_path, f
     districts = utm_districts()
     truth = expected(local_database, districts, filters)
     assert {year for _, year in truth} == {2020, 2021} and len(truth) >= 5
-    result = district_stats_atl08(districts, local_database, tmp_path / "canopy.gpkg", filters=filters)
+    result = district_stats_atl08(CanopyStatsRequest.create(districts, local_database, tmp_path / "canopy.gpkg", filters=filters))
     assert result.years == (2020, 2021)
     for year in result.years:
         table = read_table(tmp_path / "canopy.gpkg", f"h_canopy_stats_{year}")
@@ -76,14 +76,17 @@ def test_segments_per_district_and_year_equal_pandas(local_database, tmp_path, f
 
 def test_a_filter_that_matches_nothing_is_a_clear_error(local_database, tmp_path):
     with pytest.raises(QueryError, match="no ATL08 segment"):
-        district_stats_atl08(utm_districts(), local_database, tmp_path / "canopy.gpkg", filters="h_canopy > 1000")
+        district_stats_atl08(CanopyStatsRequest.create(utm_districts(), local_database, tmp_path / "canopy.gpkg",
+                                                       filters="h_canopy > 1000"))
     assert not (tmp_path / "canopy.gpkg").exists()
 
 
 def test_a_whole_profile_variable_must_name_one_label(local_database, tmp_path):
     with pytest.raises(QueryError, match="pick one label"):
-        district_stats_atl08(utm_districts(), local_database, tmp_path / "canopy.gpkg", variable="canopy_h_metrics")
-    result = district_stats_atl08(utm_districts(), local_database, tmp_path / "canopy.gpkg", variable="canopy_h_metrics:95")
+        district_stats_atl08(CanopyStatsRequest.create(utm_districts(), local_database, tmp_path / "canopy.gpkg",
+                                                       variable="canopy_h_metrics"))
+    result = district_stats_atl08(CanopyStatsRequest.create(utm_districts(), local_database, tmp_path / "canopy.gpkg",
+                                                            variable="canopy_h_metrics:95"))
     assert result.layer("canopy_h_metrics_p95_stats_latest").field == "median_canopy_h_metrics_p95"
 
 
@@ -104,7 +107,8 @@ def test_the_processing_algorithm_writes_the_same_tables_styled(loaded_plugin, l
     result = processing.run("canopyexplorer:atl08_district_stats", {
         "DISTRICTS": layer, "ID_FIELD": "code", "CONFIG": local_database.local_path, "VARIABLE": "h_canopy",
         "FILTERS": "h_canopy between 5 60", "CLASSES": 3, "OUTPUT": str(tmp_path / "qgis.gpkg")})
-    district_stats_atl08(districts, local_database, tmp_path / "engine.gpkg", filters="h_canopy between 5 60")
+    district_stats_atl08(CanopyStatsRequest.create(districts, local_database, tmp_path / "engine.gpkg",
+                                                   filters="h_canopy between 5 60"))
     for year in (2020, 2021):
         qgis_rows = read_table(tmp_path / "qgis.gpkg", f"h_canopy_stats_{year}")
         engine_rows = read_table(tmp_path / "engine.gpkg", f"h_canopy_stats_{year}")

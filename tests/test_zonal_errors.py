@@ -8,7 +8,7 @@ from postgis_fixtures import *  # noqa: F401,F403
 from zonal_fixtures import (CRS, composite_values, district_shapes, districts, expected_stats, read_table, write_composite,
                             write_composites)
 
-from canopy_explorer.plugin.core.districts.statistics import Districts, rasters_by_year, year_of
+from canopy_explorer.plugin.core.districts.statistics import Districts, DistrictStatsRequest, rasters_by_year, year_of
 from canopy_explorer.plugin.core.errors import Cancelled, ConfigurationError, OutputError, QueryError, StorageError
 from canopy_explorer.plugin.core.districts.postgis import district_stats_postgis
 from canopy_explorer.plugin.core.districts.geopackage import export_geojson
@@ -35,7 +35,8 @@ def cancel_after(calls):
 
 def test_invalid_geometries_are_repaired_and_reported(composites, tmp_path):
     messages = []
-    result = district_stats_embedded(districts(), composites, tmp_path / "out.gpkg", log=messages.append)
+    result = district_stats_embedded(DistrictStatsRequest.create(districts(), composites, tmp_path / "out.gpkg"),
+                                     log=messages.append)
     assert [identifier for identifier, _ in result.repairs] == ["J bowtie"]
     assert "Self-intersection" in result.repairs[0][1]
     assert any("J bowtie" in m and "repaired" in m for m in messages)
@@ -45,8 +46,8 @@ def test_invalid_geometries_are_repaired_and_reported(composites, tmp_path):
 
 
 def test_empty_and_missing_geometries_get_no_statistics(composites, tmp_path):
-    result = district_stats_embedded(Districts.create([1, 2, 3], [None, shapely.Polygon(), dict(district_shapes())["D hole"]], CRS),
-                                     composites, tmp_path / "out.gpkg")
+    given = Districts.create([1, 2, 3], [None, shapely.Polygon(), dict(district_shapes())["D hole"]], CRS)
+    result = district_stats_embedded(DistrictStatsRequest.create(given, composites, tmp_path / "out.gpkg"))
     table = read_table(tmp_path / "out.gpkg", "ndvi_stats_2019")
     assert table[1]["pixel_count"] == table[2]["pixel_count"] == 0 and table[1]["mean_ndvi"] is None
     assert table[3]["pixel_count"] > 0
@@ -61,8 +62,8 @@ def _folded(polygon):
 
 def test_a_district_with_no_area_is_reported_and_the_others_computed(composites, tmp_path):
     shapes = dict(district_shapes())
-    result = district_stats_embedded(Districts.create([1, 2], [_folded(shapes["D hole"]), shapes["D hole"]], CRS),
-                                     composites, tmp_path / "out.gpkg")
+    given = Districts.create([1, 2], [_folded(shapes["D hole"]), shapes["D hole"]], CRS)
+    result = district_stats_embedded(DistrictStatsRequest.create(given, composites, tmp_path / "out.gpkg"))
     table = read_table(tmp_path / "out.gpkg", "ndvi_stats_2019")
     assert table[1]["pixel_count"] == 0 and table[2]["pixel_count"] > 0
     assert [identifier for identifier, _ in result.repairs] == [1]
@@ -72,7 +73,8 @@ def test_a_district_with_no_area_is_reported_and_the_others_computed(composites,
 def test_when_no_district_has_an_area_it_is_an_error_and_no_file(composites, tmp_path):
     shapes = [_folded(geometry) for _, geometry in district_shapes()]
     with pytest.raises(QueryError, match=rf"no district has an area \(district 0 is .*collapses to lines when repaired; {len(shapes) - 1} more like it\)"):
-        district_stats_embedded(Districts.create(list(range(len(shapes))), shapes, CRS), composites, tmp_path / "out.gpkg")
+        district_stats_embedded(DistrictStatsRequest.create(Districts.create(list(range(len(shapes))), shapes, CRS), composites,
+                                                            tmp_path / "out.gpkg"))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -84,7 +86,8 @@ def test_districts_in_another_crs_are_reprojected_to_the_raster_crs(composites, 
     names = ['A "simple"', "D hole", "F nan"]
     in_degrees = [shapely.transform(shapes[n], lambda xy: np.column_stack(to_wgs84.transform(xy[:, 0], xy[:, 1])))
                   for n in names]
-    result = district_stats_embedded(Districts.create(names, in_degrees, "EPSG:4326"), composites, tmp_path / "out.gpkg")
+    result = district_stats_embedded(DistrictStatsRequest.create(Districts.create(names, in_degrees, "EPSG:4326"), composites,
+                                                                 tmp_path / "out.gpkg"))
     assert result.crs == CRS
     table = read_table(tmp_path / "out.gpkg", "ndvi_stats_2019")
     for name in names:  # small districts: the round trip moves vertices by far less than a pixel
@@ -151,9 +154,10 @@ def test_a_raster_without_crs_is_refused(mode, request, tmp_path):
     path = write_composite(tmp_path / "ndvi_composite_2019.tif", composite_values(2019), crs=None)
     with pytest.raises(ConfigurationError, match="has no coordinate reference system"):
         if mode == "embedded":
-            district_stats_embedded(districts(), [path], tmp_path / "out.gpkg")
+            district_stats_embedded(DistrictStatsRequest.create(districts(), [path], tmp_path / "out.gpkg"))
         else:
-            district_stats_postgis(request.getfixturevalue("postgis_server").conninfo, districts(), [path])
+            district_stats_postgis(DistrictStatsRequest.create(districts(), [path],
+                                                               connection=request.getfixturevalue("postgis_server").conninfo))
     assert not (tmp_path / "out.gpkg").exists()
 
 
@@ -161,7 +165,7 @@ def test_composites_in_different_crs_are_refused(tmp_path):
     a = write_composite(tmp_path / "ndvi_composite_2019.tif", composite_values(2019))
     b = write_composite(tmp_path / "ndvi_composite_2020.tif", composite_values(2020), crs="EPSG:32633")
     with pytest.raises(ConfigurationError, match="different coordinate reference systems"):
-        district_stats_embedded(districts(), [a, b], tmp_path / "out.gpkg")
+        district_stats_embedded(DistrictStatsRequest.create(districts(), [a, b], tmp_path / "out.gpkg"))
 
 
 # --------------------------------------------------------------------------- outputs
@@ -169,33 +173,33 @@ def test_composites_in_different_crs_are_refused(tmp_path):
 
 def test_the_output_must_be_a_geopackage_in_an_existing_folder(composites, tmp_path):
     with pytest.raises(OutputError, match="must be a GeoPackage"):
-        district_stats_embedded(districts(), composites, tmp_path / "out.shp")
+        district_stats_embedded(DistrictStatsRequest.create(districts(), composites, tmp_path / "out.shp"))
     with pytest.raises(OutputError, match="does not exist"):
-        district_stats_embedded(districts(), composites, tmp_path / "missing" / "out.gpkg")
+        district_stats_embedded(DistrictStatsRequest.create(districts(), composites, tmp_path / "missing" / "out.gpkg"))
     (tmp_path / "text.gpkg").write_text("not a database")
     with pytest.raises(OutputError, match="not a GeoPackage"):
-        district_stats_embedded(districts(), composites, tmp_path / "text.gpkg")
+        district_stats_embedded(DistrictStatsRequest.create(districts(), composites, tmp_path / "text.gpkg"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["text.gpkg"]
 
 
 def test_an_output_holding_other_id_types_is_refused(composites, tmp_path):
     output = tmp_path / "out.gpkg"
-    district_stats_embedded(districts(), composites, output)
+    district_stats_embedded(DistrictStatsRequest.create(districts(), composites, output))
     numbered = Districts.create([1], [dict(district_shapes())["D hole"]], CRS)
     before = output.read_bytes()
     for replace_latest in (False, True):  # the year tables would still mix the two kinds of ids
         with pytest.raises(ConfigurationError, match="text district ids"):
-            district_stats_embedded(numbered, composites, output, replace_latest=replace_latest)
+            district_stats_embedded(DistrictStatsRequest.create(numbered, composites, output, replace_latest=replace_latest))
     assert output.read_bytes() == before
-    district_stats_embedded(numbered, composites, tmp_path / "new.gpkg")
+    district_stats_embedded(DistrictStatsRequest.create(numbered, composites, tmp_path / "new.gpkg"))
 
 
 def test_cancel_leaves_the_previous_output_untouched(composites, tmp_path):
     output = tmp_path / "out.gpkg"
-    district_stats_embedded(districts(), {2019: composites[2019]}, output)
+    district_stats_embedded(DistrictStatsRequest.create(districts(), {2019: composites[2019]}, output))
     before = output.read_bytes()
     with pytest.raises(Cancelled):
-        district_stats_embedded(districts(), composites, output, check_cancel=cancel_after(1))
+        district_stats_embedded(DistrictStatsRequest.create(districts(), composites, output), check_cancel=cancel_after(1))
     assert output.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.gpkg"]
 
@@ -204,7 +208,7 @@ def test_geojson_export_is_in_epsg_4326(composites, tmp_path):
     from osgeo import ogr
     from pyproj import Transformer
 
-    district_stats_embedded(districts(), composites, tmp_path / "out.gpkg")
+    district_stats_embedded(DistrictStatsRequest.create(districts(), composites, tmp_path / "out.gpkg"))
     target = export_geojson(tmp_path / "out.gpkg", "ndvi_stats_latest", tmp_path / "ndvi_stats_latest.geojson")
     dataset = ogr.Open(str(target))
     layer = dataset.GetLayer(0)
@@ -230,12 +234,14 @@ def test_an_unreachable_server_gives_a_clear_error(postgis_server, composites):
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     with pytest.raises(StorageError, match=rf"cannot connect to PostgreSQL at canopy_tester@127.0.0.1:{closed_port}/canopy"):
-        district_stats_postgis(postgis_server.conninfo_with(port=closed_port), districts(), composites)
+        district_stats_postgis(DistrictStatsRequest.create(districts(), composites,
+                                                           connection=postgis_server.conninfo_with(port=closed_port)))
 
 
 def test_a_wrong_password_is_refused_without_showing_any_password(postgis_server, composites):
     with pytest.raises(StorageError, match="refused the user name or password") as error:
-        district_stats_postgis(postgis_server.conninfo_with(password="not-the-password"), districts(), composites)
+        district_stats_postgis(DistrictStatsRequest.create(districts(), composites,
+                                                           connection=postgis_server.conninfo_with(password="not-the-password")))
     assert "not-the-password" not in str(error.value) and postgis_server.password not in str(error.value)
 
 
@@ -244,7 +250,8 @@ def test_a_database_without_postgis_raster_is_named(postgis_server, composites):
         admin.execute("DROP DATABASE IF EXISTS plain")
         admin.execute(f"CREATE DATABASE plain OWNER {postgis_server.user}")
     with pytest.raises(StorageError, match="CREATE EXTENSION postgis_raster"):
-        district_stats_postgis(postgis_server.conninfo_with(dbname="plain"), districts(), composites)
+        district_stats_postgis(DistrictStatsRequest.create(districts(), composites,
+                                                           connection=postgis_server.conninfo_with(dbname="plain")))
 
 
 def test_schema_prefix_and_ids_with_quotes_spaces_and_sql_are_only_names(postgis_server, composites, tmp_path):
@@ -252,8 +259,8 @@ def test_schema_prefix_and_ids_with_quotes_spaces_and_sql_are_only_names(postgis
     with postgis_server.admin_connect() as admin:
         admin.execute("CREATE TABLE IF NOT EXISTS public.canary (n integer)")
         admin.execute(f"GRANT ALL ON public.canary TO {postgis_server.user}")
-    result = district_stats_postgis(postgis_server.conninfo, districts(), composites, schema=schema, prefix=prefix,
-                                    output_gpkg=tmp_path / "out.gpkg")
+    result = district_stats_postgis(DistrictStatsRequest.create(districts(), composites, connection=postgis_server.conninfo,
+                                                                schema=schema, prefix=prefix, output_gpkg=tmp_path / "out.gpkg"))
     with postgis_server.admin_connect() as admin:
         assert admin.execute("SELECT to_regclass('public.canary')").fetchone()[0] is not None
         tables = {r[0] for r in admin.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))}
@@ -268,7 +275,8 @@ def test_schema_prefix_and_ids_with_quotes_spaces_and_sql_are_only_names(postgis
 
 def test_names_longer_than_postgresql_allows_are_refused(postgis_server, composites):
     with pytest.raises(ConfigurationError, match="longer than 63 bytes"):
-        district_stats_postgis(postgis_server.conninfo, districts(), composites, prefix="p" * 50)
+        district_stats_postgis(DistrictStatsRequest.create(districts(), composites, connection=postgis_server.conninfo,
+                                                           prefix="p" * 50))
 
 
 def test_cancel_in_postgis_leaves_no_half_loaded_table(postgis_server, composites, tmp_path):
@@ -284,8 +292,8 @@ def test_cancel_in_postgis_leaves_no_half_loaded_table(postgis_server, composite
             second_year["started"] = True
 
     with pytest.raises(Cancelled):
-        district_stats_postgis(postgis_server.conninfo, districts(), composites, schema="cancelled",
-                               output_gpkg=tmp_path / "out.gpkg", check_cancel=check, log=log, loader="python")
+        district_stats_postgis(DistrictStatsRequest.create(districts(), composites, connection=postgis_server.conninfo,
+                                                           schema="cancelled", output_gpkg=tmp_path / "out.gpkg", loader="python"), check_cancel=check, log=log)
     with postgis_server.admin_connect() as admin:
         tables = {r[0] for r in admin.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'cancelled'")}
     assert tables == set()

@@ -15,6 +15,7 @@ from zonal_fixtures import YEARS, district_shapes, districts, read_table, write_
 
 from canopy_explorer.plugin.core.districts.postgis import district_stats_postgis
 from canopy_explorer.plugin.core.districts.embedded import district_stats_embedded
+from canopy_explorer.plugin.core.districts.statistics import DistrictStatsRequest
 
 IDS = [i for i, _ in district_shapes()]
 NO_DATA = {"C; DROP TABLE districts; --", "H tiny"}
@@ -36,9 +37,9 @@ class Runner:
     def run(self, composites, years, **options):
         rasters = {year: composites[year] for year in years}
         if self.mode == "embedded":
-            return district_stats_embedded(districts(), rasters, self.output, **options)
-        return district_stats_postgis(self.server.conninfo, districts(), rasters, schema="latest rules",
-                                      prefix=self.prefix, output_gpkg=self.output, **options)
+            return district_stats_embedded(DistrictStatsRequest.create(districts(), rasters, self.output, **options))
+        return district_stats_postgis(DistrictStatsRequest.create(districts(), rasters, connection=self.server.conninfo,
+                                                                  schema="latest rules", prefix=self.prefix, output_gpkg=self.output, **options))
 
     def table(self, name):
         if self.mode == "embedded":
@@ -169,7 +170,8 @@ def test_natural_breaks_are_the_optimal_fisher_jenks_classes(runner, composites,
 
 
 def test_the_chosen_statistic_drives_the_classes(composites, tmp_path):
-    result = district_stats_embedded(districts(), composites, tmp_path / "out.gpkg", statistic="max_ndvi")
+    result = district_stats_embedded(DistrictStatsRequest.create(districts(), composites, tmp_path / "out.gpkg",
+                                                                 statistic="max_ndvi"))
     latest = result.layer("ndvi_stats_latest")
     assert latest.field == "max_ndvi"
     values = [r["max_ndvi"] for r in read_table(tmp_path / "out.gpkg", "ndvi_stats_latest").values() if r["max_ndvi"] is not None]

@@ -8,7 +8,7 @@ import shapely
 from postgis_fixtures import *  # noqa: F401,F403
 from zonal_fixtures import CRS, YEARS, district_shapes, districts, expected_stats, layer_names, read_table, write_composites
 
-from canopy_explorer.plugin.core.districts.statistics import NDVI_LAYOUT
+from canopy_explorer.plugin.core.districts.statistics import NDVI_LAYOUT, DistrictStatsRequest
 from canopy_explorer.plugin.core.districts.postgis import district_stats_postgis
 from canopy_explorer.plugin.core.districts.embedded import district_stats_embedded
 
@@ -24,7 +24,7 @@ def composites(tmp_path_factory):
 @pytest.fixture(scope="module")
 def embedded_output(composites, tmp_path_factory):
     output = tmp_path_factory.mktemp("embedded") / "district_stats.gpkg"
-    result = district_stats_embedded(districts(), list(composites.values()), output)
+    result = district_stats_embedded(DistrictStatsRequest.create(districts(), list(composites.values()), output))
     return output, result
 
 
@@ -104,8 +104,8 @@ def test_geometries_are_stored_in_the_raster_crs_as_multipolygons(embedded_outpu
 @pytest.mark.parametrize("loader", ["python", "raster2pgsql"])
 def test_postgis_statistics_equal_numpy_and_the_embedded_mode(postgis_server, composites, embedded_output, tmp_path, loader):
     output = tmp_path / "postgis.gpkg"
-    result = district_stats_postgis(postgis_server.conninfo, districts(), list(composites.values()),
-                                    prefix=f"values_{loader}_", output_gpkg=output, loader=loader)
+    result = district_stats_postgis(DistrictStatsRequest.create(districts(), list(composites.values()),
+                                                                connection=postgis_server.conninfo, prefix=f"values_{loader}_", output_gpkg=output, loader=loader))
     assert result.years == YEARS
     assert_matches_numpy(output, composites)
     layers = [f"ndvi_stats_{y}" for y in YEARS] + ["ndvi_stats_latest", "ndvi_stats_change"]
@@ -116,8 +116,8 @@ def test_postgis_statistics_equal_numpy_and_the_embedded_mode(postgis_server, co
 
 
 def test_postgis_tables_are_what_raster2pgsql_dash_i_c_m_makes(postgis_server, composites, tmp_path):
-    district_stats_postgis(postgis_server.conninfo, districts(), {2019: composites[2019]}, schema="layout",
-                           loader="python")
+    district_stats_postgis(DistrictStatsRequest.create(districts(), {2019: composites[2019]},
+                                                       connection=postgis_server.conninfo, schema="layout", loader="python"))
     with postgis_server.admin_connect() as conn:
         srid, scale_x, scale_y, block_x, block_y, nodata, extent = conn.execute(
             "SELECT srid, scale_x, scale_y, blocksize_x, blocksize_y, nodata_values, ST_AsText(extent) "
@@ -158,8 +158,9 @@ def test_pixel_centres_exactly_on_an_edge_go_the_same_way_as_in_postgis(postgis_
               "tile edge": rect(2555, 2455, 2605, 2605)}
     on_centres = Districts.create(list(shapes), list(shapes.values()), CRS)
     rasters = {2019: composites[2019]}
-    district_stats_embedded(on_centres, rasters, tmp_path / "embedded.gpkg")
-    district_stats_postgis(postgis_server.conninfo, on_centres, rasters, prefix="centres_", output_gpkg=tmp_path / "pg.gpkg")
+    district_stats_embedded(DistrictStatsRequest.create(on_centres, rasters, tmp_path / "embedded.gpkg"))
+    district_stats_postgis(DistrictStatsRequest.create(on_centres, rasters, connection=postgis_server.conninfo,
+                                                       prefix="centres_", output_gpkg=tmp_path / "pg.gpkg"))
     assert_same_tables(tmp_path / "embedded.gpkg", tmp_path / "pg.gpkg", ["ndvi_stats_2019"])
     counts = {i: r["pixel_count"] for i, r in read_table(tmp_path / "embedded.gpkg", "ndvi_stats_2019").items()}
     # the case was really on the edge: 11 x 21 centres on the closed rectangle, 9 x 19 strictly inside
@@ -167,9 +168,10 @@ def test_pixel_centres_exactly_on_an_edge_go_the_same_way_as_in_postgis(postgis_
 
 
 def test_progress_rises_to_one(composites, tmp_path, postgis_server):
-    for run in (lambda p: district_stats_embedded(districts(), composites, tmp_path / "e.gpkg", progress=p),
-                lambda p: district_stats_postgis(postgis_server.conninfo, districts(), composites, prefix="progress_",
-                                                 progress=p)):
+    for run in (lambda p: district_stats_embedded(DistrictStatsRequest.create(districts(), composites, tmp_path / "e.gpkg"),
+                                                  progress=p),
+                lambda p: district_stats_postgis(DistrictStatsRequest.create(districts(), composites,
+                                                                             connection=postgis_server.conninfo, prefix="progress_"), progress=p)):
         seen = []
         run(seen.append)
         assert seen[-1] == 1.0 and all(0 <= a <= b <= 1 for a, b in zip(seen, seen[1:])) and len(seen) > 3

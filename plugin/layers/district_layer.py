@@ -7,11 +7,12 @@ stored as its default style in the GeoPackage before the file is published.
 """
 
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional
 
 from qgis.core import QgsDataSourceUri, QgsFeatureRequest, QgsProviderRegistry, QgsVectorLayer
 
-from ..core.districts.statistics import Districts, StatsResult
+from ..core.districts.canopy import CanopyStatsRequest, district_stats_atl08
+from ..core.districts.statistics import Districts, DistrictStatsRequest, StatsResult, district_stats
 from ..core.errors import ConfigurationError, QueryError
 from .roi_source import crs_text
 from .segment_layer import save_default_style
@@ -45,12 +46,44 @@ def districts_from_layer(layer: QgsVectorLayer, id_field: str, selected_only: bo
 def postgres_conninfo(connection_name: str) -> str:
     """libpq connection string of a saved QGIS PostgreSQL connection, credentials expanded from its
     auth configuration by QGIS (never logged, never stored by the plugin)."""
+    return QgsDataSourceUri(_saved_connection(connection_name).uri()).connectionInfo(True)
+
+
+def _saved_connection(connection_name: str):
     metadata = QgsProviderRegistry.instance().providerMetadata("postgres")
     # look the name up first: 3.22's findConnection on an unknown name corrupts memory at exit
     connection = metadata.connections().get(connection_name) if metadata else None
     if connection is None:
         raise ConfigurationError(f"there is no saved PostgreSQL connection named '{connection_name}'")
-    return QgsDataSourceUri(connection.uri()).connectionInfo(True)
+    return connection
+
+
+class SavedPostgresConnection:
+    """A saved QGIS PostgreSQL connection as the engine's connection (a function returning an open connection):
+    its credentials are expanded only when it connects, inside the task, and are kept nowhere."""
+
+    def __init__(self, name: str):
+        _saved_connection(name)  # an unknown name is refused when the request is built
+        self.name = name
+
+    def __call__(self):
+        from ..core.districts.postgis import connect
+
+        return connect(postgres_conninfo(self.name))
+
+    def describe(self) -> str:
+        """``user@host:port/dbname``, as the engine names a connection in messages; never the password."""
+        from ..core.districts.postgis import describe_connection
+
+        return describe_connection(postgres_conninfo(self.name))
+
+    def __repr__(self) -> str:
+        return f"SavedPostgresConnection({self.name!r})"
+
+
+def postgres_connection(connection_name: str) -> Optional[SavedPostgresConnection]:
+    """The engine's connection for a saved QGIS connection name; None (embedded) for no name."""
+    return SavedPostgresConnection(connection_name) if connection_name else None
 
 
 def stats_ramp(layer):
@@ -77,24 +110,12 @@ def style_statistics(temporary_gpkg: Path, layers) -> None:
 
 
 def write_district_stats(
-    districts: Districts, rasters: Sequence[str], output_gpkg: str, connection_name: str = "", classes: int = 5,
-    progress: Optional[Callable[[float], None]] = None, check_cancel: Optional[Callable[[], None]] = None,
-    log: Optional[Callable[[str], None]] = None,
+    request: DistrictStatsRequest, progress: Optional[Callable[[float], None]] = None,
+    check_cancel: Optional[Callable[[], None]] = None, log: Optional[Callable[[str], None]] = None,
 ) -> StatsResult:
-    """Per-district NDVI statistics per year, latest and change tables, styled, in ``output_gpkg``;
-    in PostGIS too when ``connection_name`` names a saved connection."""
-    if not rasters:
-        raise QueryError("choose at least one NDVI composite (ndvi_composite_<year>.tif)")
-    if connection_name:
-        from ..core.districts.postgis import district_stats_postgis
-
-        return district_stats_postgis(postgres_conninfo(connection_name), districts, list(rasters), output_gpkg=output_gpkg,
-                                      classes=classes, progress=progress, check_cancel=check_cancel, log=log,
-                                      before_publish=style_statistics)
-    from ..core.districts.embedded import district_stats_embedded
-
-    return district_stats_embedded(districts, list(rasters), output_gpkg, classes=classes, progress=progress,
-                                   check_cancel=check_cancel, log=log, before_publish=style_statistics)
+    """Per-district NDVI statistics per year, latest and change tables, styled, in the request's GeoPackage
+    (and its GeoJSON); computed in PostGIS when the request has a connection (``postgres_connection``)."""
+    return district_stats(request, progress=progress, check_cancel=check_cancel, log=log, before_publish=style_statistics)
 
 
 def load_statistics_layers(result: StatsResult) -> List[QgsVectorLayer]:
@@ -108,12 +129,8 @@ def load_statistics_layers(result: StatsResult) -> List[QgsVectorLayer]:
 
 
 def write_atl08_district_stats(
-    districts: Districts, config, output_gpkg: str, variable: str = "h_canopy", filters: str = "", start=None, end=None,
-    classes: int = 5, progress=None, check_cancel=None, log=None,
+    request: CanopyStatsRequest, progress: Optional[Callable[[float], None]] = None,
+    check_cancel: Optional[Callable[[], None]] = None, log: Optional[Callable[[str], None]] = None,
 ) -> StatsResult:
     """Per district and year: segment count, median, mean and 95th percentile of an ATL08 variable, styled."""
-    from ..core.districts.canopy import district_stats_atl08
-
-    return district_stats_atl08(districts, config, output_gpkg, variable=variable, filters=filters or None, start=start,
-                                end=end, classes=classes, progress=progress, check_cancel=check_cancel, log=log,
-                                before_publish=style_statistics)
+    return district_stats_atl08(request, progress=progress, check_cancel=check_cancel, log=log, before_publish=style_statistics)

@@ -8,7 +8,7 @@ map is the default); a GeoTIFF gets a ``.qml`` for the change band beside it.
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional
 
 import numpy as np
 from qgis.core import (
@@ -25,10 +25,8 @@ from qgis.core import (
 )
 
 from ..core.errors import OutputError
-from ..core.grid.change import (DEFAULT_BATCH_ROWS, DEFAULT_CELL_SIZE_KM, DEFAULT_MIN_SHOTS, DEFAULT_PERIODS, FIELDS, LAYER_NAME,
-                                GridChange, grid_change, write_cells_geopackage, write_cells_raster)
-from ..core.grid.equal_area_grid import EQUAL_EARTH, HexGrid, SquareGrid
-from ..core.lidar.database import Atl08Database
+from ..core.grid.change import (FIELDS, LAYER_NAME, GridChange, GridChangeRequest, grid_change, write_cells_geopackage,
+                                write_cells_raster)
 from ..qgis_compat import SHADER_LINEAR
 from .symbology import save_raster_default_style, units_for
 
@@ -139,38 +137,25 @@ def _store_vector_styles(result: GridChange, limit: float):
     return store
 
 
-def write_grid_change(
-    config, output: str, roi=None, roi_crs: str = "EPSG:4326", variable: str = "h_canopy",
-    periods: Sequence[Tuple[str, str]] = DEFAULT_PERIODS, cell_size_km: float = DEFAULT_CELL_SIZE_KM,
-    min_shots: int = DEFAULT_MIN_SHOTS, filters: str = "", grid_crs: str = EQUAL_EARTH, batch_rows: int = DEFAULT_BATCH_ROWS,
-    progress: Optional[Callable[[float], None]] = None, check_cancel: Optional[Callable[[], None]] = None,
-    period_labels: Sequence[Tuple[str, str]] = (("period 1", "period 1"), ("period 2", "period 2")),
-) -> GridChangeOutput:
-    """Hexagons in a GeoPackage (``.gpkg``) or square cells in a GeoTIFF (``.tif``), styled."""
-    raster = output.lower().endswith((".tif", ".tiff"))
-    if not (raster or output.lower().endswith(".gpkg")):
-        raise OutputError(f"the grid output must be a GeoPackage (.gpkg) or a GeoTIFF (.tif), not {Path(output).name}")
-    grid = (SquareGrid if raster else HexGrid)(cell_size_km, grid_crs)
-    database = Atl08Database(config)
-    try:
-        result = grid_change(database, roi=roi, roi_crs=roi_crs, variable=variable, periods=periods, grid=grid,
-                             min_shots=min_shots, filters=filters or None, batch_rows=batch_rows, progress=progress,
-                             check_cancel=check_cancel, period_labels=period_labels)
-    finally:
-        database.close()
+def write_grid_change(request: GridChangeRequest, progress: Optional[Callable[[float], None]] = None,
+                      check_cancel: Optional[Callable[[], None]] = None, log: Optional[Callable[[str], None]] = None) -> GridChangeOutput:
+    """Hexagons in a GeoPackage (``.gpkg``) or square cells in a GeoTIFF (``.tif``), styled: the request's output."""
+    if request.output is None:
+        raise OutputError("no output file for the grid: choose a GeoPackage (.gpkg) or a GeoTIFF (.tif)")
+    result = grid_change(request, progress=progress, check_cancel=check_cancel, log=log)
     if not len(result):
         reasons = "".join(f"; period {index} ({start} to {end}): {reason}"
                           for index, ((start, end), reason) in enumerate(zip(result.periods, result.empty_reasons), start=1) if reason)
-        raise OutputError(f"no cell has at least {min_shots} segments with a value in both periods: nothing was written "
+        raise OutputError(f"no cell has at least {request.min_shots} segments with a value in both periods: nothing was written "
                           f"({result.cells_seen[0]} and {result.cells_seen[1]} cells had segments){reasons}")
     limit = change_limit(result.columns["change"])
     if check_cancel:
         check_cancel()
-    if raster:
-        path = write_cells_raster(result, output)
+    if request.raster:
+        path = write_cells_raster(result, request.output)
         save_raster_default_style(path, lambda provider: change_raster_renderer(provider, limit), "the raster")
     else:
-        path = write_cells_geopackage(result, output, before_publish=_store_vector_styles(result, limit))
+        path = write_cells_geopackage(result, request.output, before_publish=_store_vector_styles(result, limit))
     return GridChangeOutput(result, str(path), limit)
 
 

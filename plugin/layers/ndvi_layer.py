@@ -15,7 +15,7 @@ from qgis.PyQt.QtGui import QColor
 
 from ..core.errors import OutputError
 from ..core.natural_breaks import raster_breaks
-from ..core.sentinel2.composites import CompositeReport, composite_years
+from ..core.sentinel2.composites import CompositeReport, CompositeRequest, composite_years
 from ..qgis_compat import SHADER_DISCRETE
 from .symbology import save_raster_default_style
 
@@ -62,15 +62,13 @@ def save_composite_style(path: Path, minimum: Optional[float], breaks: List[floa
 
 
 def write_ndvi_composites(
-    source, boundary, boundary_crs, years, max_cloud: float, output_folder, cover_whole: bool = False, classes: int = 5,
-    progress: Optional[Callable[[float], None]] = None, check_cancel: Optional[Callable[[], None]] = None,
-    log: Optional[Callable[[str], None]] = None,
+    request: CompositeRequest, progress: Optional[Callable[[float], None]] = None,
+    check_cancel: Optional[Callable[[], None]] = None, log: Optional[Callable[[str], None]] = None,
 ) -> List[CompositeOutput]:
-    reports = composite_years(source, boundary, boundary_crs, years, max_cloud, output_folder, cover_whole=cover_whole,
-                              progress=progress, check_cancel=check_cancel, log=log)
+    reports = composite_years(request, progress=progress, check_cancel=check_cancel, log=log)
     outputs = []
     for report in reports:
-        minimum, breaks = raster_breaks(report.path, classes)
+        minimum, breaks = raster_breaks(report.path, request.classes)
         save_composite_style(report.path, minimum, breaks)
         outputs.append(CompositeOutput(report, minimum, breaks))
     return outputs

@@ -19,7 +19,7 @@ from ..core.errors import QueryError
 from ..core.lidar.config import DatabaseConfig
 from ..core.lidar.database import Atl08Database
 from ..core.lidar.empty_result import explain_empty
-from ..core.lidar.query import SegmentQuery
+from ..core.lidar.query import NearestRequest, SegmentQuery
 from ..core.natural_breaks import BreaksSample
 from ..core.segment_files import write_segments
 from .symbology import graduated_renderer
@@ -282,33 +282,24 @@ def layer_crs():
 
 def write_nearest_output(
     config: DatabaseConfig,
-    point,
-    num_shots: int,
-    radius_m: float,
-    variables,
-    filters_text: str = "",
-    start=None,
-    end=None,
+    request: NearestRequest,
     output_path: Optional[str] = None,
     classes: int = 5,
     check_cancel: Optional[Callable[[], None]] = None,
     database: Optional[Atl08Database] = None,
-    time_labels=("", ""),
 ) -> QueryOutput:
-    """The nearest segments to ``point`` (lon, lat) as a styled file with ``distance_m``."""
-    from ..core.lidar.query import resolve_columns
-
+    """The nearest segments to ``request.point`` (lon, lat) as a styled file with ``distance_m``."""
     database = database or Atl08Database(config)
-    columns = resolve_columns(variables)
-    frame = database.nearest(point, num_shots=num_shots, radius_m=radius_m, variables=variables,
-                             filters=filters_text or None, start=start, end=end, time_labels=time_labels)
+    columns = request.spec.columns
+    frame = database.nearest(request)
     if check_cancel:
         check_cancel()
-    name = f"ATL08 nearest {num_shots} to {point[1]:.5f}, {point[0]:.5f}"
+    lon, lat = request.point
+    name = f"ATL08 nearest {request.num_shots} to {lat:.5f}, {lon:.5f}"
     description = {
-        "database": config.array_uri, "variables": ", ".join(variables), "point": f"lon {point[0]:.6f}, lat {point[1]:.6f}",
-        "num_shots": str(num_shots), "radius_m": f"{radius_m:g}", "filters": (filters_text or "").strip(),
-        "start": str(start or ""), "end": str(end or ""),
+        "database": config.array_uri, "variables": ", ".join(request.variables), "point": f"lon {lon:.6f}, lat {lat:.6f}",
+        "num_shots": str(request.num_shots), "radius_m": f"{request.radius_m:g}", "filters": request.filters_text.strip(),
+        "start": str(request.start or ""), "end": str(request.end or ""),
     }
     colour_by = columns[0].name if columns else None
     output = write_styled_segments(
@@ -316,9 +307,9 @@ def write_nearest_output(
         columns[0].variable if columns else None, classes, check_cancel,
     )
     if not output.rows:
-        spec, within = database.nearest_search(point, radius_m, variables, filters_text or None, start, end)
-        output.empty_reason = explain_empty(database, spec, within, region=f"the circle of {radius_m:g} m round the point")
-        output.searched = f"the time range and filters within {radius_m:g} m of the point"
+        radius = f"{request.radius_m:g}"
+        output.empty_reason = explain_empty(database, request.spec, request.within, region=f"the circle of {radius} m round the point")
+        output.searched = f"the time range and filters within {radius} m of the point"
     return output
 
 

@@ -11,6 +11,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.districts.canopy import CanopyStatsRequest
 from ..core.errors import QueryError
 from ..layers.district_layer import districts_from_features, write_atl08_district_stats
 from ..qgis_compat import SKIP_GEOMETRY_CHECKS, SOURCE_VECTOR_POLYGON
@@ -56,14 +57,14 @@ class Atl08DistrictStatsAlgorithm(CanopyExplorerAlgorithm):
         features = source.getFeatures(QgsFeatureRequest(), SKIP_GEOMETRY_CHECKS)
         districts = districts_from_features(features, source.sourceCrs(), self.parameterAsString(parameters, "ID_FIELD", context))
         start, end = time_bounds(self, parameters, context)
-        progress, check_cancel = feedback_progress(feedback)
-        result = write_atl08_district_stats(
+        request = CanopyStatsRequest.create(
             districts, database_config(self, parameters, context), self.parameterAsFileOutput(parameters, "OUTPUT", context),
             variable=self.parameterAsString(parameters, "VARIABLE", context).strip() or "h_canopy",
             filters=filters_text(self, parameters, context), start=start, end=end,
-            classes=self.parameterAsInt(parameters, "CLASSES", context), progress=progress, check_cancel=check_cancel,
-            log=feedback.pushInfo,
+            classes=self.parameterAsInt(parameters, "CLASSES", context),
         )
+        progress, check_cancel = feedback_progress(feedback)
+        result = write_atl08_district_stats(request, progress, check_cancel, log=feedback.pushInfo)
         feedback.pushInfo(result.summary())
         uris = []
         for table in result.layers:

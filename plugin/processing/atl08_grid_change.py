@@ -10,7 +10,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.grid.change import DEFAULT_BATCH_ROWS, DEFAULT_CELL_SIZE_KM, DEFAULT_MIN_SHOTS, DEFAULT_PERIODS, LAYER_NAME
+from ..core.grid.change import (DEFAULT_BATCH_ROWS, DEFAULT_CELL_SIZE_KM, DEFAULT_MIN_SHOTS, DEFAULT_PERIODS, LAYER_NAME,
+                                GridChangeRequest)
 from ..core.grid.equal_area_grid import EQUAL_EARTH
 from ..layers.grid_layer import write_grid_change
 from ..qgis_compat import NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED
@@ -69,17 +70,18 @@ class Atl08GridChangeAlgorithm(CanopyExplorerAlgorithm):
         text = {key: self.parameterAsString(parameters, key, context).strip()
                 for key in ("PERIOD1_START", "PERIOD1_END", "PERIOD2_START", "PERIOD2_END")}
         crs = self.parameterAsCrs(parameters, "GRID_CRS", context)
-        progress, check_cancel = feedback_progress(feedback)
-        output = write_grid_change(
+        request = GridChangeRequest.create(
             database_config(self, parameters, context), self.parameterAsFileOutput(parameters, "OUTPUT", context),
             roi=roi, roi_crs=roi_crs, variable=self.parameterAsString(parameters, "VARIABLE", context).strip() or "h_canopy",
             periods=((text["PERIOD1_START"], text["PERIOD1_END"]), (text["PERIOD2_START"], text["PERIOD2_END"])),
             cell_size_km=self.parameterAsDouble(parameters, "CELL_SIZE_KM", context),
             min_shots=self.parameterAsInt(parameters, "MIN_SHOTS", context), filters=filters_text(self, parameters, context),
             grid_crs=(crs.authid() or crs.toWkt()) if crs.isValid() else EQUAL_EARTH,
-            batch_rows=self.parameterAsInt(parameters, "BATCH_ROWS", context), progress=progress, check_cancel=check_cancel,
+            batch_rows=self.parameterAsInt(parameters, "BATCH_ROWS", context),
             period_labels=(("PERIOD1_START", "PERIOD1_END"), ("PERIOD2_START", "PERIOD2_END")),
         )
+        progress, check_cancel = feedback_progress(feedback)
+        output = write_grid_change(request, progress, check_cancel, log=feedback.pushInfo)
         result = output.result
         feedback.pushInfo(f"{result.segments[0]:,} and {result.segments[1]:,} segments in {result.batches} batches; "
                           f"{result.cells_seen[0]:,} and {result.cells_seen[1]:,} cells with segments; "

@@ -9,6 +9,7 @@ from qgis.core import (
 )
 
 from ..core.errors import QueryError
+from ..core.lidar.query import NearestRequest
 from ..layers.segment_layer import write_nearest_output
 from ..qgis_compat import NUMBER_DOUBLE, SOURCE_VECTOR_POINT
 from .algorithm import (
@@ -53,17 +54,16 @@ class Atl08NearestAlgorithm(CanopyExplorerAlgorithm):
     def execute(self, parameters, context, feedback):
         config = database_config(self, parameters, context)
         point = self.parameterAsPoint(parameters, "POINT", context, WGS84)  # reprojected from the point's CRS
-        variables = variables_list(self.parameterAsString(parameters, "VARIABLES", context))
-        if not variables:
-            raise QueryError("no variables given: list at least one, e.g. h_canopy")
         start, end = time_bounds(self, parameters, context)
+        request = NearestRequest.create(
+            (point.x(), point.y()), self.parameterAsInt(parameters, "NUM_SHOTS", context),
+            self.parameterAsDouble(parameters, "RADIUS_M", context),
+            variables_list(self.parameterAsString(parameters, "VARIABLES", context)),
+            filters_text(self, parameters, context), start, end, time_labels=("START", "END"), product=config.product,
+        )
         output_path = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         _, check_cancel = feedback_progress(feedback)
-        output = write_nearest_output(
-            config, (point.x(), point.y()), self.parameterAsInt(parameters, "NUM_SHOTS", context),
-            self.parameterAsDouble(parameters, "RADIUS_M", context), variables, filters_text(self, parameters, context),
-            start, end, output_path, check_cancel=check_cancel, time_labels=("START", "END"),
-        )
+        output = write_nearest_output(config, request, output_path, check_cancel=check_cancel)
         if output.rows == 0:
             raise QueryError(output.nothing_matched)
         feedback.pushInfo(f"{output.rows} segments written to {output.path}")

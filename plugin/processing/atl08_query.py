@@ -71,7 +71,7 @@ class Atl08QueryAlgorithm(CanopyExplorerAlgorithm):
         filters = filters_text(self, parameters, context)
         spec = SegmentQuery.create(roi=roi, start=start, end=end, variables=variables, filters=filters or None, roi_crs=roi_crs,
                                    exact_times=self.parameterAsBoolean(parameters, "EXACT_TIMES", context),
-                                   time_labels=("START", "END"))
+                                   time_labels=("START", "END"), product=config.product)
         output_path = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         progress, check_cancel = feedback_progress(feedback)
         request = QueryRequest(config, spec, variables, filters, output_path=output_path,

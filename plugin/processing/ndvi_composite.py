@@ -12,6 +12,7 @@ from qgis.core import (
 )
 
 from ..core.errors import QueryError
+from ..core.sentinel2.composites import CompositeRequest
 from ..core.sentinel2.stac_search import default_stac_source
 from ..layers.ndvi_layer import write_ndvi_composites
 from ..layers.roi_source import roi_from_features
@@ -70,14 +71,14 @@ class NdviCompositeAlgorithm(CanopyExplorerAlgorithm):
         stac = DEFAULTS.with_changes(url=self.parameterAsString(parameters, "STAC_URL", context).strip() or DEFAULTS.url,
                                      collection=self.parameterAsString(parameters, "COLLECTION", context).strip() or DEFAULTS.collection)
         folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
-        progress, check_cancel = feedback_progress(feedback)
-        outputs = write_ndvi_composites(
+        request = CompositeRequest.create(
             stac, boundary, boundary_crs, self.parameterAsString(parameters, "YEARS", context),
             self.parameterAsDouble(parameters, "MAX_CLOUD", context), folder,
             cover_whole=self.parameterAsBoolean(parameters, "COVER_WHOLE", context),
             classes=self.parameterAsInt(parameters, "CLASSES", context),
-            progress=progress, check_cancel=check_cancel, log=feedback.pushInfo,
         )
+        progress, check_cancel = feedback_progress(feedback)
+        outputs = write_ndvi_composites(request, progress, check_cancel, log=feedback.pushInfo)
         paths = []
         for output in outputs:
             feedback.pushInfo(output.report.summary())

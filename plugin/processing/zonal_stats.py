@@ -13,9 +13,9 @@ from qgis.core import (
     QgsRasterLayer,
 )
 
-from ..core.districts.geopackage import export_geojson
+from ..core.districts.statistics import DistrictStatsRequest
 from ..core.errors import QueryError
-from ..layers.district_layer import districts_from_features, write_district_stats
+from ..layers.district_layer import districts_from_features, postgres_connection, write_district_stats
 from ..qgis_compat import SKIP_GEOMETRY_CHECKS, SOURCE_RASTER, SOURCE_VECTOR_POLYGON
 from .algorithm import CanopyExplorerAlgorithm, feedback_progress
 
@@ -70,21 +70,20 @@ class ZonalStatsAlgorithm(CanopyExplorerAlgorithm):
         if not_rasters:
             raise QueryError(f"{', '.join(repr(n) for n in not_rasters)} is not a raster: choose NDVI composites (GeoTIFF)")
         rasters = [layer.source() for layer in layers]
-        output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
-        progress, check_cancel = feedback_progress(feedback)
-        result = write_district_stats(
-            districts, rasters, output, self.parameterAsConnectionName(parameters, "DATABASE", context) or "",
-            classes=self.parameterAsInt(parameters, "CLASSES", context), progress=progress, check_cancel=check_cancel,
-            log=feedback.pushInfo,
+        request = DistrictStatsRequest.create(
+            districts, rasters, self.parameterAsFileOutput(parameters, "OUTPUT", context),
+            connection=postgres_connection(self.parameterAsConnectionName(parameters, "DATABASE", context) or ""),
+            classes=self.parameterAsInt(parameters, "CLASSES", context),
+            geojson=self.parameterAsFileOutput(parameters, "GEOJSON", context) or None,
         )
+        progress, check_cancel = feedback_progress(feedback)
+        result = write_district_stats(request, progress, check_cancel, log=feedback.pushInfo)
         for district, reason in result.repairs:
             feedback.reportError(f"district {district}: {reason}")
         feedback.pushInfo(result.summary())
         outputs = {"OUTPUT": str(result.output), "LAYERS": []}
-        geojson = self.parameterAsFileOutput(parameters, "GEOJSON", context)
-        if geojson:
-            latest = next(layer.name for layer in result.layers if layer.kind == "latest")
-            outputs["GEOJSON"] = str(export_geojson(result.output, latest, geojson))
+        if result.geojson is not None:
+            outputs["GEOJSON"] = str(result.geojson)
         for table in result.layers:
             uri = f"{result.output}|layername={table.name}"
             outputs["LAYERS"].append(uri)

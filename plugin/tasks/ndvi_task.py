@@ -1,5 +1,6 @@
 """NDVI composites in the background, one year after the other, with progress per scene and cancel."""
 
+from ..core.sentinel2.composites import CompositeRequest
 from ..layers.ndvi_layer import write_ndvi_composites
 from .engine_task import EngineTask
 
@@ -7,10 +8,8 @@ from .engine_task import EngineTask
 class NdviCompositeTask(EngineTask):
     """``completed(list of CompositeOutput)``."""
 
-    def __init__(self, source, boundary, boundary_crs: str, years, max_cloud: float, output_folder: str,
-                 cover_whole: bool = False, classes: int = 5):
-        def work(progress, check_cancel, log):
-            return write_ndvi_composites(source, boundary, boundary_crs, years, max_cloud, output_folder, cover_whole,
-                                         classes, progress=progress, check_cancel=check_cancel, log=log)
-
-        super().__init__(f"NDVI composites {years} ({source.collection})", work)
+    def __init__(self, request: CompositeRequest):
+        years = ", ".join(str(year) for year in request.years)
+        super().__init__(f"NDVI composites {years} ({request.source.collection})",
+                         lambda progress, check_cancel, log: write_ndvi_composites(request, progress, check_cancel, log))
+        self.request = request

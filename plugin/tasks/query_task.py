@@ -1,7 +1,10 @@
 """ATL08 work in the background: queries and nearest-shot searches that end in a styled file and layer."""
 
+from typing import Optional
+
 from qgis.PyQt.QtCore import QCoreApplication
 
+from ..core.lidar.query import NearestRequest
 from ..layers.segment_layer import QueryRequest, load_query_layer, write_nearest_output, write_query_output
 from .engine_task import EngineTask
 
@@ -26,10 +29,7 @@ class QueryTask(OutputTask):
 
 
 class NearestTask(OutputTask):
-    def __init__(self, config, point, num_shots, radius_m, variables, filters_text="", start=None, end=None, output_path=None, classes=5):
-        def work(progress, check_cancel, log):
-            return write_nearest_output(config, point, num_shots, radius_m, variables, filters_text, start, end,
-                                        output_path, classes, check_cancel)
-
-        super().__init__(f"ATL08 nearest {num_shots} segments to {point[1]:.4f}, {point[0]:.4f}", work)
-        self.point = point
+    def __init__(self, config, request: NearestRequest, output_path: Optional[str] = None, classes: int = 5):
+        super().__init__(f"ATL08 nearest {request.num_shots} segments to {request.point[1]:.4f}, {request.point[0]:.4f}",
+                         lambda progress, check_cancel, log: write_nearest_output(config, request, output_path, classes, check_cancel))
+        self.request = request

@@ -71,15 +71,14 @@ def _rss_kb(field: str) -> int:
 def run_engine(job: Dict) -> Dict:
     from canopy_explorer.plugin.core.lidar.config import local_config
     from canopy_explorer.plugin.core.lidar.database import Atl08Database
-    from canopy_explorer.plugin.core.grid.equal_area_grid import HexGrid
-    from canopy_explorer.plugin.core.grid.change import grid_change, write_cells_geopackage
+    from canopy_explorer.plugin.core.grid.change import GridChangeRequest, grid_change, write_cells_geopackage
     from canopy_explorer.plugin.core.lidar.atl08.presets import GOOD_CANOPY
 
     baseline = _rss_kb("VmRSS")
     started = time.perf_counter()
     database = Atl08Database(local_config(job["database"]))
-    result = grid_change(database, roi=GLOBAL_BOX, periods=PERIODS, grid=HexGrid(CELL_KM), min_shots=MIN_SHOTS,
-                         filters=GOOD_CANOPY, batch_rows=job["batch_rows"])
+    result = grid_change(GridChangeRequest.create(database, roi=GLOBAL_BOX, periods=PERIODS, cell_size_km=CELL_KM,
+                                                  min_shots=MIN_SHOTS, filters=GOOD_CANOPY, batch_rows=job["batch_rows"]))
     write_cells_geopackage(result, job["output"])
     return {"seconds": time.perf_counter() - started, "baseline_kb": baseline, "cells": [int(c) for c in result.cell],
             "median_p1": result.columns["median_p1"].tolist(), "median_p2": result.columns["median_p2"].tolist(),

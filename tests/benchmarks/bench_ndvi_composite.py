@@ -124,14 +124,15 @@ def run_engine(args) -> dict:
     import pystac_client  # noqa: F401  imported before the clock starts, as the seed's are
     import rasterio  # noqa: F401
 
-    from canopy_explorer.plugin.core.sentinel2.composites import composite_years
+    from canopy_explorer.plugin.core.sentinel2.composites import CompositeRequest, composite_years
     from canopy_explorer.plugin.core.sentinel2.stac_search import default_stac_source
 
     after_imports = rss_kb()
     started = time.perf_counter()
     boundary = wkt.loads(Path(args.boundary).read_text())
     source = default_stac_source(url=args.url, collection=COLLECTION)
-    reports = composite_years(source, boundary, "EPSG:32632", [args.year], args.max_cloud, args.output, workers=args.workers)
+    request = CompositeRequest.create(source, boundary, "EPSG:32632", [args.year], args.max_cloud, args.output, workers=args.workers)
+    reports = composite_years(request)
     wall = time.perf_counter() - started
     return {"wall_s": wall, "scenes": len(reports[0].scenes_used), "path": str(reports[0].path), "after_imports_kb": after_imports}
 

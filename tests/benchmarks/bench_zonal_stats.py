@@ -142,7 +142,7 @@ def child(args) -> dict:
     import shapely  # noqa: F401
     from osgeo import gdal, ogr  # noqa: F401
 
-    from canopy_explorer.plugin.core.districts.statistics import Districts
+    from canopy_explorer.plugin.core.districts.statistics import Districts, DistrictStatsRequest
 
     output = work / f"{args.child}.gpkg"
     if output.exists():
@@ -157,7 +157,7 @@ def child(args) -> dict:
 
         started = time.perf_counter()
         districts = Districts.from_file(args.districts_file, "code")
-        district_stats_embedded(districts, [args.composite], output, log=note)
+        district_stats_embedded(DistrictStatsRequest.create(districts, [args.composite], output), log=note)
         seconds = time.perf_counter() - started
         return {"seconds": seconds, "output": str(output)}
 
@@ -171,8 +171,8 @@ def child(args) -> dict:
     loader = args.child.split("-", 1)[1]
     started = time.perf_counter()
     districts = Districts.from_file(args.districts_file, "code")
-    district_stats_postgis(args.conninfo, districts, [args.composite], schema=SCHEMA, output_gpkg=output,
-                           loader=loader, log=note)
+    district_stats_postgis(DistrictStatsRequest.create(districts, [args.composite], connection=args.conninfo, schema=SCHEMA,
+                                                       output_gpkg=output, loader=loader), log=note)
     seconds = time.perf_counter() - started
     load = next(float(m.rsplit(" in ", 1)[1].split()[0]) for _, m in marks if " loaded as " in m)
     query = next(float(m.rsplit(" in ", 1)[1].split()[0]) for _, m in marks if ": statistics of " in m)

@@ -1,7 +1,7 @@
 """District zonal statistics computed locally (rasterio + numpy), written to a GeoPackage: no server needed.
 
-    result = district_stats_embedded(districts, ["ndvi_composite_2019.tif", "ndvi_composite_2024.tif"],
-                                     "district_stats.gpkg", classes=5)
+    result = district_stats_embedded(DistrictStatsRequest.create(districts, ["ndvi_composite_2019.tif", "ndvi_composite_2024.tif"],
+                                                                 "district_stats.gpkg", classes=5))
     result.layer("ndvi_stats_latest").breaks      # natural breaks on mean_ndvi
 
 The statistics are PostGIS's ``ST_SummaryStatsAgg(ST_Clip(rast, geom, true), 1, true)``:
@@ -12,21 +12,21 @@ are left out; ``stddev`` is the population standard deviation. Each district's w
 is read in strips of bounded size and combined with Chan's pairwise update, so a
 district as large as the raster needs no more memory than a strip.
 
-Tables and the latest/change rules: see ``district_stats``; writing: ``stats_geopackage``.
+Tables and the latest/change rules: see ``statistics``; writing: ``geopackage``.
 """
 
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..callbacks import CheckCancel, Log, Progress
 from ..errors import ConfigurationError, StorageError
-from .geopackage import BeforePublish, publish_statistics
-from .statistics import (NDVI_LAYOUT, Districts, StatsLayout, StatsResult, rasters_by_year, same_crs, say, stats_rows)
+from .geopackage import BeforePublish, export_latest, publish_statistics
+from .statistics import DistrictStatsRequest, StatsLayout, StatsResult, rasters_by_year, same_crs, say, stats_rows
 
 STRIP_PIXELS = 4_000_000  # pixels of one district read and rasterized at once
 WHOLE_BAND_BYTES = 256 * 2**20  # bands up to this size are read once rather than window by window
@@ -181,29 +181,26 @@ def zonal_statistics(path, geometries: Sequence, band: int = 1, progress: Option
 
 
 def district_stats_embedded(
-    districts: Districts,
-    rasters: Union[Sequence, Mapping[int, object]],
-    output_gpkg,
-    classes: int = 5,
-    statistic: Optional[str] = None,
-    replace_latest: bool = False,
+    request: DistrictStatsRequest,
     progress: Optional[Progress] = None,
     check_cancel: Optional[CheckCancel] = None,
     log: Optional[Log] = None,
     before_publish: BeforePublish = None,
 ) -> StatsResult:
-    """Per district and year: pixel count, min, max, mean, stddev of band 1 of each composite, in ``output_gpkg``.
+    """Per district and year: pixel count, min, max, mean, stddev of band 1 of each composite, in ``request.output_gpkg``.
 
-    ``rasters``: paths (the year is the 4-digit year in each name) or ``{year: path}``.
     Writes ``ndvi_stats_<year>`` for each year given, updates ``ndvi_stats_latest`` (an
-    existing file keeps the years of earlier runs; ``replace_latest`` starts that table
+    existing file keeps the years of earlier runs; ``request.replace_latest`` starts that table
     afresh from these years) and rebuilds ``ndvi_stats_change`` from every year table in
-    the file; geometries in the rasters' CRS.
-    ``statistic`` picks the field the maps are classified on (default ``mean_ndvi``).
+    the file; geometries in the rasters' CRS. ``request.statistic`` picks the field the maps
+    are classified on (default ``mean_ndvi``); ``request.geojson``: the latest table exported too.
     """
-    layout: StatsLayout = NDVI_LAYOUT.with_primary(statistic)
+    if not request.embedded:
+        raise ConfigurationError("this request computes the statistics in PostGIS (it has a connection): run it with district_stats")
+    layout: StatsLayout = request.layout
+    districts, output_gpkg = request.districts, request.output_gpkg
     started = time.perf_counter()
-    infos, crs = check_rasters(rasters)
+    infos, crs = check_rasters(request.by_year)
     prepared, repairs = districts.prepared(crs)
     for identifier, reason in repairs:
         say(log, f"district {identifier!r}: {reason}")
@@ -224,9 +221,9 @@ def district_stats_embedded(
         empty = int((values["count"] == 0).sum())
         if empty:
             say(log, f"{year}: {empty} district(s) have no valid pixel (outside the raster or only nodata)")
-    layers = publish_statistics(output_gpkg, layout, prepared, years, classes, replace_latest=replace_latest,
+    layers = publish_statistics(output_gpkg, layout, prepared, years, request.classes, replace_latest=request.replace_latest,
                                 before_publish=before_publish, check_cancel=check_cancel)
     if progress:
         progress(1.0)
-    say(log, f"district statistics written to {Path(output_gpkg).name} in {time.perf_counter() - started:.1f} s")
-    return StatsResult(Path(output_gpkg), layers, tuple(infos), repairs, crs, len(prepared.ids))
+    say(log, f"district statistics written to {output_gpkg.name} in {time.perf_counter() - started:.1f} s")
+    return export_latest(request, StatsResult(output_gpkg, layers, tuple(infos), repairs, crs, len(prepared.ids)))

@@ -11,13 +11,15 @@ previous file as it was.
 import os
 import shutil
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..callbacks import CheckCancel
 from ..errors import ConfigurationError, OutputError
 from ..segment_files import check_output_folder, gdal_failure_reason, remove_quietly, temporary_sibling
-from .statistics import (GEOMETRY, ID, Districts, Row, StatsLayer, StatsLayout, change_rows, describe_layers, merge_latest, same_crs)
+from .statistics import (GEOMETRY, ID, Districts, Row, StatsLayer, StatsLayout, StatsResult, change_rows, describe_layers, merge_latest,
+                         same_crs)
 
 
 class StatsGeoPackage:
@@ -256,3 +258,14 @@ def export_geojson(gpkg, layer: str, target) -> Path:
     finally:
         source = None
     return target
+
+
+def export_latest(request, result: StatsResult) -> StatsResult:
+    """The result, with the latest table exported as GeoJSON when the request (a ``DistrictStatsRequest``) asks for
+    it: the one place that export is made, for both the embedded and the PostGIS mode."""
+    if request.geojson is None:
+        return result
+    if result.output is None:
+        raise ConfigurationError("the GeoJSON of the latest table is exported from the statistics GeoPackage, and none was written")
+    latest = next(layer.name for layer in result.layers if layer.kind == "latest")
+    return replace(result, geojson=export_geojson(result.output, latest, request.geojson))

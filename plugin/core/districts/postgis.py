@@ -1,7 +1,8 @@
 """District zonal statistics in PostGIS: districts and composites loaded into the database, statistics by SQL.
 
-    result = district_stats_postgis("service=gis", districts, ["ndvi_composite_2019.tif", "ndvi_composite_2024.tif"],
-                                    schema="ndvi", prefix="enschede_", output_gpkg="district_stats.gpkg")
+    request = DistrictStatsRequest.create(districts, ["ndvi_composite_2019.tif", "ndvi_composite_2024.tif"],
+                                          "district_stats.gpkg", connection="service=gis", schema="ndvi", prefix="enschede_")
+    result = district_stats_postgis(request)
 
 In the chosen schema, every table name starting with ``prefix``:
 
@@ -26,7 +27,7 @@ In the chosen schema, every table name starting with ``prefix``:
 * ``ndvi_stats_change``: newest minus earliest year with data, over all ``ndvi_stats_<year>``
   tables of the prefix.
 
-The rules are those of ``district_stats`` (which the embedded mode implements in Python).
+The rules are those of ``statistics`` (which the embedded mode implements in Python).
 Every identifier goes through ``psycopg.sql.Identifier`` and every value is a query
 parameter; the whole run is one transaction (each step a savepoint), so a failure, a lost
 server or a cancel leaves every table as it was before the run; re-running replaces tables
@@ -46,7 +47,6 @@ import subprocess  # nosec B404
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -54,8 +54,9 @@ import numpy as np
 from ..callbacks import CheckCancel, Log, Progress
 from ..errors import Cancelled, ConfigurationError, MissingDependencyError, StorageError
 from .embedded import RasterInfo, check_rasters
-from .geopackage import BeforePublish, publish_statistics
-from .statistics import (GEOMETRY, ID, NDVI_LAYOUT, YEAR, Districts, Row, StatsLayout, StatsResult, describe_layers, rasters_by_year, say)
+from .geopackage import BeforePublish, export_latest, publish_statistics
+from .statistics import (GEOMETRY, ID, YEAR, DistrictStatsRequest, Districts, Row, StatsLayout, StatsResult, describe_layers,
+                         say)
 
 TILE_SIZE = 256
 MAX_IDENTIFIER_BYTES = 63  # PostgreSQL silently truncates longer names
@@ -79,8 +80,9 @@ def hide_password(text: str) -> str:
 
 def describe_connection(connection: Connection) -> str:
     """``user@host:port/dbname`` (or the service name), for messages; never the password."""
-    if callable(connection):
-        return "the chosen PostgreSQL connection"
+    if callable(connection):  # a function returning a connection; it may say where it connects (describe())
+        describe = getattr(connection, "describe", None)
+        return describe() if callable(describe) else "the chosen PostgreSQL connection"
     try:
         from psycopg.conninfo import conninfo_to_dict
 
@@ -503,33 +505,28 @@ def _run_transaction(conn):
 
 
 def district_stats_postgis(
-    connection: Connection,
-    districts: Districts,
-    rasters: Union[Sequence, Mapping[int, object]],
-    schema: str = "public",
-    prefix: str = "",
-    output_gpkg=None,
-    classes: int = 5,
-    statistic: Optional[str] = None,
-    loader: str = "python",
-    replace_latest: bool = False,
+    request: DistrictStatsRequest,
     progress: Optional[Progress] = None,
     check_cancel: Optional[CheckCancel] = None,
     log: Optional[Log] = None,
     before_publish: BeforePublish = None,
 ) -> StatsResult:
-    """Per district and year, ``ST_SummaryStatsAgg(ST_Clip(...))`` in PostGIS; see the module documentation.
+    """Per district and year, ``ST_SummaryStatsAgg(ST_Clip(...))`` in PostGIS through ``request.connection``; see the
+    module documentation.
 
-    ``output_gpkg`` (optional): also copy this run's year tables, the latest and the change
+    ``request.output_gpkg`` (optional): also copy this run's year tables, the latest and the change
     table into that GeoPackage (other tables in it are kept), for QGIS to load and style.
-    The natural breaks are in the result either way.
+    The natural breaks are in the result either way. ``request.geojson``: the latest table exported too.
     """
-    layout: StatsLayout = NDVI_LAYOUT.with_primary(statistic)
-    if loader not in LOADERS:
-        raise ConfigurationError(f"unknown raster loader {loader!r}: use one of {', '.join(LOADERS)}")
-    names = TableNames(schema, prefix, layout)
+    if request.embedded:
+        raise ConfigurationError("this request has no PostgreSQL connection: compute it here with district_stats "
+                                 "(or district_stats_embedded)")
+    layout: StatsLayout = request.layout
+    connection, districts, output_gpkg, classes = request.connection, request.districts, request.output_gpkg, request.classes
+    names = TableNames(request.schema, request.prefix, layout)
+    loader = request.loader
     started = time.perf_counter()
-    infos, crs = check_rasters(rasters_by_year(rasters))
+    infos, crs = check_rasters(request.by_year)
     srid = _srid(crs)
     prepared, repairs = districts.prepared(crs)
     for identifier, reason in repairs:
@@ -564,7 +561,7 @@ def district_stats_postgis(
                 compute_year(conn, names, layout, year, id_type, srid, check_cancel)
                 say(log, f"{year}: statistics of {len(prepared.ids)} district(s) in {time.perf_counter() - tick:.1f} s")
                 report(0.05 + (number + 1) * share)
-            update_latest(conn, names, layout, list(infos), id_type, srid, replace_latest, check_cancel)
+            update_latest(conn, names, layout, list(infos), id_type, srid, request.replace_latest, check_cancel)
             build_change(conn, names, layout, id_type, srid, log, check_cancel)
             report(0.92)
             year_rows = {year: read_rows(conn, names, layout.year_table(year), layout.fields) for year in infos}
@@ -583,6 +580,6 @@ def district_stats_postgis(
     report(1.0)
     say(log, f"district statistics done in PostGIS in {time.perf_counter() - started:.1f} s")
     database_tables = tuple((layer.name, names.qualified(layer.name)) for layer in layers)
-    return StatsResult(Path(output_gpkg) if output_gpkg is not None else None, layers, tuple(infos), repairs, crs,
-                       len(prepared.ids), database=f"{names.schema}, prefix {names.prefix!r}",
-                       database_tables=database_tables)
+    result = StatsResult(output_gpkg, layers, tuple(infos), repairs, crs, len(prepared.ids),
+                         database=f"{names.schema}, prefix {names.prefix!r}", database_tables=database_tables)
+    return export_latest(request, result)

@@ -2,9 +2,11 @@
 
     districts = Districts.from_file("districts.gpkg", id_field="district_code")    # or Districts.create(ids, geometries, crs)
     rasters = rasters_by_year(["ndvi_composite_2019.tif", "ndvi_composite_2024.tif"])   # {2019: path, 2024: path}
+    result = district_stats(DistrictStatsRequest.create(districts, rasters, "district_stats.gpkg"))
 
-The embedded mode (``zonal_stats``), the PostGIS mode (``postgis_stats``) and the ATL08
-mode (``atl08_district_stats``) compute per-district statistics for each year and
+The embedded mode (``embedded.district_stats_embedded``), the PostGIS mode
+(``postgis.district_stats_postgis``; ``district_stats`` picks one from the request) and the ATL08
+mode (``canopy.district_stats_atl08``) compute per-district statistics for each year and
 publish the same tables:
 
 * ``<base>_<year>``: one row per district: ``id``, ``year``, the count (``pixel_count``
@@ -18,10 +20,11 @@ publish the same tables:
   statistic's change (newest minus earliest; NULL with fewer than two years of data).
 
 The rules are written once here in Python (``merge_latest``, ``change_rows``) and once
-in SQL in ``postgis_stats``; the tests hold both to the same results.
+in SQL in ``postgis``; the tests hold both to the same results.
 """
 
 import math
+import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,10 +32,11 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..callbacks import Log
+from ..callbacks import CheckCancel, Log, Progress
 from ..errors import ConfigurationError, QueryError
 from ..natural_breaks import fisher_jenks, sample_for_breaks
 from ..polygons import polygonal_part, why_no_area
+from ..values import whole_number
 
 
 ID = "id"
@@ -388,6 +392,7 @@ class StatsResult:
     district_count: int
     database: Optional[str] = None  # "schema, table prefix" in PostGIS mode
     database_tables: Tuple[Tuple[str, str], ...] = ()  # (layer name, quoted schema.table) in PostGIS mode
+    geojson: Optional[Path] = None  # the latest table as GeoJSON, when the request asked for it
 
     def layer(self, name: str) -> StatsLayer:
         for layer in self.layers:
@@ -433,3 +438,102 @@ def describe_layers(layout: StatsLayout, tables: Mapping[str, Sequence[Row]], cl
 def say(log: Optional[Log], message: str) -> None:
     if log:
         log(message)
+
+
+# --------------------------------------------------------------------------- the NDVI statistics request
+
+
+@dataclass(frozen=True)
+class DistrictStatsRequest:
+    """Per-district statistics of yearly NDVI composites: which districts and composites, computed where (here,
+    or in PostGIS through ``connection``), published where, validated when it is built.
+
+        request = DistrictStatsRequest.create(districts, ["ndvi_composite_2019.tif", "ndvi_composite_2024.tif"],
+                                              "district_stats.gpkg", geojson="ndvi_stats_latest.geojson")
+        result = district_stats(request)           # embedded; connection="service=gis" computes in PostGIS
+
+    ``connection``: a libpq conninfo string, a mapping of connection keywords, or a function
+    returning an open psycopg connection; None computes here (embedded), which needs ``output_gpkg``.
+    ``geojson``: also export the latest table as GeoJSON in EPSG:4326 (from the GeoPackage)."""
+
+    districts: Districts
+    rasters: Tuple[Tuple[int, Path], ...]  # (year, composite), by year
+    output_gpkg: Optional[Path] = None
+    connection: Optional[object] = None
+    schema: str = "public"  # PostGIS: the schema of the tables...
+    prefix: str = ""  # ...and the prefix of their names
+    loader: str = "python"  # PostGIS: how the composites are turned into raster tiles ("python" or "raster2pgsql")
+    classes: int = 5  # natural-breaks classes of each table's map
+    statistic: Optional[str] = None  # the field the maps are classified on (default mean_ndvi)
+    replace_latest: bool = False  # the latest table starts afresh from these years, rather than being updated
+    geojson: Optional[Path] = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.connection is None
+
+    @property
+    def by_year(self) -> Dict[int, Path]:
+        return dict(self.rasters)
+
+    @property
+    def layout(self) -> StatsLayout:
+        return NDVI_LAYOUT.with_primary(self.statistic)
+
+    @classmethod
+    def create(cls, districts: Districts, rasters, output_gpkg=None, connection=None, schema: str = "public", prefix: str = "",
+               loader: str = "python", classes: int = 5, statistic: Optional[str] = None, replace_latest: bool = False,
+               geojson=None) -> "DistrictStatsRequest":
+        """``rasters``: paths (the year is the 4-digit year in each name) or ``{year: path}``."""
+        if not isinstance(districts, Districts):
+            raise ConfigurationError(f"the districts must be Districts (Districts.create or Districts.from_file), not {type(districts).__name__}")
+        if rasters is not None and not isinstance(rasters, Mapping):
+            rasters = list(rasters)
+        if not rasters:
+            raise QueryError("choose at least one NDVI composite (ndvi_composite_<year>.tif)")
+        by_year = rasters_by_year(rasters)
+        output_gpkg = optional_path(output_gpkg, "the statistics GeoPackage")
+        geojson = optional_path(geojson, "the GeoJSON of the latest table")
+        if connection is None:
+            if output_gpkg is None:
+                raise ConfigurationError("computed here (embedded), the statistics go to a GeoPackage: give output_gpkg")
+        elif not (isinstance(connection, (str, Mapping)) or callable(connection)):
+            raise ConfigurationError(f"the PostgreSQL connection must be a conninfo string, a mapping of connection keywords or "
+                                     f"a function returning a connection, not {type(connection).__name__}")
+        if geojson is not None and output_gpkg is None:
+            raise ConfigurationError(f"the GeoJSON {geojson.name} is exported from the statistics GeoPackage: give output_gpkg too")
+        check_classes(classes)
+        layout = NDVI_LAYOUT.with_primary(statistic)
+        if connection is not None:
+            from .postgis import LOADERS, TableNames
+
+            if loader not in LOADERS:
+                raise ConfigurationError(f"unknown raster loader {loader!r}: use one of {', '.join(LOADERS)}")
+            TableNames(schema, prefix, layout)  # empty or too long names are refused before connecting
+        return cls(districts, tuple(by_year.items()), output_gpkg, connection, str(schema), str(prefix or ""), loader, int(classes),
+                   statistic, bool(replace_latest), geojson)
+
+
+def optional_path(value, what: str) -> Optional[Path]:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise ConfigurationError(f"{what} must be a file name, not {value!r}")
+    return Path(value)
+
+
+def check_classes(classes) -> None:
+    if not whole_number(classes) or classes < 1:
+        raise ConfigurationError(f"the number of classes must be at least 1, not {classes!r}")
+
+
+def district_stats(request: DistrictStatsRequest, progress: Optional[Progress] = None, check_cancel: Optional[CheckCancel] = None,
+                   log: Optional[Log] = None, before_publish=None) -> StatsResult:
+    """The request's statistics, embedded (``district_stats_embedded``) or in PostGIS (``district_stats_postgis``),
+    as its ``connection`` says; ``before_publish(temporary_gpkg, layers)`` runs on the complete GeoPackage before it is
+    renamed into place (the QGIS side stores the styles there)."""
+    if request.embedded:
+        from .embedded import district_stats_embedded as run
+    else:
+        from .postgis import district_stats_postgis as run
+    return run(request, progress, check_cancel, log, before_publish)

@@ -1,10 +1,11 @@
 """Baseline and change of an ATL08 variable per equal-area cell, at any extent.
 
-    result = grid_change(database, roi=(-179.9, -60, 179.9, 80), variable="h_canopy",
-                         periods=(("2018-10-01", "2021-12-31"), ("2022-01-01", "2025-12-31")),
-                         grid=HexGrid(100), min_shots=100, filters=GOOD_CANOPY)
+    request = GridChangeRequest.create(config, roi=(-179.9, -60, 179.9, 80), variable="h_canopy",
+                                       periods=(("2018-10-01", "2021-12-31"), ("2022-01-01", "2025-12-31")),
+                                       cell_size_km=100, min_shots=100, filters=GOOD_CANOPY)
+    result = grid_change(request)
     write_cells_geopackage(result, "change.gpkg")     # hexagons, in the grid's CRS
-    write_cells_raster(result, "change.tif")         # with grid=SquareGrid(...): one pixel per cell
+    write_cells_raster(result, "change.tif")         # with cells="square": one pixel per cell
 
 Each period is streamed through ``Atl08Database.iter_batches``: every batch is
 projected, assigned to its cells (vectorised) and folded into per-cell counts, sums and
@@ -17,17 +18,19 @@ query runs on a machine with a few GB. Only cells where both periods have at lea
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..callbacks import CheckCancel, Progress
-from ..errors import OutputError, QueryError
+from ..callbacks import CheckCancel, Log, Progress
+from ..errors import ConfigurationError, OutputError, QueryError
 from ..lidar.empty_result import explain_empty
-from ..lidar.query import SegmentQuery, resolve_columns
+from ..lidar.filters import ParsedFilters
+from ..lidar.query import Column, SegmentQuery, resolve_columns
 from ..segment_files import check_output_folder, remove_quietly, temporary_sibling
+from ..values import whole_number
 from .cell_statistics import DEFAULT_RESOLUTION, CellStatistics, CellTable
-from .equal_area_grid import Grid, HexGrid, SquareGrid
+from .equal_area_grid import EQUAL_EARTH, Grid, HexGrid, SquareGrid
 
 FIELDS = ("count_p1", "median_p1", "mean_p1", "count_p2", "median_p2", "mean_p2", "change")
 CELL_ID = "cell_id"
@@ -37,7 +40,6 @@ DEFAULT_CELL_SIZE_KM = 100.0
 DEFAULT_MIN_SHOTS = 100
 DEFAULT_BATCH_ROWS = 250_000
 MAX_RASTER_PIXELS = 200_000_000
-
 
 
 @dataclass
@@ -59,70 +61,172 @@ class GridChange:
         return len(self.cell)
 
 
-def _period_statistics(database, spec: SegmentQuery, column: str, grid: Grid, batch_rows: int, resolution: float,
-                       progress: Optional[Progress], check_cancel: Optional[CheckCancel]):
-    statistics = CellStatistics(resolution)
+def _period_statistics(database, spec: SegmentQuery, column: str, request: "GridChangeRequest", progress: Optional[Progress],
+                       check_cancel: Optional[CheckCancel]):
+    statistics = CellStatistics(request.resolution)
     batches = 0
-    for frame in database.iter_batches(spec, rows=batch_rows, progress=progress):
+    for frame in database.iter_batches(spec, rows=request.batch_rows, progress=progress):
         if check_cancel:
             check_cancel()
-        keys = grid.cell_keys(frame["longitude"].to_numpy(), frame["latitude"].to_numpy())
+        keys = request.grid.cell_keys(frame["longitude"].to_numpy(), frame["latitude"].to_numpy())
         statistics.add(keys, frame[column].to_numpy())
         batches += 1
         del frame, keys
     return statistics.result(), statistics.values_added, batches, statistics.histogram_rows
 
 
-def grid_change(
-    database,
-    roi=None,
-    variable: str = "h_canopy",
-    periods: Sequence[Tuple[object, object]] = DEFAULT_PERIODS,
-    grid: Optional[Grid] = None,
-    min_shots: int = DEFAULT_MIN_SHOTS,
-    filters=None,
-    roi_crs: str = "EPSG:4326",
-    batch_rows: int = DEFAULT_BATCH_ROWS,
-    resolution: float = DEFAULT_RESOLUTION,
-    progress: Optional[Progress] = None,
-    check_cancel: Optional[CheckCancel] = None,
-    period_labels: Sequence[Tuple[str, str]] = (("period 1", "period 1"), ("period 2", "period 2")),
-) -> GridChange:
-    """Per-cell count, median and mean of ``variable`` in two periods, and the change of the median.
+CELL_SHAPES = ("hexagon", "square")
+DEFAULT_PERIOD_LABELS = (("period 1", "period 1"), ("period 2", "period 2"))
 
-    ``period_labels`` name each period's start and end in messages (``("PERIOD1_START", "PERIOD1_END")``)."""
-    grid = grid or HexGrid(DEFAULT_CELL_SIZE_KM)
-    if len(periods) != 2:
-        raise QueryError("give exactly two periods, each as (start, end)")
-    if min_shots < 1:
-        raise QueryError("the minimum number of segments per cell must be at least 1")
-    if batch_rows < 1:
-        raise QueryError("the batch size must be at least 1 row")
-    columns = resolve_columns([variable])
-    if len(columns) != 1:
-        raise QueryError(f"{variable!r} has {len(columns)} columns: name one with a label, as in canopy_h_metrics:50")
-    column = columns[0].name
-    specs = [SegmentQuery.create(roi=roi, start=start, end=end, variables=[variable], filters=filters, roi_crs=roi_crs,
-                                 time_labels=labels)
-             for (start, end), labels in zip(periods, period_labels)]  # validates both periods before any read
+
+@dataclass(frozen=True)
+class GridChangeRequest:
+    """Where, what and how finely: one grid change, validated when it is built.
+
+        request = GridChangeRequest.create(config, "change.gpkg", roi=(-179.9, -60, 179.9, 80), cell_size_km=100,
+                                           periods=(("2018-10-01", "2021-12-31"), ("2022-01-01", "2025-12-31")),
+                                           min_shots=100, filters=GOOD_CANOPY)
+        result = grid_change(request, progress=print)
+
+    The cells are hexagons in a GeoPackage, squares in a GeoTIFF (by the output's suffix);
+    without an output, hexagons unless ``cells="square"``."""
+
+    database: object  # a DatabaseConfig (opened and closed by the run) or an open Atl08Database (left open)
+    specs: Tuple[SegmentQuery, SegmentQuery]  # per period: the region, its times, the variable and the filters
+    periods: Tuple[Tuple[str, str], Tuple[str, str]]  # as given, as text
+    variable: str  # as given: h_canopy, canopy_h_metrics:95
+    column: Column  # its output column and catalogue variable
+    grid: Grid
+    min_shots: int = DEFAULT_MIN_SHOTS
+    output: Optional[Path] = None  # .gpkg (hexagons) or .tif (squares); None: computed, not written
+    batch_rows: int = DEFAULT_BATCH_ROWS
+    resolution: float = DEFAULT_RESOLUTION  # of the per-cell median, in the variable's units
+
+    @property
+    def raster(self) -> bool:
+        return self.output is not None and self.output.suffix.lower() in RASTER_SUFFIXES
+
+    @classmethod
+    def create(
+        cls,
+        database,
+        output=None,
+        roi=None,
+        roi_crs: str = "EPSG:4326",
+        variable: str = "h_canopy",
+        periods: Sequence[Tuple[object, object]] = DEFAULT_PERIODS,
+        cell_size_km: float = DEFAULT_CELL_SIZE_KM,
+        min_shots: int = DEFAULT_MIN_SHOTS,
+        filters: Union[str, Sequence[str], ParsedFilters, None] = None,
+        grid_crs: str = EQUAL_EARTH,
+        cells: Optional[str] = None,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        resolution: float = DEFAULT_RESOLUTION,
+        period_labels: Sequence[Tuple[str, str]] = DEFAULT_PERIOD_LABELS,
+    ) -> "GridChangeRequest":
+        """``period_labels`` name each period's start and end in messages (``("PERIOD1_START", "PERIOD1_END")``)."""
+        from ..lidar.config import DatabaseConfig
+
+        if not isinstance(database, DatabaseConfig) and not hasattr(database, "iter_batches"):
+            raise ConfigurationError(f"{str(database)[:80]!r} is not an ATL08 database or its configuration")
+        output = _grid_output(output)
+        shape = _cell_shape(cells, output)
+        if isinstance(cell_size_km, bool) or not isinstance(cell_size_km, (int, float, np.number)):
+            raise QueryError(f"the cell size must be a positive number of kilometres, not {cell_size_km!r}")
+        grid = (SquareGrid if shape == "square" else HexGrid)(float(cell_size_km), grid_crs)
+        periods = tuple(periods) if isinstance(periods, (list, tuple)) else ()
+        if len(periods) != 2 or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in periods):
+            raise QueryError(f"give exactly two periods, each as (start, end), not {_shown(periods)}")
+        labels = tuple(period_labels)
+        if len(labels) != 2:
+            raise QueryError(f"give a (start, end) label for each of the two periods, not {_shown(labels)}")
+        if not whole_number(min_shots) or min_shots < 1:
+            raise QueryError(f"the minimum number of segments per cell must be at least 1, not {min_shots!r}")
+        if not whole_number(batch_rows) or batch_rows < 1:
+            raise QueryError(f"the batch size must be at least 1 row, not {batch_rows!r}")
+        if isinstance(resolution, bool) or not isinstance(resolution, (int, float, np.number)) or not resolution > 0:
+            raise QueryError(f"the median resolution must be a positive number, not {resolution!r}")
+        product = (database if isinstance(database, DatabaseConfig) else database.config).product
+        columns = resolve_columns([variable], product)
+        if len(columns) != 1:
+            raise QueryError(f"{variable!r} has {len(columns)} columns: name one with a label, as in canopy_h_metrics:50")
+        parsed = ParsedFilters.parse(filters, product)  # once, for both periods
+        specs = tuple(SegmentQuery.create(roi=roi, start=start, end=end, variables=[variable], filters=parsed, roi_crs=roi_crs,
+                                          time_labels=tuple(label), product=product)
+                      for (start, end), label in zip(periods, labels))  # validates both periods before any read
+        normalised = tuple((str(start), str(end)) for start, end in periods)
+        return cls(database, specs, normalised, variable, columns[0], grid, int(min_shots), output, int(batch_rows),
+                   float(resolution))
+
+
+RASTER_SUFFIXES = (".tif", ".tiff")
+
+
+def _grid_output(output) -> Optional[Path]:
+    if output is None:
+        return None
+    if not isinstance(output, (str, os.PathLike)) or not str(output).strip():
+        raise OutputError(f"the grid output must be a file name ending in .gpkg or .tif, not {output!r}")
+    path = Path(output)
+    if path.suffix.lower() not in (".gpkg",) + RASTER_SUFFIXES:
+        raise OutputError(f"the grid output must be a GeoPackage (.gpkg) or a GeoTIFF (.tif), not {path.name}")
+    return path
+
+
+def _cell_shape(cells: Optional[str], output: Optional[Path]) -> str:
+    if cells is not None and cells not in CELL_SHAPES:
+        raise QueryError(f"the cells must be {' or '.join(CELL_SHAPES)}, not {cells!r}")
+    if output is None:
+        return cells or "hexagon"
+    shape = "square" if output.suffix.lower() in RASTER_SUFFIXES else "hexagon"
+    if cells is not None and cells != shape:
+        raise OutputError(f"{output.name} holds {shape}s, not {cells}s: write hexagons to a GeoPackage (.gpkg), "
+                          "squares to a GeoTIFF (.tif)")
+    return shape
+
+
+def _shown(value) -> str:
+    return repr(value)[:120]
+
+
+def grid_change(request: GridChangeRequest, progress: Optional[Progress] = None, check_cancel: Optional[CheckCancel] = None,
+                log: Optional[Log] = None) -> GridChange:
+    """Per-cell count, median and mean of the request's variable in its two periods, and the change of the median."""
+    from ..lidar.config import DatabaseConfig
+    from ..lidar.database import Atl08Database
+
+    opened = isinstance(request.database, DatabaseConfig)
+    database = Atl08Database(request.database) if opened else request.database
+    try:
+        return _grid_change(database, request, progress, check_cancel, log)
+    finally:
+        if opened:
+            database.close()
+
+
+def _grid_change(database, request: GridChangeRequest, progress: Optional[Progress], check_cancel: Optional[CheckCancel],
+                 log: Optional[Log]) -> GridChange:
+    column = request.column
     tables = []
     segments, seen, histogram_rows, batches = [], [], 0, 0
-    for index, spec in enumerate(specs):
+    for index, spec in enumerate(request.specs):
         share = (lambda f, i=index: progress((i + f) / 2)) if progress else None
-        table, count, period_batches, rows = _period_statistics(database, spec, column, grid, batch_rows, resolution, share, check_cancel)
+        table, count, period_batches, rows = _period_statistics(database, spec, column.name, request, share, check_cancel)
         tables.append(table)
         segments.append(count)
         seen.append(len(table))
         histogram_rows = max(histogram_rows, rows)
         batches += period_batches
-    cells, data = _combine(tables[0], tables[1], min_shots)
-    reasons = tuple(explain_empty(database, spec, value_column=columns[0].attribute) if not count else ""
-                    for spec, count in zip(specs, segments))
+        if log:
+            (start, end) = request.periods[index]
+            log(f"period {index + 1} ({start} to {end}): {count:,} segments with a value in {len(table):,} cells")
+    cells, data = _combine(tables[0], tables[1], request.min_shots)
+    reasons = tuple(explain_empty(database, spec, value_column=column.attribute) if not count else ""
+                    for spec, count in zip(request.specs, segments))
     if progress:
         progress(1.0)
-    normalised = tuple((str(start), str(end)) for start, end in periods)
-    return GridChange(grid, column, columns[0].variable, normalised, min_shots, cells, data, tuple(segments), tuple(seen), histogram_rows,
-                      batches, reasons)
+    return GridChange(request.grid, column.name, column.variable, request.periods, request.min_shots, cells, data, tuple(segments),
+                      tuple(seen), histogram_rows, batches, reasons)
 
 
 def _combine(first: CellTable, second: CellTable, min_shots: int):

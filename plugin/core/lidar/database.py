@@ -4,7 +4,7 @@
     frame = database.query(spec)                  # pandas DataFrame
     for batch in database.iter_batches(spec, rows=500_000): ...
     database.estimate(spec)                       # rows and bytes, before loading
-    database.nearest((13.4, 52.5), num_shots=50, radius_m=500)
+    database.nearest(NearestRequest.create((13.4, 52.5), num_shots=50, radius_m=500))
 
 Each thread keeps one open array per database and reopens it when fragments have
 landed since (by an ingest, here or elsewhere), so a query never answers from a
@@ -15,7 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from ..errors import QueryError, StorageError
 from .config import DIMENSIONS, DatabaseConfig
 from .filters import Comparison, Filter, attributes, combine, to_condition
 from .products import product
-from .query import NS_PER_DAY, SegmentQuery
+from .query import NS_PER_DAY, NearestRequest, SegmentQuery
 from .storage import RETRY_ATTEMPTS, RETRY_FIRST_DELAY_S, is_transient, make_context, object_type, retrying
 
 _UNLISTED = object()
@@ -439,63 +439,13 @@ class Atl08Database:
 
     # ------------------------------------------------------------------ nearest
 
-    def nearest(
-        self,
-        point: Tuple[float, float],
-        num_shots: int = 50,
-        radius_m: float = 1000.0,
-        variables: Sequence[str] = ("h_canopy",),
-        filters=None,
-        start=None,
-        end=None,
-        time_labels: Tuple[str, str] = ("", ""),
-    ):
-        """The ``num_shots`` segments nearest to ``point`` (lon, lat) within ``radius_m``,
+    def nearest(self, request: NearestRequest):
+        """The ``request.num_shots`` segments nearest to ``request.point`` (lon, lat) within its radius,
         by geodesic distance on the WGS84 ellipsoid, sorted, with a ``distance_m`` column."""
-        from pyproj import Geod
-
-        if num_shots < 1:
-            raise QueryError("the number of shots must be at least 1")
-        spec, _ = self.nearest_search(point, radius_m, variables, filters, start, end, time_labels)
-        lon, lat = float(point[0]), float(point[1])
-        frame = self.query(spec)
-        geod = Geod(ellps="WGS84")
-        n = len(frame)
-        _, _, distance = geod.inv(np.full(n, lon), np.full(n, lat), frame["longitude"].to_numpy(), frame["latitude"].to_numpy())
-        frame["distance_m"] = distance
-        frame = frame[frame["distance_m"] <= radius_m].sort_values("distance_m", kind="stable").head(num_shots)
+        frame = self.query(request.spec)
+        frame["distance_m"] = request.distances(frame["longitude"].to_numpy(), frame["latitude"].to_numpy())
+        frame = frame[frame["distance_m"] <= request.radius_m].sort_values("distance_m", kind="stable").head(request.num_shots)
         return frame.reset_index(drop=True)
-
-    def nearest_search(self, point, radius_m: float, variables: Sequence[str] = ("h_canopy",), filters=None, start=None,
-                       end=None, time_labels: Tuple[str, str] = ("", "")):
-        """(the query that reads the box round ``point``, a mask of (lon, lat) within ``radius_m`` of it)."""
-        from pyproj import Geod
-
-        lon, lat = float(point[0]), float(point[1])
-        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-            raise QueryError(f"point ({lon}, {lat}) is not a longitude/latitude pair")
-        if not radius_m > 0:
-            raise QueryError("the search radius must be positive")
-        dlat = radius_m / 110_574.0 * 1.01
-        lat_min, lat_max = max(-90.0, lat - dlat), min(90.0, lat + dlat)
-        widest = max(abs(lat_min), abs(lat_max))
-        if widest >= 89.9 or radius_m > 2_000_000:
-            roi = (-180.0, lat_min, 180.0, lat_max)
-        else:
-            dlon = min(180.0, radius_m / (111_320.0 * np.cos(np.radians(widest))) * 1.01)
-            west = lon - dlon if lon - dlon >= -180 else lon - dlon + 360
-            east = lon + dlon if lon + dlon <= 180 else lon + dlon - 360
-            roi = (west, lat_min, east, lat_max) if dlon < 180 else (-180.0, lat_min, 180.0, lat_max)
-        # a handful of segments: the exact acquisition instants cost nothing here
-        spec = SegmentQuery.create(roi=roi, start=start, end=end, variables=variables, filters=filters, exact_times=True,
-                                   time_labels=time_labels, product=self.product.name)
-
-        def within(longitude, latitude):
-            n = len(longitude)
-            _, _, distance = Geod(ellps="WGS84").inv(np.full(n, lon), np.full(n, lat), longitude, latitude)
-            return distance <= radius_m
-
-        return spec, within
 
 
 def _fragment_name(fragment) -> str:

@@ -475,6 +475,33 @@ def parse_filter_lines(text: Union[str, Sequence[str], None], product_name: str 
     return tuple(parsed)
 
 
+@dataclass(frozen=True)
+class ParsedFilters:
+    """FILTERS text and its parse, made once: whoever checks the text (the dialog, as it is typed)
+    hands this to the requests it builds, which then take the lines as they are."""
+
+    text: str  # the lines as given, joined with newlines ("" for none): for layer names and metadata
+    lines: Tuple[FilterLine, ...]
+    product: str = DEFAULT_PRODUCT  # whose variables the lines name
+
+    @classmethod
+    def parse(cls, text: Union[str, Sequence[str], None, "ParsedFilters"], product_name: str = DEFAULT_PRODUCT) -> "ParsedFilters":
+        """``text`` parsed on the product's variables (a FilterSyntaxError naming the line that is wrong), or
+        returned as it is when parsed already for that product."""
+        if isinstance(text, ParsedFilters):
+            if text.product == product_name:
+                return text
+            text = text.text
+        if text is None:
+            return cls("", (), product_name)
+        joined = text if isinstance(text, str) else "\n".join(str(line) for line in text)
+        return cls(joined, parse_filter_lines(text, product_name), product_name)
+
+    @property
+    def node(self) -> Optional[Filter]:
+        return combine([line.node for line in self.lines])
+
+
 def parse_filters(text: Union[str, Sequence[str], None], product_name: str = DEFAULT_PRODUCT) -> Optional[Filter]:
     """Parse FILTERS text: one condition per line (``#`` comments allowed), lines joined with ``and``."""
     return combine([line.node for line in parse_filter_lines(text, product_name)])

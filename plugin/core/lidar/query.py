@@ -3,18 +3,20 @@
     spec = SegmentQuery.create(roi=polygon, start="2019-01-01", end="2023-12-31",
                                variables=["h_canopy", "canopy_h_metrics:95"],
                                filters="h_canopy between 5 60\\nnight_flag == 1")
+    nearest = NearestRequest.create((7.15, 45.15), num_shots=50, radius_m=500)   # for Atl08Database.nearest
 """
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..errors import QueryError, UnknownVariableError
+from ..values import whole_number
+from .filters import Filter, FilterLine, ParsedFilters, check_size, keyword_filter_lines, parse_filter_lines, to_condition
 from .products import DEFAULT_PRODUCT, product
 from .variables import SCALAR
-from .filters import Filter, FilterLine, check_size, keyword_filter_lines, parse_filter_lines, to_condition
 
 Bounds = Tuple[float, float, float, float]  # lon_min, lat_min, lon_max, lat_max
 ALWAYS = ("latitude", "longitude", "time", "segment_id", "beam_id")
@@ -152,7 +154,7 @@ class SegmentQuery:
         start=None,
         end=None,
         variables: Sequence[str] = ("h_canopy",),
-        filters: Union[str, Sequence[str], Filter, None] = None,
+        filters: Union[str, Sequence[str], ParsedFilters, Filter, None] = None,
         roi_crs: str = "EPSG:4326",
         exact_times: bool = False,
         time_labels: Tuple[str, str] = ("", ""),
@@ -172,7 +174,9 @@ class SegmentQuery:
         if end_ns < start_ns:
             raise QueryError(f"{_named(True, time_labels[1])} {_shown_time(end)} is before "
                              f"{_named(False, time_labels[0])} {_shown_time(start)}")
-        if filters is None or isinstance(filters, (str, list, tuple)):
+        if isinstance(filters, ParsedFilters):  # parsed once already (the dialog checks what is typed)
+            lines = ParsedFilters.parse(filters, product).lines
+        elif filters is None or isinstance(filters, (str, list, tuple)):
             lines = parse_filter_lines(filters, product)
         else:  # a filter built in Python: one "line"
             check_size(filters)
@@ -184,3 +188,92 @@ class SegmentQuery:
         parts, polygon = prepare_roi(roi, roi_crs)
         sub_day = fine_start or fine_end
         return cls(parts, polygon, start_ns, end_ns, sub_day, columns, node, exact_times or sub_day, lines, product)
+
+    def over(self, roi, roi_crs: str = "EPSG:4326") -> "SegmentQuery":
+        """The same times, variables and filters over another region (checked as ``create`` checks it)."""
+        from .regions import prepare_roi
+
+        parts, polygon = prepare_roi(roi, roi_crs)
+        return replace(self, parts=parts, polygon=polygon)
+
+
+@dataclass(frozen=True)
+class NearestRequest:
+    """The segments nearest to a point: how many, within which radius, with which variables, filters and times.
+
+        request = NearestRequest.create((7.15, 45.15), num_shots=50, radius_m=500, filters="night_flag == 1")
+        database.nearest(request)          # sorted by geodesic distance, with distance_m
+
+    ``spec`` reads the box round the point (whole latitude bands near the poles or for radii
+    over 2,000 km); ``within`` keeps what lies inside the circle."""
+
+    point: Tuple[float, float]  # longitude, latitude (EPSG:4326)
+    num_shots: int
+    radius_m: float
+    spec: SegmentQuery
+    variables: Tuple[str, ...]  # as given, for layer names and metadata
+    filters_text: str = ""
+    start: Optional[object] = None  # as given (open when None), for metadata
+    end: Optional[object] = None
+
+    @classmethod
+    def create(
+        cls,
+        point,
+        num_shots: int = 50,
+        radius_m: float = 1000.0,
+        variables: Union[str, Sequence[str]] = ("h_canopy",),
+        filters: Union[str, Sequence[str], ParsedFilters, None] = None,
+        start=None,
+        end=None,
+        time_labels: Tuple[str, str] = ("", ""),
+        product: str = DEFAULT_PRODUCT,
+    ) -> "NearestRequest":
+        """``product``: the lidar product whose variables are named (the database's ``config.product``)."""
+        try:
+            lon, lat = float(point[0]), float(point[1])
+            if len(point) != 2:
+                raise ValueError
+        except (TypeError, ValueError, IndexError):
+            raise QueryError(f"the point {str(point)[:60]} is not a (longitude, latitude) pair") from None
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise QueryError(f"point ({lon}, {lat}) is not a longitude/latitude pair")
+        if not whole_number(num_shots) or num_shots < 1:
+            raise QueryError(f"the number of shots must be a whole number of at least 1, not {num_shots!r}")
+        if isinstance(radius_m, bool) or not isinstance(radius_m, (int, float, np.number)) or not radius_m > 0:
+            raise QueryError(f"the search radius must be a positive number of metres, not {radius_m!r}")
+        if isinstance(variables, str):
+            variables = variables.split(",")
+        variables = tuple(v.strip() for v in variables if v.strip())
+        if not variables:
+            raise QueryError("no variables given: list at least one, e.g. h_canopy")
+        parsed = ParsedFilters.parse(filters, product)
+        spec = SegmentQuery.create(roi=_nearest_box(lon, lat, float(radius_m)), start=start, end=end, variables=variables,
+                                   filters=parsed, exact_times=True, time_labels=time_labels, product=product)
+        # a handful of segments: the exact acquisition instants cost nothing here
+        return cls((lon, lat), int(num_shots), float(radius_m), spec, variables, parsed.text, start, end)
+
+    def within(self, longitude, latitude) -> np.ndarray:
+        """Which of these positions lie within the radius (geodesic distance on the WGS84 ellipsoid)."""
+        return self.distances(longitude, latitude) <= self.radius_m
+
+    def distances(self, longitude, latitude) -> np.ndarray:
+        from pyproj import Geod
+
+        longitude, latitude = np.asarray(longitude, dtype=np.float64), np.asarray(latitude, dtype=np.float64)
+        lon, lat = self.point
+        _, _, distance = Geod(ellps="WGS84").inv(np.full(len(longitude), lon), np.full(len(latitude), lat), longitude, latitude)
+        return np.asarray(distance)
+
+
+def _nearest_box(lon: float, lat: float, radius_m: float) -> Bounds:
+    """A box holding the circle of ``radius_m`` round (lon, lat); it may cross the antimeridian (west > east)."""
+    dlat = radius_m / 110_574.0 * 1.01
+    lat_min, lat_max = max(-90.0, lat - dlat), min(90.0, lat + dlat)
+    widest = max(abs(lat_min), abs(lat_max))
+    if widest >= 89.9 or radius_m > 2_000_000:
+        return (-180.0, lat_min, 180.0, lat_max)
+    dlon = min(180.0, radius_m / (111_320.0 * np.cos(np.radians(widest))) * 1.01)
+    west = lon - dlon if lon - dlon >= -180 else lon - dlon + 360
+    east = lon + dlon if lon + dlon <= 180 else lon + dlon - 360
+    return (west, lat_min, east, lat_max) if dlon < 180 else (-180.0, lat_min, 180.0, lat_max)

@@ -1,7 +1,8 @@
 """Yearly NDVI median composites of Sentinel-2 L2A scenes over a boundary.
 
-    reports = composite_years(default_stac_source(), boundary, "EPSG:28992", [2019, 2024],
-                              max_cloud=20, output_folder="out")   # out/ndvi_composite_2019.tif, ...
+    request = CompositeRequest.create(default_stac_source(), boundary, "EPSG:28992", [2019, 2024],
+                                      max_cloud=20, output_folder="out")
+    reports = composite_years(request)   # out/ndvi_composite_2019.tif, ...
 
 For each year: search the scenes (``stac_search``), then build one Cloud-Optimised
 GeoTIFF on a grid of the boundary's bounds (its CRS, or a chosen one; 10 m, origin on
@@ -44,6 +45,7 @@ import numpy as np
 from ..callbacks import CheckCancel, Log, Progress
 from ..errors import Cancelled, CanopyExplorerError, ConfigurationError, OutputError, QueryError, StorageError
 from ..segment_files import remove_quietly, temporary_sibling
+from ..values import whole_number
 from .ndvi import band_scaling, cloud_mask, median_and_count, ndvi, reflectance
 from .stac_search import Scene, StacSource, find_scenes, parse_years, polygonal_boundary, utm_epsg
 
@@ -52,7 +54,6 @@ DEFAULT_WORKERS = 4
 MEDIAN_BUDGET_BYTES = 8 * 2**20  # pass 2 holds about this much of the scene stack at once (x3 while sorting)
 COG_BLOCK_SIZE = 256
 BAND_DESCRIPTIONS = ("median_ndvi", "valid_observations")
-
 
 
 def output_name(year: int) -> str:
@@ -78,6 +79,58 @@ class CompositeReport:
         if self.scenes_failed:
             text += f"; {len(self.scenes_failed)} scene(s) could not be read: " + "; ".join(f"{i} ({r})" for i, r in self.scenes_failed)
         return text
+
+
+@dataclass(frozen=True)
+class CompositeRequest:
+    """Which scenes (STAC source, years, cloud threshold), over what boundary, on which grid, written where:
+    one run of yearly composites, validated when it is built (before any request to the STAC API).
+
+        request = CompositeRequest.create(default_stac_source(), boundary, "EPSG:28992", "2019, 2024", max_cloud=20,
+                                          output_folder="out")
+        reports = composite_years(request)     # out/ndvi_composite_2019.tif, ...
+    """
+
+    source: StacSource
+    boundary: object  # a valid shapely (multi)polygon in ``boundary_crs``
+    boundary_crs: object  # rasterio CRS
+    years: Tuple[int, ...]
+    max_cloud: float  # scenes at or above this cloud cover (%) are not used
+    output_folder: Path
+    cover_whole: bool = False  # only scenes covering the whole boundary, rather than a mosaic of those that meet it
+    resolution: float = 10.0  # metres
+    crs: Optional[object] = None  # the composites' CRS; None: the boundary's (its UTM zone when it is in degrees)
+    block_size: int = DEFAULT_BLOCK_SIZE
+    workers: int = DEFAULT_WORKERS
+    classes: int = 5  # natural-breaks classes of the style stored beside each composite (on the QGIS side)
+
+    @classmethod
+    def create(cls, source: StacSource, boundary, boundary_crs, years, max_cloud: float, output_folder,
+               cover_whole: bool = False, resolution: float = 10.0, crs=None, block_size: int = DEFAULT_BLOCK_SIZE,
+               workers: int = DEFAULT_WORKERS, classes: int = 5) -> "CompositeRequest":
+        """``years``: ``"2019, 2024"``, a list or one year."""
+        from .stac_search import _check_max_cloud
+
+        if not isinstance(source, StacSource):
+            raise ConfigurationError(f"{str(source)[:80]!r} is not a STAC source (StacSource)")
+        source.validate()
+        years = parse_years(years)
+        max_cloud = _check_max_cloud(max_cloud)
+        boundary = polygonal_boundary(boundary)
+        grid_crs = _crs(boundary_crs, "boundary")
+        if isinstance(resolution, bool) or not isinstance(resolution, (int, float, np.number)):
+            raise QueryError(f"the resolution must be a positive number of metres, not {resolution!r}")
+        composite_grid(boundary, grid_crs, resolution, crs)  # checks the CRSs and the resolution
+        if not whole_number(block_size) or block_size < 16:
+            raise QueryError(f"the block size must be at least 16 pixels, not {block_size!r}")
+        if not whole_number(workers) or workers < 1:
+            raise QueryError(f"the number of parallel scene reads must be at least 1, not {workers!r}")
+        if not whole_number(classes) or classes < 1:
+            raise QueryError(f"the number of classes must be at least 1, not {classes!r}")
+        if not isinstance(output_folder, (str, os.PathLike)) or not str(output_folder).strip():
+            raise OutputError(f"no output folder for the composites ({output_folder!r}): choose one")
+        return cls(source, boundary, grid_crs, years, max_cloud, Path(output_folder), bool(cover_whole), float(resolution), crs,
+                   int(block_size), int(workers), int(classes))
 
 
 # --------------------------------------------------------------------------- grid
@@ -474,35 +527,27 @@ def _to_cog(source_path: Path, target_path: Path, width: int, height: int) -> No
 
 
 def build_composite(
-    scenes: Sequence[Scene],
-    boundary,
-    boundary_crs,
+    request: CompositeRequest,
     year: int,
-    output_path,
-    source: StacSource,
-    resolution: float = 10.0,
-    crs=None,
-    block_size: int = DEFAULT_BLOCK_SIZE,
-    workers: int = DEFAULT_WORKERS,
-    tags: Optional[Mapping[str, str]] = None,
+    scenes: Sequence[Scene],
+    output_path=None,
     progress: Optional[Progress] = None,
     check_cancel: Optional[CheckCancel] = None,
     log: Optional[Log] = None,
 ) -> CompositeReport:
-    """The median NDVI composite of ``scenes`` over ``boundary`` (shapely, in ``boundary_crs``), written to
-    ``output_path`` as a COG. Raises StorageError when no scene could be read, Cancelled when
-    ``check_cancel`` raises; in both cases no file is left behind."""
+    """The median NDVI composite of ``scenes`` (found for ``year``) over the request's boundary, written as a COG to
+    ``output_path`` (by default ``ndvi_composite_<year>.tif`` in the request's output folder). Raises StorageError when
+    no scene could be read, Cancelled when ``check_cancel`` raises; in both cases no file is left behind."""
     (year,) = parse_years([year])
     if not scenes:
         raise QueryError(f"no Sentinel-2 scenes to composite for {year}")
-    if block_size < 16:
-        raise QueryError(f"the block size must be at least 16 pixels, not {block_size}")
+    source = request.source
     progress = progress or (lambda fraction: None)
     check_cancel = check_cancel or (lambda: None)
     say = log or (lambda message: None)
-    output_path = Path(output_path)
-    grid, projected = composite_grid(boundary, boundary_crs, resolution, crs, log)
-    blocks = grid.blocks(block_size)
+    output_path = Path(output_path) if output_path is not None else request.output_folder / output_name(year)
+    grid, projected = composite_grid(request.boundary, request.boundary_crs, request.resolution, request.crs, log)
+    blocks = grid.blocks(request.block_size)
     boundary_blocks = {i for i, w in enumerate(blocks) if projected.intersects(grid.block_box(w))}
     ordered_blocks = sorted(boundary_blocks)
     if not output_path.parent.is_dir():
@@ -519,7 +564,7 @@ def build_composite(
     used, failed = [], []
     try:
         say(f"{year}: reading {len(scenes)} scene(s) onto a {grid.width} x {grid.height} grid in {grid.crs.to_string()}")
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(scenes))), thread_name_prefix="ndvi-scene") as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(request.workers, len(scenes))), thread_name_prefix="ndvi-scene") as pool:
             futures = {pool.submit(_read_scene, scene, slot, grid, blocks, ordered_blocks, stack, source, cancel): slot
                        for slot, scene in enumerate(scenes)}
             pending = set(futures)
@@ -560,9 +605,8 @@ def build_composite(
             "NDVI_YEAR": str(year), "SCENES_USED": ",".join(scenes[s].id for s in used),
             "SCENES_FAILED": ",".join(scene_id for scene_id, _ in failed), "STAC_URL": source.url,
             "STAC_COLLECTION": source.collection, "OFFSET_POLICY": source.offset_policy,
-            "SCL_MASK_CLASSES": ",".join(str(c) for c in source.scl_mask_classes),
+            "SCL_MASK_CLASSES": ",".join(str(c) for c in source.scl_mask_classes), "MAX_CLOUD": f"{request.max_cloud:g}",
         }
-        all_tags.update({str(k): str(v) for k, v in (tags or {}).items()})
         try:
             valid_pixels = _write_blocks(stack, grid, blocks, boundary_blocks, projected, used, partial_tiff, all_tags,
                                          lambda f: progress(0.85 + 0.1 * f), check_cancel)
@@ -592,39 +636,18 @@ def build_composite(
     return report
 
 
-def composite_years(
-    source: StacSource,
-    boundary,
-    boundary_crs,
-    years,
-    max_cloud: float,
-    output_folder,
-    cover_whole: bool = False,
-    resolution: float = 10.0,
-    crs=None,
-    block_size: int = DEFAULT_BLOCK_SIZE,
-    workers: int = DEFAULT_WORKERS,
-    progress: Optional[Progress] = None,
-    check_cancel: Optional[CheckCancel] = None,
-    log: Optional[Log] = None,
-) -> List[CompositeReport]:
-    """``ndvi_composite_<year>.tif`` in ``output_folder`` for each year (``"2019, 2024"`` or a list).
+def composite_years(request: CompositeRequest, progress: Optional[Progress] = None, check_cancel: Optional[CheckCancel] = None,
+                    log: Optional[Log] = None) -> List[CompositeReport]:
+    """``ndvi_composite_<year>.tif`` in the request's output folder for each of its years.
 
     Every year is searched first; if any year has no scene the call fails before
     anything is written, saying for each such year why (no scene over the region at
     all, or only scenes at or above the cloud threshold: how many, and the clearest). Years are then
     composited one after the other; each file appears complete or not at all.
     """
-    from .stac_search import _check_max_cloud
-
-    years = parse_years(years)
-    max_cloud = _check_max_cloud(max_cloud)
-    boundary = polygonal_boundary(boundary)
-    grid_crs = _crs(boundary_crs, "boundary")
-    composite_grid(boundary, grid_crs, resolution, crs)  # checks the CRS and resolution before any request
     progress = progress or (lambda fraction: None)
     check_cancel = check_cancel or (lambda: None)
-    folder = Path(output_folder)
+    folder = request.output_folder
     created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -633,21 +656,21 @@ def composite_years(
     try:
         if not os.access(folder, os.W_OK):
             raise OutputError(f"the output folder {folder} is not writable")
-        return _composite_found_years(source, boundary, grid_crs, years, max_cloud, folder, cover_whole, resolution, crs,
-                                      block_size, workers, progress, check_cancel, log)
+        return _composite_found_years(request, progress, check_cancel, log)
     except BaseException:
         if created and not any(folder.iterdir()):
             folder.rmdir()  # a failed run leaves no trace, not even the folder it made
         raise
 
 
-def _composite_found_years(source, boundary, grid_crs, years, max_cloud, folder, cover_whole, resolution, crs, block_size,
-                           workers, progress, check_cancel, log) -> List[CompositeReport]:
-    boundary_wgs84 = reproject_geometry(boundary, grid_crs, "EPSG:4326")
+def _composite_found_years(request: CompositeRequest, progress: Progress, check_cancel: CheckCancel,
+                           log: Optional[Log]) -> List[CompositeReport]:
+    source, years = request.source, request.years
+    boundary_wgs84 = reproject_geometry(request.boundary, request.boundary_crs, "EPSG:4326")
     searches = {}
     for index, year in enumerate(years):
         check_cancel()
-        searches[year] = find_scenes(source, boundary_wgs84, year, max_cloud, cover_whole=cover_whole, log=log)
+        searches[year] = find_scenes(source, boundary_wgs84, year, request.max_cloud, cover_whole=request.cover_whole, log=log)
         progress(0.05 * (index + 1) / len(years))
     empty = [searches[year] for year in years if not searches[year].scenes]
     if empty:
@@ -658,9 +681,6 @@ def _composite_found_years(source, boundary, grid_crs, years, max_cloud, folder,
     for index, year in enumerate(years):
         share = 0.95 / len(years)
         start = 0.05 + index * share
-        reports.append(build_composite(
-            found[year], boundary, grid_crs, year, folder / output_name(year), source, resolution=resolution, crs=crs,
-            block_size=block_size, workers=workers, tags={"MAX_CLOUD": f"{max_cloud:g}"},
-            progress=lambda f, start=start: progress(start + share * f), check_cancel=check_cancel, log=log,
-        ))
+        reports.append(build_composite(request, year, found[year], progress=lambda f, start=start: progress(start + share * f),
+                                       check_cancel=check_cancel, log=log))
     return reports

@@ -11,7 +11,7 @@ from ...core.errors import QueryError
 from ...core.lidar.atl08.catalogue import catalogue
 from ...core.lidar.variables import SCALAR
 from ...core.lidar.atl08.presets import PRESETS
-from ...core.lidar.filters import parse_filters
+from ...core.lidar.filters import ParsedFilters
 from ...resources import ui_path
 from ..messages import error_line
 from ..settings import ExplorerSettings
@@ -23,7 +23,8 @@ OPERATORS = ["==", "!=", "<", "<=", ">", ">=", "between", "in", "not in"]
 
 class FilterEditor(QWidget, FORM_CLASS):
     """``changed``: a condition was added, removed or edited. ``filter_error``: the parser's message about
-    the conditions as they stand, None when they parse."""
+    the conditions as they stand, None when they parse; ``parsed_filters``: their parse, from which the
+    workflows build their requests (the text is parsed once, as it is typed)."""
 
     changed = pyqtSignal()
 
@@ -31,6 +32,7 @@ class FilterEditor(QWidget, FORM_CLASS):
         super().__init__(parent)
         self.setupUi(self)
         self.filter_error: Optional[str] = None
+        self.parsed_filters = ParsedFilters("", ())
         self.presetCombo.addItems(list(PRESETS))
         self.filtersTable.horizontalHeader().setStretchLastSection(True)
         self.applyPresetButton.clicked.connect(self.apply_preset)
@@ -50,20 +52,20 @@ class FilterEditor(QWidget, FORM_CLASS):
         lines += [line.strip() for line in self.filtersEdit.toPlainText().splitlines() if line.strip()]
         return lines
 
-    def checked_text(self, then: str) -> str:
-        """The conditions, one per line, for a workflow about to run; a QueryError ending in ``then`` (what to
-        do once they are fixed) when they do not parse."""
+    def checked(self, then: str) -> ParsedFilters:
+        """The conditions, parsed, for a workflow about to run; a QueryError ending in ``then`` (what to do
+        once they are fixed) when they do not parse."""
         if not self.validate_filters():
             raise QueryError(f"the quality filters are not valid ({self.filter_error}): fix them, then {then}")
-        return "\n".join(self.filter_lines())
+        return self.parsed_filters
 
     def validate_filters(self) -> bool:
         """Check the filters as typed; the parser's message is kept in ``filter_error`` and shown inline."""
         lines = self.filter_lines()
         self.filter_error = None
+        self.parsed_filters = ParsedFilters("", ())
         try:
-            if lines:
-                parse_filters(lines)
+            self.parsed_filters = ParsedFilters.parse(lines)
         except QueryError as error:
             self.filter_error = str(error)
             self.filterStatusLabel.setText(error_line(self.filter_error))

@@ -107,12 +107,14 @@ class Atl08QueryPanel(Atl08Panel, FORM_CLASS):
         variables = self.variables.selected_variables()
         if not variables:
             raise QueryError("no variable is selected: tick at least one in Variables, then run again")
-        filters = self.filters.checked_text("run again")
+        filters = self.filters.checked("run again")
         roi, roi_crs = self.region.roi
+        config = self.database.config()
         spec = SegmentQuery.create(roi=roi, start=self.time_range.start(), end=self.time_range.end(), variables=variables,
-                                   filters=filters or None, roi_crs=roi_crs, exact_times=self.exactTimesCheck.isChecked())
+                                   filters=filters, roi_crs=roi_crs, exact_times=self.exactTimesCheck.isChecked(),
+                                   product=config.product)
         return QueryRequest(
-            self.database.config(), spec, tuple(variables), filters, output_path=self.output_path(),
+            config, spec, tuple(variables), filters.text, output_path=self.output_path(),
             colour_by=self.colourByCombo.currentText() or None, classes=self.classesSpin.value(),
             max_rows=self.maxRowsSpin.value() if ask_above else None,
         )

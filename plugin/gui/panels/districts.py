@@ -10,9 +10,9 @@ from qgis.PyQt import uic
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import QListWidgetItem
 
-from ...core.districts.statistics import year_of
+from ...core.districts.statistics import DistrictStatsRequest, year_of
 from ...core.errors import CanopyExplorerError, QueryError
-from ...layers.district_layer import districts_from_layer, load_statistics_layers
+from ...layers.district_layer import districts_from_layer, load_statistics_layers, postgres_connection
 from ...qgis_compat import POLYGON_LAYERS
 from ...resources import ui_path
 from ...tasks.district_task import DistrictStatsTask
@@ -91,8 +91,10 @@ class DistrictsPanel(BasePanel, FORM_CLASS):
             output += ".gpkg"
         districts = districts_from_layer(self.districtsLayerCombo.currentLayer(), self.idFieldCombo.currentField())
         geojson = str(Path(output).with_name(Path(output).stem + "_latest.geojson")) if self.geojsonCheck.isChecked() else None
-        return DistrictStatsTask(districts, self.chosen_composites(), output, self.postgresCombo.currentData() or "",
-                                 self.classesSpin.value(), geojson)
+        request = DistrictStatsRequest.create(districts, self.chosen_composites(), output,
+                                              connection=postgres_connection(self.postgresCombo.currentData() or ""),
+                                              classes=self.classesSpin.value(), geojson=geojson)
+        return DistrictStatsTask(request)
 
     def _district_stats_done(self, task: DistrictStatsTask, result):
         for layer in load_statistics_layers(result):

@@ -10,6 +10,7 @@ from qgis.PyQt import uic
 from qgis.PyQt.QtCore import QDate
 
 from ...core.errors import CanopyExplorerError, QueryError
+from ...core.grid.change import GridChangeRequest
 from ...layers.grid_layer import load_grid_layers
 from ...resources import ui_path
 from ...tasks.grid_change_task import GridChangeTask
@@ -71,12 +72,13 @@ class GridChangePanel(Atl08Panel, FORM_CLASS):
         variables = self.variables.selected_variables()
         if not variables:
             raise QueryError("no variable is selected: tick one in the ATL08 query's Variables (the first selected one is mapped)")
-        filters = self.filters.checked_text("map again")
-        return GridChangeTask(
+        filters = self.filters.checked("map again")
+        request = GridChangeRequest.create(
             self.database.config(), output, roi=roi, roi_crs=roi_crs, variable=variables[0],
             periods=((self.period1.start(), self.period1.end()), (self.period2.start(), self.period2.end())),
             cell_size_km=self.cellSizeSpin.value(), min_shots=self.minShotsSpin.value(), filters=filters,
         )
+        return GridChangeTask(request)
 
     def _grid_change_done(self, task: GridChangeTask, output):
         try:

@@ -10,6 +10,7 @@ from qgis.gui import QgsFileWidget
 from qgis.PyQt import uic
 
 from ...core.errors import CanopyExplorerError, QueryError
+from ...core.sentinel2.composites import CompositeRequest
 from ...core.sentinel2.stac_search import default_stac_source
 from ...layers.ndvi_layer import load_composite_layer
 from ...resources import ui_path
@@ -63,8 +64,9 @@ class NdviPanel(BasePanel, FORM_CLASS):
         roi, crs = self.region.roi
         boundary = roi if not isinstance(roi, tuple) else shapely_box(*roi)
         source = default_stac_source().with_changes(url=self.stacUrlEdit.text().strip(), collection=self.collectionEdit.text().strip())
-        return NdviCompositeTask(source, boundary, crs, self.yearsEdit.text(), self.maxCloudSpin.value(), folder,
-                                 cover_whole=self.coverWholeCheck.isChecked(), classes=self.classesSpin.value())
+        request = CompositeRequest.create(source, boundary, crs, self.yearsEdit.text(), self.maxCloudSpin.value(), folder,
+                                          cover_whole=self.coverWholeCheck.isChecked(), classes=self.classesSpin.value())
+        return NdviCompositeTask(request)
 
     def _composites_built(self, task: NdviCompositeTask, outputs):
         for output in outputs:

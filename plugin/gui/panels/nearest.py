@@ -7,6 +7,7 @@ from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsP
 from qgis.gui import QgsVertexMarker
 from qgis.PyQt import uic
 
+from ...core.lidar.query import NearestRequest
 from ...resources import ui_path
 from ...tasks.query_task import NearestTask
 from ..components.database_box import DatabaseBox
@@ -70,12 +71,12 @@ class NearestPanel(Atl08Panel, FORM_CLASS):
         check_canvas_crs(crs, "then click the map again")
         wgs84 = QgsCoordinateTransform(crs, WGS84, QgsProject.instance()).transform(point)
         variables = self.variables.selected_variables() or list(DEFAULT_VARIABLES)
-        filters = self.filters.checked_text("click the map again")
-        return NearestTask(
-            self.database.config(), (wgs84.x(), wgs84.y()), self.nearestCountSpin.value(),
-            self.nearestRadiusSpin.value(), variables, filters, self.time_range.start(), self.time_range.end(),
-            classes=self.classesSpin.value(),
-        )
+        filters = self.filters.checked("click the map again")
+        config = self.database.config()
+        request = NearestRequest.create((wgs84.x(), wgs84.y()), self.nearestCountSpin.value(), self.nearestRadiusSpin.value(),
+                                        variables, filters, self.time_range.start(), self.time_range.end(),
+                                        product=config.product)
+        return NearestTask(config, request, classes=self.classesSpin.value())
 
     def _mark(self, point):
         if self.nearest_marker is None:
