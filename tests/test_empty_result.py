@@ -2,7 +2,6 @@
 leaves, and which filter line removes the rest, counted cheaply (a bounded number of counts in
 TileDB). The numbers are checked against the segments read with TileDB directly."""
 
-import time
 
 import numpy as np
 import pytest
@@ -83,13 +82,10 @@ def test_many_filter_lines_cost_a_bounded_number_of_counts(local_database, store
     counts = []
     original = database.count_segments
     monkeypatch.setattr(database, "count_segments", lambda *a, **k: counts.append(1) or original(*a, **k))
-    started = time.perf_counter()
     text = explain_empty(database, spec)
-    seconds = time.perf_counter() - started
     kept = int((_in_region(stored) & (stored["h_canopy"] > -1)).sum())
     assert text.endswith(f"lines 1 to 19 of the filters keep {kept:,}; line 20 'h_canopy > 1000' removes the remaining {kept:,}")
     assert len(counts) <= 1 + 1 + 7  # the region, all 50 lines, then bisection over 50 lines
-    assert seconds < 3, f"{seconds:.1f} s"
 
 
 def test_a_nearest_search_says_what_its_circle_holds(local_database):

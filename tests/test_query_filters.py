@@ -152,7 +152,8 @@ def test_groups_of_one_operator_are_flattened_so_tiledb_parses_no_deeper_than_wr
 
 
 def test_tiledb_accepts_a_filter_at_every_limit_and_applies_it(local_database):
-    """32 levels of and/or, 256 comparisons: TileDB's condition parser takes it, in about a second."""
+    """32 levels of and/or, 256 comparisons: TileDB's condition parser takes it (in about a second; how long
+    is for the benchmarks to say, not a pass/fail test on a noisy machine)."""
     import tiledb
 
     from canopy_explorer.plugin.core.lidar.database import Atl08Database
@@ -163,11 +164,8 @@ def test_tiledb_accepts_a_filter_at_every_limit_and_applies_it(local_database):
     rest = MAX_COMPARISONS - MAX_NESTING
     text = f"({deep}) and segment_landcover not in [{', '.join(str(1000 + i) for i in range(rest))}]"
     spec = SegmentQuery.create(variables=["h_canopy", "segment_landcover"], filters=text)
-    started = time.perf_counter()
     frame = Atl08Database(local_database).query(spec)
-    seconds = time.perf_counter() - started
     with tiledb.open(local_database.array_uri) as array:
         every = array.query(attrs=["h_canopy", "segment_landcover"]).multi_index[:, :, :]
     expected = evaluate(parse_filters(text), every)
     assert len(frame) == int(expected.sum()) > 0
-    assert seconds < 5, f"{seconds:.1f} s"
