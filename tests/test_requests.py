@@ -18,6 +18,7 @@ from canopy_explorer.plugin.core.lidar.filters import ParsedFilters
 from canopy_explorer.plugin.core.lidar.query import NearestRequest, SegmentQuery
 from canopy_explorer.plugin.core.sentinel2.composites import CompositeRequest
 from canopy_explorer.plugin.core.sentinel2.stac_search import StacSource
+from dialog_fixtures import canvas, dialog  # noqa: F401 (fixtures)
 from stac_fixtures import BOUNDARY, BOUNDARY_CRS
 from zonal_fixtures import districts, write_composites
 
@@ -39,9 +40,9 @@ def count_parses(monkeypatch):
     calls = []
     original = filters_module.parse_filter_lines
 
-    def counted(text):
+    def counted(text, *args, **kwargs):
         calls.append(text)
-        return original(text)
+        return original(text, *args, **kwargs)
 
     monkeypatch.setattr(filters_module, "parse_filter_lines", counted)
     monkeypatch.setattr(query_module, "parse_filter_lines", counted)
@@ -242,21 +243,13 @@ def test_parsed_filters_are_taken_as_they_are(count_parses):
     assert re.search(r"line 3 'night_flag == 1'", spec.filter_lines[1].label)
 
 
-def test_the_dialog_parses_the_filters_once_to_build_a_query(loaded_plugin, local_database, count_parses):
-    from canopy_explorer.plugin.gui.query_dialog import QueryDialog
-
-    dialog = QueryDialog(loaded_plugin.iface)
-    try:
-        dialog.databaseCombo.setCurrentIndex(dialog.databaseCombo.count() - 1)  # "Other"
-        dialog.databaseEdit.setText(local_database.local_path)
-        dialog.set_variables(["h_canopy"])
-        dialog.roi = (shapely.box(7.0, 45.0, 7.3, 45.3), "EPSG:4326")
-        dialog.filtersEdit.setPlainText("h_canopy between 5 60\nnight_flag == 1")
-        count_parses.clear()  # typing checks the text as it changes; building the query must not parse it again
-        request = dialog.build_request()
-        assert len(count_parses) == 1  # the check that build_request makes, whose parse the query takes
-        assert request.filters_text == "h_canopy between 5 60\nnight_flag == 1"
-        assert request.spec.filter_lines == dialog.parsed_filters.lines and len(request.spec.filter_lines) == 2
-    finally:
-        dialog.clear_canvas_items()
-        dialog.deleteLater()
+def test_the_dialog_parses_the_filters_once_to_build_a_query(dialog, count_parses):
+    dialog.variables.set_variables(["h_canopy"])
+    dialog.region.roi = (shapely.box(7.0, 45.0, 7.3, 45.3), "EPSG:4326")
+    dialog.filters.filtersTable.setRowCount(0)
+    dialog.filters.filtersEdit.setPlainText("h_canopy between 5 60\nnight_flag == 1")
+    count_parses.clear()  # typing checks the text as it changes; building the query must not parse it again
+    request = dialog.query.build_request()
+    assert len(count_parses) == 1  # the check that build_request makes, whose parse the query takes
+    assert request.filters_text == "h_canopy between 5 60\nnight_flag == 1"
+    assert request.spec.filter_lines == dialog.filters.parsed_filters.lines and len(request.spec.filter_lines) == 2
