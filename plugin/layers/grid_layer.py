@@ -129,7 +129,7 @@ def _store_vector_styles(result: GridChange, limit: float):
         for name, renderer, default in ((BASELINE_STYLE, baseline_renderer(result), False),
                                         (CHANGE_STYLE, change_renderer(result, limit), True)):
             layer.setRenderer(renderer)
-            error = layer.saveStyleToDatabase(name, f"{name}, as in the seed's figure", default, "")
+            error = layer.saveStyleToDatabase(name, f"{name}: {'baseline median on fixed 2-40 m classes' if name == BASELINE_STYLE else 'change, diverging and symmetric around 0'}", default, "")
             if error:
                 raise OutputError(f"cannot store the layer style in {temporary.name}: {error}")
         del layer

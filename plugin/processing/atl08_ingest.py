@@ -31,7 +31,8 @@ class Atl08IngestAlgorithm(CanopyExplorerAlgorithm):
             "CONFIG: a database configuration YAML (see configs/sample_local.yaml), an existing database folder, or an "
             "s3:// URI: a bucket (and prefix) to write the database into.\n"
             + DATABASE_HELP +
-            "REFERENCE_FILTERS: drop segments the reference package drops (no canopy, urban, water); "
+            "REFERENCE_FILTERS: drop the segments icesat2db (the Python package the public database was built with) "
+            "drops: no canopy height, urban, water; "
             "by default bare-ground segments are kept.\n\n"
             "LOCK_WAIT: how long to wait (seconds) while another ingest writes the same database.\n\n"
             "Granules are known by their content, not their file names: granules already in the database, and copies "
@@ -46,7 +47,7 @@ class Atl08IngestAlgorithm(CanopyExplorerAlgorithm):
         self.addParameter(QgsProcessingParameterFile("INPUT", "ATL08 granule folder, or granule files separated by ';'",
                                                      behavior=FILE_FOLDER))
         add_database_parameters(self, SAMPLE_CONFIG)
-        self.addParameter(QgsProcessingParameterBoolean("REFERENCE_FILTERS", "Apply the reference package's ingest filters",
+        self.addParameter(QgsProcessingParameterBoolean("REFERENCE_FILTERS", "Drop the segments icesat2db's ingest drops (no canopy, urban, water)",
                                                         defaultValue=False))
         wait = QgsProcessingParameterNumber("LOCK_WAIT", "Wait for another ingest into the same database (seconds)",
                                             NUMBER_DOUBLE, defaultValue=DEFAULT_WAIT_S, minValue=0)

@@ -40,7 +40,7 @@ class NdviCompositeAlgorithm(CanopyExplorerAlgorithm):
             "YEARS: e.g. '2019, 2024'.\n"
             "STAC_URL, COLLECTION: the catalogue (default Element 84 Earth Search, sentinel-2-c1-l2a).\n"
             "MAX_CLOUD: scenes with more cloud cover (%) are not used.\n"
-            "COVER_WHOLE: use only scenes covering the whole boundary (the seed's rule) instead of mosaicking "
+            "COVER_WHOLE: use only scenes covering the whole boundary instead of mosaicking "
             "every scene that intersects it.\n\n"
             "Reflectance = DN x scale + offset from each asset's raster:bands (the -0.1 offset since processing "
             "baseline 04.00 is applied explicitly); clouds, shadows, snow and no-data are masked with SCL. "

@@ -614,7 +614,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="parallel granule readers (default: up to 4)")
     parser.add_argument("--executor", choices=("process", "thread"), default="process")
     parser.add_argument("--scheduler", help="Dask distributed scheduler address (tcp://host:8786)")
-    parser.add_argument("--reference-filters", action="store_true", help="drop segments without canopy height, as the reference package does")
+    parser.add_argument("--reference-filters", action="store_true", help="drop segments without canopy height, urban and water, as icesat2db's ingest does")
     parser.add_argument("--lock-wait", type=float, default=DEFAULT_WAIT_S, metavar="SECONDS",
                         help=f"how long to wait while another ingest writes the same database (default {DEFAULT_WAIT_S:.0f})")
     args = parser.parse_args(argv)
