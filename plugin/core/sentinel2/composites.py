@@ -38,7 +38,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -526,6 +526,54 @@ def _to_cog(source_path: Path, target_path: Path, width: int, height: int) -> No
     )
 
 
+def _composite_tags(request: CompositeRequest, year: int, used_ids: Sequence[str], failed_ids: Sequence[str]) -> Dict[str, str]:
+    """What a composite's GeoTIFF says of how it was made."""
+    source = request.source
+    return {
+        "NDVI_YEAR": str(year), "SCENES_USED": ",".join(used_ids), "SCENES_FAILED": ",".join(failed_ids),
+        "STAC_URL": source.url, "STAC_COLLECTION": source.collection, "OFFSET_POLICY": source.offset_policy,
+        "SCL_MASK_CLASSES": ",".join(str(c) for c in source.scl_mask_classes), "MAX_CLOUD": f"{request.max_cloud:g}",
+    }
+
+
+def _read_scenes(request: CompositeRequest, scenes: Sequence[Scene], grid, blocks, ordered_blocks, stack: "_SceneStack",
+                 output_path: Path, progress: Progress, check_cancel: CheckCancel, say: Log) -> Tuple[List[int], list]:
+    """Every scene read onto the stack by a pool of threads (one per scene, at most ``request.workers``):
+    (the slots of the scenes read, (scene id, reason) of those left out). A cancel stops the pool."""
+    cancel = threading.Event()
+    used, failed = [], []
+    with ThreadPoolExecutor(max_workers=max(1, min(request.workers, len(scenes))), thread_name_prefix="ndvi-scene") as pool:
+        futures = {pool.submit(_read_scene, scene, slot, grid, blocks, ordered_blocks, stack, request.source, cancel): slot
+                   for slot, scene in enumerate(scenes)}
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                for future in done:
+                    slot = futures[future]
+                    scene = scenes[slot]
+                    try:
+                        written = future.result()
+                    except OSError as error:  # the scratch file beside the output, not the scene
+                        raise OutputError(f"cannot write in {output_path.parent}: {error.strerror or error}") from None
+                    except SceneReadError as error:
+                        failed.append((scene.id, str(error)))
+                        say(f"{scene.id}: left out, {error}")
+                    else:
+                        stack.written[written, slot] = True
+                        used.append(slot)
+                        if not written:
+                            say(f"{scene.id}: no valid pixel inside the boundary (clouds or outside its footprint)")
+                progress(0.85 * (len(futures) - len(pending)) / len(futures))
+                check_cancel()
+        except BaseException:
+            cancel.set()
+            for future in pending:
+                future.cancel()
+            raise
+    return sorted(used), failed
+
+
 def build_composite(
     request: CompositeRequest,
     year: int,
@@ -541,7 +589,6 @@ def build_composite(
     (year,) = parse_years([year])
     if not scenes:
         raise QueryError(f"no Sentinel-2 scenes to composite for {year}")
-    source = request.source
     progress = progress or (lambda fraction: None)
     check_cancel = check_cancel or (lambda: None)
     say = log or (lambda message: None)
@@ -560,55 +607,19 @@ def build_composite(
         stack = _SceneStack(scratch, blocks, len(scenes))
     except OSError as error:
         raise OutputError(f"cannot write in {output_path.parent}: {error.strerror or error}") from None
-    cancel = threading.Event()
-    used, failed = [], []
     try:
         say(f"{year}: reading {len(scenes)} scene(s) onto a {grid.width} x {grid.height} grid in {grid.crs.to_string()}")
-        with ThreadPoolExecutor(max_workers=max(1, min(request.workers, len(scenes))), thread_name_prefix="ndvi-scene") as pool:
-            futures = {pool.submit(_read_scene, scene, slot, grid, blocks, ordered_blocks, stack, source, cancel): slot
-                       for slot, scene in enumerate(scenes)}
-            pending = set(futures)
-            try:
-                while pending:
-                    done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        slot = futures[future]
-                        scene = scenes[slot]
-                        try:
-                            written = future.result()
-                        except OSError as error:  # the scratch file beside the output, not the scene
-                            raise OutputError(f"cannot write in {output_path.parent}: {error.strerror or error}") from None
-                        except SceneReadError as error:
-                            failed.append((scene.id, str(error)))
-                            say(f"{scene.id}: left out, {error}")
-                        else:
-                            stack.written[written, slot] = True
-                            used.append(slot)
-                            if not written:
-                                say(f"{scene.id}: no valid pixel inside the boundary (clouds or outside its footprint)")
-                    progress(0.85 * (len(futures) - len(pending)) / len(futures))
-                    check_cancel()
-            except BaseException:
-                cancel.set()
-                for future in pending:
-                    future.cancel()
-                raise
+        used, failed = _read_scenes(request, scenes, grid, blocks, ordered_blocks, stack, output_path, progress, check_cancel, say)
         if not used:
             raise StorageError(
                 f"none of the {len(scenes)} scene(s) of {year} could be read: "
                 + "; ".join(f"{scene_id} ({reason})" for scene_id, reason in failed[:3])
                 + (" ..." if len(failed) > 3 else "")
             )
-        used.sort()
         check_cancel()
-        all_tags = {
-            "NDVI_YEAR": str(year), "SCENES_USED": ",".join(scenes[s].id for s in used),
-            "SCENES_FAILED": ",".join(scene_id for scene_id, _ in failed), "STAC_URL": source.url,
-            "STAC_COLLECTION": source.collection, "OFFSET_POLICY": source.offset_policy,
-            "SCL_MASK_CLASSES": ",".join(str(c) for c in source.scl_mask_classes), "MAX_CLOUD": f"{request.max_cloud:g}",
-        }
+        tags = _composite_tags(request, year, [scenes[s].id for s in used], [scene_id for scene_id, _ in failed])
         try:
-            valid_pixels = _write_blocks(stack, grid, blocks, boundary_blocks, projected, used, partial_tiff, all_tags,
+            valid_pixels = _write_blocks(stack, grid, blocks, boundary_blocks, projected, used, partial_tiff, tags,
                                          lambda f: progress(0.85 + 0.1 * f), check_cancel)
             stack.close()
             check_cancel()
