@@ -298,7 +298,7 @@ def test_ndvi_composites_come_from_the_loopback_stac_api_and_load_as_layers(sess
             assert finite.size and finite.min() >= -1 and finite.max() <= 1
 
 
-def _table(path, name, id_field="id"):
+def _table(path, name, id_field="district_code"):
     from osgeo import ogr
 
     source = ogr.Open(str(path))

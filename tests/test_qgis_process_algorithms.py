@@ -501,9 +501,9 @@ def embedded_stats(profile, zonal_inputs):
     return profile.run("zonal_stats", dict(parameters, GEOJSON=folder / "latest.geojson")).check()
 
 
-def rows_by_id(gpkg, table):
+def rows_by_id(gpkg, table, id_field="district code"):
     rows, _, _ = read_layer(gpkg, table)
-    return {row["id"]: row for row in rows}
+    return {row[id_field]: row for row in rows}
 
 
 def test_zonal_stats_embedded_gives_numpy_statistics_per_district_and_year_in_styled_tables(embedded_stats, zonal_inputs):
@@ -614,7 +614,7 @@ def test_atl08_district_stats_counts_and_summarises_the_segments_inside_each_dis
     assert layer_names(output) == sorted(tables)
     h = segments["h_canopy"].astype(np.float64)
     for year in years:
-        rows = rows_by_id(output, f"h_canopy_stats_{year}")
+        rows = rows_by_id(output, f"h_canopy_stats_{year}", "district")
         assert set(rows) == {name for name, _ in ATL08_DISTRICTS}
         for name, geometry in ATL08_DISTRICTS:
             values = h[keep & (segments["year"] == year) & inside_utm(geometry, segments)]
@@ -627,6 +627,6 @@ def test_atl08_district_stats_counts_and_summarises_the_segments_inside_each_dis
             else:
                 assert row["median_h_canopy"] is None, (year, name)
         assert sum(r["segment_count"] for r in rows.values()) > 100
-    assert rows_by_id(output, f"h_canopy_stats_{years[0]}")["far away"]["segment_count"] == 0
+    assert rows_by_id(output, f"h_canopy_stats_{years[0]}", "district")["far away"]["segment_count"] == 0
     styles = default_styles(output)
     assert set(styles) == set(tables) and all("graduatedSymbol" in qml for qml in styles.values())

@@ -5,7 +5,7 @@ import pytest
 import shapely
 
 from postgis_fixtures import *  # noqa: F401,F403
-from zonal_fixtures import (CRS, composite_values, district_shapes, districts, expected_stats, read_table, write_composite,
+from zonal_fixtures import (CRS, ID_FIELD, composite_values, district_shapes, districts, expected_stats, read_table, write_composite,
                             write_composites)
 
 from canopy_explorer.plugin.core.districts.statistics import Districts, DistrictStatsRequest, rasters_by_year, year_of
@@ -48,7 +48,7 @@ def test_invalid_geometries_are_repaired_and_reported(composites, tmp_path):
 def test_empty_and_missing_geometries_get_no_statistics(composites, tmp_path):
     given = Districts.create([1, 2, 3], [None, shapely.Polygon(), dict(district_shapes())["D hole"]], CRS)
     result = district_stats_embedded(DistrictStatsRequest.create(given, composites, tmp_path / "out.gpkg"))
-    table = read_table(tmp_path / "out.gpkg", "ndvi_stats_2019")
+    table = read_table(tmp_path / "out.gpkg", "ndvi_stats_2019", "id")
     assert table[1]["pixel_count"] == table[2]["pixel_count"] == 0 and table[1]["mean_ndvi"] is None
     assert table[3]["pixel_count"] > 0
     assert {identifier for identifier, _ in result.repairs} == {1, 2}
@@ -64,7 +64,7 @@ def test_a_district_with_no_area_is_reported_and_the_others_computed(composites,
     shapes = dict(district_shapes())
     given = Districts.create([1, 2], [_folded(shapes["D hole"]), shapes["D hole"]], CRS)
     result = district_stats_embedded(DistrictStatsRequest.create(given, composites, tmp_path / "out.gpkg"))
-    table = read_table(tmp_path / "out.gpkg", "ndvi_stats_2019")
+    table = read_table(tmp_path / "out.gpkg", "ndvi_stats_2019", "id")
     assert table[1]["pixel_count"] == 0 and table[2]["pixel_count"] > 0
     assert [identifier for identifier, _ in result.repairs] == [1]
     assert "no statistics: the geometry is an invalid polygon (Self-intersection" in result.repairs[0][1]
@@ -89,7 +89,7 @@ def test_districts_in_another_crs_are_reprojected_to_the_raster_crs(composites, 
     result = district_stats_embedded(DistrictStatsRequest.create(Districts.create(names, in_degrees, "EPSG:4326"), composites,
                                                                  tmp_path / "out.gpkg"))
     assert result.crs == CRS
-    table = read_table(tmp_path / "out.gpkg", "ndvi_stats_2019")
+    table = read_table(tmp_path / "out.gpkg", "ndvi_stats_2019", "id")
     for name in names:  # small districts: the round trip moves vertices by far less than a pixel
         assert table[name]["pixel_count"] == expected_stats(composites[2019], shapes[name])[0]
         assert table[name]["geom"].hausdorff_distance(shapes[name]) < 0.05
@@ -185,7 +185,7 @@ def test_the_output_must_be_a_geopackage_in_an_existing_folder(composites, tmp_p
 def test_an_output_holding_other_id_types_is_refused(composites, tmp_path):
     output = tmp_path / "out.gpkg"
     district_stats_embedded(DistrictStatsRequest.create(districts(), composites, output))
-    numbered = Districts.create([1], [dict(district_shapes())["D hole"]], CRS)
+    numbered = Districts.create([1], [dict(district_shapes())["D hole"]], CRS, id_field=ID_FIELD)
     before = output.read_bytes()
     for replace_latest in (False, True):  # the year tables would still mix the two kinds of ids
         with pytest.raises(ConfigurationError, match="text district ids"):
@@ -214,7 +214,7 @@ def test_geojson_export_is_in_epsg_4326(composites, tmp_path):
     layer = dataset.GetLayer(0)
     assert layer.GetFeatureCount() == len(district_shapes())
     assert layer.GetSpatialRef().GetAuthorityCode(None) == "4326"
-    feature = next(f for f in layer if f.GetField("id") == "D hole")
+    feature = next(f for f in layer if f.GetField(ID_FIELD) == "D hole")
     lon, lat = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True).transform(
         *dict(district_shapes())["D hole"].exterior.coords[0])
     x, y = shapely.from_wkb(bytes(feature.GetGeometryRef().ExportToIsoWkb())).geoms[0].exterior.coords[0]
@@ -264,7 +264,7 @@ def test_schema_prefix_and_ids_with_quotes_spaces_and_sql_are_only_names(postgis
     with postgis_server.admin_connect() as admin:
         assert admin.execute("SELECT to_regclass('public.canary')").fetchone()[0] is not None
         tables = {r[0] for r in admin.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))}
-        ids = {r[0] for r in admin.execute(f'SELECT id FROM "{schema.replace(chr(34), chr(34) * 2)}".'
+        ids = {r[0] for r in admin.execute(f'SELECT "district code" FROM "{schema.replace(chr(34), chr(34) * 2)}".'
                                            f'"{(prefix + "ndvi_stats_latest").replace(chr(34), chr(34) * 2)}"')}
     assert tables == {prefix + name for name in ["districts", "ndvi_2019", "ndvi_2020", "ndvi_stats_2019",
                                                  "ndvi_stats_2020", "ndvi_stats_latest", "ndvi_stats_change"]}

@@ -11,7 +11,7 @@ import pytest
 
 from natural_breaks_reference import brute_force_jenks
 from postgis_fixtures import *  # noqa: F401,F403
-from zonal_fixtures import YEARS, district_shapes, districts, read_table, write_composites
+from zonal_fixtures import ID_FIELD, YEARS, district_shapes, districts, read_table, write_composites
 
 from canopy_explorer.plugin.core.districts.postgis import district_stats_postgis
 from canopy_explorer.plugin.core.districts.embedded import district_stats_embedded
@@ -51,7 +51,7 @@ class Runner:
         with psycopg.connect(self.server.conninfo, row_factory=dict_row) as conn:
             rows = conn.execute(sql.SQL("SELECT * FROM {}").format(
                 sql.Identifier("latest rules", self.prefix + name))).fetchall()
-        return {row["id"]: row for row in rows}
+        return {row[ID_FIELD]: row for row in rows}
 
     def row_counts(self):
         if self.mode == "embedded":

@@ -15,6 +15,7 @@ CRS = "EPSG:32632"
 WIDTH, HEIGHT, RES = 300, 280, 10.0
 X0, Y0 = 500000.0, 5700000.0
 YEARS = (2019, 2020, 2021)
+ID_FIELD = "district code"  # the districts' id field: the id column of every table, under this name
 
 
 def at(x: float, y: float):
@@ -49,7 +50,7 @@ def districts():
     from canopy_explorer.plugin.core.districts.statistics import Districts
 
     pairs = district_shapes()
-    return Districts.create([i for i, _ in pairs], [g for _, g in pairs], CRS, id_field="district code")
+    return Districts.create([i for i, _ in pairs], [g for _, g in pairs], CRS, id_field=ID_FIELD)
 
 
 def composite_values(year: int) -> np.ndarray:
@@ -100,7 +101,7 @@ def expected_stats(path, geometry):
     return len(picked), picked.min(), picked.max(), picked.mean(), picked.std()
 
 
-def read_table(gpkg, layer):
+def read_table(gpkg, layer, id_field=ID_FIELD):
     """{id: {field: value}} of a GeoPackage layer, read with OGR."""
     from osgeo import ogr
 
@@ -114,7 +115,7 @@ def read_table(gpkg, layer):
         row = {name: feature.GetField(name) if feature.IsFieldSetAndNotNull(name) else None for name in names}
         geometry = feature.GetGeometryRef()
         row["geom"] = shapely.from_wkb(bytes(geometry.ExportToIsoWkb())) if geometry else None
-        rows[row["id"]] = row
+        rows[row[id_field]] = row
     return rows
 
 

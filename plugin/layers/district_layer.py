@@ -19,20 +19,63 @@ from .segment_layer import save_default_style
 from .symbology import graduated_renderer
 
 
+def _field_type(field) -> str:
+    """``integer``, ``real``, ``date`` or ``text``: how a QGIS field is carried into the statistics tables."""
+    from qgis.PyQt.QtCore import QVariant
+
+    kind = field.type()
+    if kind in (QVariant.Int, QVariant.LongLong, QVariant.UInt, QVariant.ULongLong):
+        return "integer"
+    if kind == QVariant.Double:
+        return "real"
+    if kind == QVariant.Date:
+        return "date"
+    return "text"
+
+
+def _python_value(value):
+    """A QGIS attribute value as plain Python: None for NULL, ``datetime.date`` for a QDate, ISO text for date-times."""
+    from qgis.PyQt.QtCore import QDate, QDateTime, QTime, QVariant
+
+    if value is None or (isinstance(value, QVariant) and value.isNull()):
+        return None
+    if isinstance(value, QDate):
+        return value.toPyDate() if value.isValid() else None
+    if isinstance(value, QDateTime):
+        return value.toString("yyyy-MM-ddTHH:mm:ss") if value.isValid() else None
+    if isinstance(value, QTime):
+        return value.toString("HH:mm:ss") if value.isValid() else None
+    if isinstance(value, QVariant):
+        return value.value()
+    return value
+
+
 def districts_from_features(features, crs, id_field: str) -> Districts:
-    """Districts from QGIS features (a layer's or a Processing source's) and the id field's values."""
+    """Districts from QGIS features (a layer's or a Processing source's): ids from the id field, every other field
+    as an attribute (names and types kept), but a GeoPackage's ``fid`` (the tables have their own)."""
     import shapely
 
+    from ..core.districts.statistics import Attribute
+
     ids, geometries = [], []
+    columns, values = None, None
     for feature in features:
-        if id_field not in feature.fields().names():
-            raise QueryError(f"the districts have no field '{id_field}'")
-        ids.append(feature[id_field])
+        if columns is None:
+            fields = feature.fields()
+            if id_field not in fields.names():
+                raise QueryError(f"the districts have no field '{id_field}'")
+            columns = [(index, field.name(), _field_type(field)) for index, field in enumerate(fields)
+                       if field.name() != id_field and field.name().lower() != "fid"]
+            values = {name: [] for _, name, _ in columns}
+        ids.append(_python_value(feature[id_field]))
+        for index, name, _ in columns:
+            values[name].append(_python_value(feature.attribute(index)))
         geometry = feature.geometry()
         geometries.append(None if geometry.isNull() else shapely.from_wkb(bytes(geometry.asWkb())))
     if not ids:
         raise QueryError("the districts layer has no features")
-    return Districts.create(ids, geometries, crs_text(crs, "the districts layer"), id_field=id_field)
+    attributes = [Attribute(name, kind, tuple(values[name])) for _, name, kind in columns]
+    return Districts.create(ids, geometries, crs_text(crs, "the districts layer"), id_field=id_field, attributes=attributes)
 
 
 def districts_from_layer(layer: QgsVectorLayer, id_field: str, selected_only: bool = False) -> Districts:

@@ -12,7 +12,8 @@ as the raster modes take pixel centres; a segment in two overlapping districts c
 both). The year is the UTC year of the segment's ``time``. Segments whose value is NaN
 or a fill value are not counted.
 
-Tables follow the layout of the NDVI statistics (``statistics``), named after the
+Tables follow the layout of the NDVI statistics (``statistics``: the districts' id field
+and other attributes under their own names and types), named after the
 variable's column: ``<column>_stats_<year>`` with ``segment_count``,
 ``median_<column>``, ``mean_<column>``, ``p95_<column>`` (numpy's linear-interpolation
 percentile, like PostgreSQL's ``percentile_cont``), plus ``<column>_stats_latest`` and
@@ -33,7 +34,7 @@ from ..lidar.filters import ParsedFilters
 from ..lidar.query import SegmentQuery
 from ..values import whole_number
 from .geopackage import BeforePublish, publish_statistics
-from .statistics import Districts, StatsLayout, StatsResult, check_classes, optional_path, say, stats_rows
+from .statistics import Districts, StatsLayout, StatsResult, check_classes, check_field_names, optional_path, say, stats_rows
 
 FILL_THRESHOLD = 3.0e38  # ATL08 float fill value is 3.4028235e+38
 
@@ -95,7 +96,7 @@ class CanopyStatsRequest:
         if output is None:
             raise ConfigurationError("no GeoPackage for the statistics: give output_gpkg")
         column = _column_for(variable)
-        atl08_layout(column, statistic)  # an unknown statistic is refused here
+        check_field_names(atl08_layout(column, statistic), districts)  # an unknown statistic is refused here, and a clash
         check_classes(classes)
         if not whole_number(batch_rows) or batch_rows < 1:
             raise QueryError(f"the batch size must be at least 1 row, not {batch_rows!r}")

@@ -8,6 +8,7 @@ renamed over the target only when complete, so a failure or a cancel leaves the
 previous file as it was.
 """
 
+import datetime
 import os
 import shutil
 import sqlite3
@@ -18,22 +19,28 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from ..callbacks import CheckCancel
 from ..errors import ConfigurationError, OutputError
 from ..segment_files import check_output_folder, gdal_failure_reason, remove_quietly, temporary_sibling
-from .statistics import (GEOMETRY, ID, Districts, Row, StatsLayer, StatsLayout, StatsResult, change_rows, describe_layers, merge_latest,
-                         same_crs)
+from .statistics import (GEOMETRY, Districts, Row, StatsLayer, StatsLayout, StatsResult, change_rows, describe_layers, merge_latest,
+                         ogr_value, same_crs)
+
+FIELD_TYPES = {"integer": "OFTInteger64", "real": "OFTReal", "text": "OFTString", "date": "OFTDate"}
 
 
 class StatsGeoPackage:
     """Edit a copy of ``path`` (or a new file), then ``publish()`` or ``abort()``."""
 
-    def __init__(self, path, layout: StatsLayout, crs: str, id_type: str):
+    def __init__(self, path, layout: StatsLayout, districts: Districts):
         from osgeo import gdal, ogr
 
         ogr.UseExceptions()
         gdal.UseExceptions()
         self.path = Path(path)
         self.layout = layout
-        self.crs = crs
-        self.id_type = id_type
+        self.crs = districts.crs
+        self.id_field = districts.id_field
+        self.id_type = districts.id_type
+        # the districts' columns and their types, the id first
+        self.columns = ((districts.id_field, districts.id_type),) + tuple((a.name, a.type) for a in districts.attributes)
+        self.fid_column = districts.fid_column
         self._rewritten: List[str] = []
         if self.path.suffix.lower() != ".gpkg":
             raise OutputError(f"the statistics output must be a GeoPackage (.gpkg), not {self.path.name}")
@@ -63,7 +70,7 @@ class StatsGeoPackage:
         return [self.dataset.GetLayer(i).GetName() for i in range(self.dataset.GetLayerCount())]
 
     def _check_existing(self) -> None:
-        """Tables of an earlier run must use the same CRS and id type, or the latest table would mix them."""
+        """Tables of an earlier run must use the same CRS, id field and id type, or the latest table would mix them."""
         from osgeo import ogr
 
         ours = [n for n in self.table_names()
@@ -77,8 +84,13 @@ class StatsGeoPackage:
                     f"{self.path.name} already holds {name} in another coordinate reference system "
                     f"({srs.GetName()}): write these districts to a new GeoPackage")
             definition = layer.GetLayerDefn()
-            index = definition.GetFieldIndex(ID)
-            if index >= 0:
+            index = definition.GetFieldIndex(self.id_field)
+            if index < 0 or definition.GetFieldDefn(index).GetName() != self.id_field:
+                self.abort()
+                raise ConfigurationError(
+                    f"{self.path.name} already holds {name} without the id field {self.id_field!r} (districts with another "
+                    "id field): write them to a new GeoPackage")
+            else:
                 stored = "integer" if definition.GetFieldDefn(index).GetType() in (ogr.OFTInteger, ogr.OFTInteger64) else "text"
                 if stored != self.id_type:
                     self.abort()
@@ -89,20 +101,22 @@ class StatsGeoPackage:
     def read(self, name: str) -> Optional[List[Row]]:
         """The rows of a table of this layout, None if the file has no such table."""
         import shapely
+        from osgeo import ogr
 
         layer = self.dataset.GetLayerByName(name)
         if layer is None:
             return None
         definition = layer.GetLayerDefn()
         names = [definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())]
+        kinds = ["date" if definition.GetFieldDefn(i).GetType() == ogr.OFTDate else "" for i in range(len(names))]
         rows = []
         layer.ResetReading()
         for feature in layer:
-            row: Row = {key: (feature.GetField(key) if feature.IsFieldSetAndNotNull(key) else None) for key in names}
+            row: Row = {key: ogr_value(feature, index, kinds[index]) for index, key in enumerate(names)}
             geometry = feature.GetGeometryRef()
             row[GEOMETRY] = shapely.from_wkb(bytes(geometry.ExportToIsoWkb())) if geometry is not None else shapely.MultiPolygon()
             rows.append(row)
-        return sorted(rows, key=lambda r: r[ID])
+        return sorted(rows, key=lambda r: r[self.id_field])
 
     def year_tables(self) -> Dict[int, List[Row]]:
         tables = {}
@@ -115,7 +129,7 @@ class StatsGeoPackage:
     # ------------------------------------------------------------------ writing
 
     def write(self, name: str, rows: Sequence[Row], fields: Sequence[str], description: str = "") -> None:
-        """Replace table ``name`` with ``rows`` (``id``, ``geom`` and ``fields``)."""
+        """Replace table ``name`` with ``rows`` (the districts' columns, ``geom`` and ``fields``)."""
         import shapely
         from osgeo import ogr, osr
 
@@ -127,25 +141,28 @@ class StatsGeoPackage:
         srs.SetFromUserInput(self.crs)
         srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
         layer = self.dataset.CreateLayer(name, srs, ogr.wkbMultiPolygon, options=[
-            f"GEOMETRY_NAME={GEOMETRY}", "FID=fid", "SPATIAL_INDEX=YES", f"DESCRIPTION={description}"])
+            f"GEOMETRY_NAME={GEOMETRY}", f"FID={self.fid_column}", "SPATIAL_INDEX=YES", f"DESCRIPTION={description}"])
         integers = set(self.layout.integer_fields())
-        id_definition = ogr.FieldDefn(ID, ogr.OFTInteger64 if self.id_type == "integer" else ogr.OFTString)
-        layer.CreateField(id_definition)
+        for column, kind in self.columns:
+            layer.CreateField(ogr.FieldDefn(column, getattr(ogr, FIELD_TYPES[kind])))
         for field_name in fields:
             kind = ogr.OFTInteger64 if field_name == self.layout.count_field else (
                 ogr.OFTInteger if field_name in integers else ogr.OFTReal)
             layer.CreateField(ogr.FieldDefn(field_name, kind))
+        written = [column for column, _ in self.columns] + list(fields)
         layer.StartTransaction()
         definition = layer.GetLayerDefn()
         for row in rows:
             feature = ogr.Feature(definition)
-            feature.SetField(ID, row[ID])
-            for field_name in fields:
+            # by index: OGR looks names up ignoring case, and a name is never pasted into SQL
+            for index, field_name in enumerate(written):
                 value = row.get(field_name)
                 if value is None:
-                    feature.SetFieldNull(field_name)
+                    feature.SetFieldNull(index)
+                elif isinstance(value, datetime.date):
+                    feature.SetField(index, value.year, value.month, value.day, 0, 0, 0, 0)
                 else:
-                    feature.SetField(field_name, value)
+                    feature.SetField(index, value)
             geometry = row.get(GEOMETRY)
             if geometry is not None and not geometry.is_empty:
                 feature.SetGeometry(ogr.CreateGeometryFromWkb(shapely.to_wkb(geometry)))
@@ -201,7 +218,7 @@ def publish_statistics(path, layout: StatsLayout, districts: Districts, years: M
     ``before_publish(temporary_path, layers)`` runs on the complete copy (the QGIS side
     stores each layer's default style there) before it is renamed into place.
     """
-    store = StatsGeoPackage(path, layout, districts.crs, districts.id_type)
+    store = StatsGeoPackage(path, layout, districts)
     try:
         description = "Canopy Explorer district statistics"
         for year, rows in sorted(years.items()):
@@ -213,7 +230,7 @@ def publish_statistics(path, layout: StatsLayout, districts: Districts, years: M
             latest = merge_latest(layout, existing, years, districts)
         store.write(layout.latest_table, latest, layout.fields, f"{description}: newest year with data per district")
         if change is None:
-            change = change_rows(layout, store.year_tables(), latest)
+            change = change_rows(layout, store.year_tables(), latest, districts)
         store.write(layout.change_table, change, layout.change_fields,
                     f"{description}: newest minus earliest year with data")
         tables = {layout.year_table(year): rows for year, rows in sorted(years.items())}

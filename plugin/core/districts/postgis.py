@@ -6,7 +6,8 @@
 
 In the chosen schema, every table name starting with ``prefix``:
 
-* ``districts``: ``id`` (primary key), ``geom`` MultiPolygon in the rasters' CRS, GiST index;
+* ``districts``: the id field under its own name and type (primary key), the other attributes
+  (``bigint``, ``double precision``, ``text``, ``date``), ``geom`` MultiPolygon in the rasters' CRS, GiST index;
   rebuilt on every run from the districts given.
 * ``ndvi_<year>``: band 1 of the composite as an in-database raster in 256 x 256 tiles with
   the standard constraints (``AddRasterConstraints``) and a GiST index on
@@ -21,7 +22,7 @@ In the chosen schema, every table name starting with ``prefix``:
 * ``ndvi_stats_<year>``: per district ``ST_SummaryStatsAgg(ST_Clip(rast, geom, true), 1, true)``
   over the tiles whose convex hull meets the district: ``pixel_count`` (0 when none) and
   ``min_ndvi``, ``max_ndvi``, ``mean_ndvi``, ``stddev_ndvi`` (NULL when the count is 0).
-* ``ndvi_stats_latest``: upserted (``INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE
+* ``ndvi_stats_latest``: upserted (``INSERT ... ON CONFLICT (<id field>) DO UPDATE ... WHERE
   latest.year <= excluded.year``): the newest year with data wins and is never replaced by
   an older one; districts with no data in any year are kept with ``year`` NULL.
 * ``ndvi_stats_change``: newest minus earliest year with data, over all ``ndvi_stats_<year>``
@@ -55,7 +56,7 @@ from ..callbacks import CheckCancel, Log, Progress
 from ..errors import Cancelled, ConfigurationError, MissingDependencyError, StorageError
 from .embedded import RasterInfo, check_rasters
 from .geopackage import BeforePublish, export_latest, publish_statistics
-from .statistics import (GEOMETRY, ID, YEAR, DistrictStatsRequest, Districts, Row, StatsLayout, StatsResult, describe_layers,
+from .statistics import (GEOMETRY, YEAR, DistrictStatsRequest, Districts, Row, StatsLayout, StatsResult, describe_layers,
                          say)
 
 TILE_SIZE = 256
@@ -286,8 +287,42 @@ def _step(conn, what: str, check_cancel: Optional[CheckCancel] = None):
             watcher.join()
 
 
+PG_TYPES = {"integer": "bigint", "real": "double precision", "text": "text", "date": "date"}
+
+
 def _id_type(districts: Districts) -> str:
     return "bigint" if districts.id_type == "integer" else "text"
+
+
+def check_column_names(districts: Districts) -> None:
+    """PostgreSQL truncates longer names: a district field whose name is too long is refused, naming it."""
+    for name in districts.field_names:
+        if len(name.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
+            raise ConfigurationError(f"the districts field {name!r} has a name longer than {MAX_IDENTIFIER_BYTES} bytes, "
+                                     "which PostgreSQL cannot hold: rename it in the districts layer")
+
+
+def _district_columns(districts: Districts):
+    """(name, PostgreSQL type) of the districts' columns: the id field, then the other attributes."""
+    return [(districts.id_field, _id_type(districts))] + [(a.name, PG_TYPES[a.type]) for a in districts.attributes]
+
+
+def _district_definitions(districts: Districts, primary_key: bool = True):
+    """``"id" type PRIMARY KEY, "attribute" type, ...`` for CREATE TABLE, every name an Identifier."""
+    from psycopg import sql
+
+    columns = _district_columns(districts)
+    parts = [sql.SQL("{} {}{}").format(sql.Identifier(name), sql.SQL(kind), sql.SQL(" PRIMARY KEY" if primary_key and i == 0 else ""))
+             for i, (name, kind) in enumerate(columns)]
+    return sql.SQL(", ").join(parts)
+
+
+def _district_list(districts: Districts, alias: Optional[str] = None):
+    """The districts' column names as Identifiers, ``alias.name`` when an alias is given."""
+    from psycopg import sql
+
+    names = [name for name, _ in _district_columns(districts)]
+    return sql.SQL(", ").join(sql.Identifier(alias, n) if alias else sql.Identifier(n) for n in names)
 
 
 def _existing_columns(conn, names: TableNames, table: str) -> Dict[str, str]:
@@ -307,11 +342,13 @@ def load_districts(conn, names: TableNames, districts: Districts, srid: int, che
     with _step(conn, f"loading the districts into {names.qualified(DISTRICTS_TABLE)}", check_cancel):
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(names.schema)))
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
-        conn.execute(sql.SQL("CREATE TABLE {} (id {} PRIMARY KEY, geom geometry(MultiPolygon, {}) NOT NULL)").format(
-            table, sql.SQL(_id_type(districts)), sql.Literal(srid)))
-        with conn.cursor().copy(sql.SQL("COPY {} (id, geom) FROM STDIN").format(table)) as copy:
-            for identifier, geometry in zip(districts.ids, districts.geometries):
-                copy.write_row((identifier, shapely.to_wkb(shapely.set_srid(geometry, srid), hex=True, include_srid=True)))
+        conn.execute(sql.SQL("CREATE TABLE {} ({}, geom geometry(MultiPolygon, {}) NOT NULL)").format(
+            table, _district_definitions(districts), sql.Literal(srid)))
+        with conn.cursor().copy(sql.SQL("COPY {} ({}, geom) FROM STDIN").format(table, _district_list(districts))) as copy:
+            for index, (identifier, geometry) in enumerate(zip(districts.ids, districts.geometries)):
+                attributes = [a.values[index] for a in districts.attributes]
+                copy.write_row((identifier, *attributes,
+                                shapely.to_wkb(shapely.set_srid(geometry, srid), hex=True, include_srid=True)))
         conn.execute(sql.SQL("CREATE INDEX ON {} USING gist (geom)").format(table))
         conn.execute(sql.SQL("ANALYZE {}").format(table))
 
@@ -344,16 +381,16 @@ def _stat_columns(layout: StatsLayout):
     return sql.SQL(", ").join(sql.SQL("{} double precision").format(sql.Identifier(f)) for f in layout.stat_fields)
 
 
-def _create_stats_table(conn, table, layout: StatsLayout, id_type: str, srid: int, nullable_year: bool) -> None:
+def _create_stats_table(conn, table, layout: StatsLayout, districts: Districts, srid: int, nullable_year: bool) -> None:
     from psycopg import sql
 
     conn.execute(sql.SQL(
-        "CREATE TABLE {} (id {} PRIMARY KEY, geom geometry(MultiPolygon, {}), year integer{}, {} bigint NOT NULL DEFAULT 0, {})"
-    ).format(table, sql.SQL(id_type), sql.Literal(srid), sql.SQL("" if nullable_year else " NOT NULL"),
+        "CREATE TABLE {} ({}, geom geometry(MultiPolygon, {}), year integer{}, {} bigint NOT NULL DEFAULT 0, {})"
+    ).format(table, _district_definitions(districts), sql.Literal(srid), sql.SQL("" if nullable_year else " NOT NULL"),
              sql.Identifier(layout.count_field), _stat_columns(layout)))
 
 
-def compute_year(conn, names: TableNames, layout: StatsLayout, year: int, id_type: str, srid: int,
+def compute_year(conn, names: TableNames, layout: StatsLayout, year: int, districts_given: Districts, srid: int,
                  check_cancel: Optional[CheckCancel] = None) -> None:
     from psycopg import sql
 
@@ -366,69 +403,98 @@ def compute_year(conn, names: TableNames, layout: StatsLayout, year: int, id_typ
         for f in layout.stat_fields)
     with _step(conn, f"statistics for {year} into {names.qualified(layout.year_table(year))}", check_cancel):
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
-        _create_stats_table(conn, table, layout, id_type, srid, nullable_year=False)
+        _create_stats_table(conn, table, layout, districts_given, srid, nullable_year=False)
         conn.execute(sql.SQL(
-            "INSERT INTO {table} (id, geom, year, {count}, {fields}) "
-            "SELECT d.id, d.geom, %s, COALESCE((j.stats).count, 0), {values} FROM {districts} AS d "
+            "INSERT INTO {table} ({columns}, geom, year, {count}, {fields}) "
+            "SELECT {selected}, d.geom, %s, COALESCE((j.stats).count, 0), {values} FROM {districts} AS d "
             "LEFT JOIN LATERAL ("
             "  SELECT ST_SummaryStatsAgg(ST_Clip(t.rast, d.geom, true), 1, true) AS stats FROM {tiles} AS t"
             "  WHERE ST_ConvexHull(t.rast) && d.geom AND ST_Intersects(ST_ConvexHull(t.rast), d.geom)"
             ") AS j ON true"
-        ).format(table=table, count=sql.Identifier(layout.count_field),
+        ).format(table=table, columns=_district_list(districts_given), selected=_district_list(districts_given, "d"),
+                 count=sql.Identifier(layout.count_field),
                  fields=sql.SQL(", ").join(map(sql.Identifier, layout.stat_fields)), values=values,
                  districts=districts, tiles=tiles), (year,))
         conn.execute(sql.SQL("CREATE INDEX ON {} USING gist (geom)").format(table))
 
 
-def _check_compatible(conn, names: TableNames, table: str, id_type: str, srid: int) -> None:
+def _check_compatible(conn, names: TableNames, table: str, districts: Districts, srid: int) -> None:
     columns = _existing_columns(conn, names, table)
     if not columns:
         return
-    if columns.get(ID) != id_type:
+    id_type = _id_type(districts)
+    if columns.get(districts.id_field) != id_type:
+        had = f"{columns[districts.id_field]} district ids" if districts.id_field in columns else f"no id field {districts.id_field!r}"
         raise ConfigurationError(
-            f"{names.qualified(table)} already has {columns.get(ID, 'no')} district ids and these districts have "
-            f"{id_type} ids: use another schema or table prefix")
+            f"{names.qualified(table)} already has {had} and these districts have "
+            f"{id_type} ids in {districts.id_field!r}: use another schema or table prefix")
     geometry = columns.get(GEOMETRY, "")
     if f",{srid})" not in geometry.replace(" ", ""):
         raise ConfigurationError(f"{names.qualified(table)} holds geometries of another CRS ({geometry}): "
                                  "use another schema or table prefix")
 
 
-def update_latest(conn, names: TableNames, layout: StatsLayout, years: Sequence[int], id_type: str, srid: int,
+def _match_attribute_columns(conn, names: TableNames, table: str, layout: StatsLayout, districts: Districts) -> None:
+    """The existing latest table gets the districts' attribute columns of this run (their values follow):
+    columns of other attributes are dropped, missing ones added, retyped ones replaced."""
+    from psycopg import sql
+
+    identifier = names.identifier(table)
+    existing = _existing_columns(conn, names, table)
+    wanted = dict(_district_columns(districts)[1:])
+    ours = {districts.id_field, GEOMETRY, YEAR, layout.count_field, *layout.stat_fields}
+    for column, kind in existing.items():
+        if column not in ours and wanted.get(column) != kind:
+            conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(identifier, sql.Identifier(column)))
+    for column, kind in wanted.items():
+        if existing.get(column) != kind:
+            conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(identifier, sql.Identifier(column), sql.SQL(kind)))
+
+
+def update_latest(conn, names: TableNames, layout: StatsLayout, years: Sequence[int], districts_given: Districts, srid: int,
                   replace_latest: bool, check_cancel: Optional[CheckCancel] = None) -> None:
     from psycopg import sql
 
     latest = names.identifier(layout.latest_table)
+    key = sql.Identifier(districts_given.id_field)
+    attributes = [a.name for a in districts_given.attributes]
     fields = [layout.count_field] + list(layout.stat_fields)
-    columns = sql.SQL(", ").join(map(sql.Identifier, [ID, GEOMETRY, YEAR] + fields))
-    updates = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(f)) for f in [GEOMETRY, YEAR] + fields)
+    columns = sql.SQL(", ").join(map(sql.Identifier, [districts_given.id_field] + attributes + [GEOMETRY, YEAR] + fields))
+    updates = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(f))
+                                 for f in attributes + [GEOMETRY, YEAR] + fields)
     with _step(conn, f"updating {names.qualified(layout.latest_table)}", check_cancel):
         if replace_latest:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(latest))
         else:
-            _check_compatible(conn, names, layout.latest_table, id_type, srid)
+            _check_compatible(conn, names, layout.latest_table, districts_given, srid)
         if not _existing_columns(conn, names, layout.latest_table):
-            _create_stats_table(conn, latest, layout, id_type, srid, nullable_year=True)
+            _create_stats_table(conn, latest, layout, districts_given, srid, nullable_year=True)
             conn.execute(sql.SQL("CREATE INDEX ON {} USING gist (geom)").format(latest))
+        else:
+            _match_attribute_columns(conn, names, layout.latest_table, layout, districts_given)
         for year in sorted(years):
             conn.execute(sql.SQL(
                 "INSERT INTO {latest} AS latest ({columns}) SELECT {columns} FROM {year_table} WHERE {count} > 0 "
-                "ON CONFLICT (id) DO UPDATE SET {updates} WHERE latest.year IS NULL OR latest.year <= EXCLUDED.year"
+                "ON CONFLICT ({key}) DO UPDATE SET {updates} WHERE latest.year IS NULL OR latest.year <= EXCLUDED.year"
             ).format(latest=latest, columns=columns, year_table=names.identifier(layout.year_table(year)),
-                     count=sql.Identifier(layout.count_field), updates=updates))
+                     count=sql.Identifier(layout.count_field), updates=updates, key=key))
         districts = names.identifier(DISTRICTS_TABLE)
-        conn.execute(sql.SQL("INSERT INTO {} (id, geom, year, {}) SELECT id, geom, NULL, 0 FROM {} "
-                             "ON CONFLICT (id) DO NOTHING").format(latest, sql.Identifier(layout.count_field), districts))
-        conn.execute(sql.SQL("UPDATE {} AS latest SET geom = d.geom FROM {} AS d "
-                             "WHERE latest.id = d.id AND latest.geom IS DISTINCT FROM d.geom").format(latest, districts))
+        conn.execute(sql.SQL("INSERT INTO {} ({}, geom, year, {}) SELECT {}, geom, NULL, 0 FROM {} "
+                             "ON CONFLICT ({}) DO NOTHING").format(latest, _district_list(districts_given),
+                                                                  sql.Identifier(layout.count_field),
+                                                                  _district_list(districts_given), districts, key))
+        # the districts given now: their geometry and attributes as given now
+        refreshed = sql.SQL(", ").join(sql.SQL("{0} = d.{0}").format(sql.Identifier(f)) for f in [GEOMETRY] + attributes)
+        conn.execute(sql.SQL("UPDATE {} AS latest SET {} FROM {} AS d WHERE latest.{} = d.{}").format(
+            latest, refreshed, districts, key, key))
 
 
-def year_tables(conn, names: TableNames, layout: StatsLayout, id_type: str, log: Optional[Log] = None) -> List[int]:
+def year_tables(conn, names: TableNames, layout: StatsLayout, districts: Districts, log: Optional[Log] = None) -> List[int]:
     """Years of the ``<prefix><base>_<year>`` tables in the schema that have this layout's columns."""
     rows = conn.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                         "WHERE n.nspname = %s AND c.relkind IN ('r', 'p')", (names.schema,)).fetchall()
     years = []
-    wanted = {ID, YEAR, layout.count_field, *layout.stat_fields}
+    wanted = {districts.id_field, YEAR, layout.count_field, *layout.stat_fields}
     for (relname,) in rows:
         if not relname.startswith(names.prefix):
             continue
@@ -436,27 +502,28 @@ def year_tables(conn, names: TableNames, layout: StatsLayout, id_type: str, log:
         if year is None:
             continue
         columns = _existing_columns(conn, names, layout.year_table(year))
-        if wanted <= set(columns) and columns[ID] == id_type:
+        if wanted <= set(columns) and columns[districts.id_field] == _id_type(districts):
             years.append(year)
         else:
             say(log, f"{names.qualified(layout.year_table(year))} is left out of the change table: other columns or id type")
     return sorted(years)
 
 
-def build_change(conn, names: TableNames, layout: StatsLayout, id_type: str, srid: int, log: Optional[Log] = None,
+def build_change(conn, names: TableNames, layout: StatsLayout, districts: Districts, srid: int, log: Optional[Log] = None,
                  check_cancel: Optional[CheckCancel] = None) -> None:
     from psycopg import sql
 
     change = names.identifier(layout.change_table)
     stats = list(layout.stat_fields)
+    key = sql.Identifier(districts.id_field)
     with _step(conn, f"building {names.qualified(layout.change_table)}", check_cancel):
-        years = year_tables(conn, names, layout, id_type, log)
+        years = year_tables(conn, names, layout, districts, log)
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(change))
         conn.execute(sql.SQL(
-            "CREATE TABLE {} (id {} PRIMARY KEY, geom geometry(MultiPolygon, {}), first_year integer, last_year integer, {})"
-        ).format(change, sql.SQL(id_type), sql.Literal(srid), sql.SQL(", ").join(
+            "CREATE TABLE {} ({}, geom geometry(MultiPolygon, {}), first_year integer, last_year integer, {})"
+        ).format(change, _district_definitions(districts), sql.Literal(srid), sql.SQL(", ").join(
             sql.SQL("{} double precision").format(sql.Identifier(f)) for f in layout.change_fields[2:])))
-        selected = sql.SQL(", ").join(map(sql.Identifier, [ID, YEAR] + stats))
+        selected = sql.SQL(", ").join(map(sql.Identifier, [districts.id_field, YEAR] + stats))
         union = sql.SQL(" UNION ALL ").join(
             sql.SQL("SELECT {} FROM {} WHERE {} > 0").format(selected, names.identifier(layout.year_table(y)),
                                                              sql.Identifier(layout.count_field)) for y in years)
@@ -465,27 +532,31 @@ def build_change(conn, names: TableNames, layout: StatsLayout, id_type: str, sri
         differences = sql.SQL(", ").join(
             sql.SQL("CASE WHEN z.year > f.year THEN z.{0} - f.{0} END").format(sql.Identifier(s)) for s in stats)
         conn.execute(sql.SQL(
-            "INSERT INTO {change} SELECT l.id, l.geom, f.year, z.year, f.{primary}, z.{primary}, {differences} "
+            "INSERT INTO {change} ({columns}, geom, first_year, last_year, {rest}) "
+            "SELECT {selected}, l.geom, f.year, z.year, f.{primary}, z.{primary}, {differences} "
             "FROM {latest} AS l "
-            "LEFT JOIN (SELECT DISTINCT ON (id) * FROM ({union}) AS y ORDER BY id, year) AS f ON f.id = l.id "
-            "LEFT JOIN (SELECT DISTINCT ON (id) * FROM ({union}) AS y ORDER BY id, year DESC) AS z ON z.id = l.id"
-        ).format(change=change, primary=sql.Identifier(layout.primary), differences=differences,
+            "LEFT JOIN (SELECT DISTINCT ON ({key}) * FROM ({union}) AS y ORDER BY {key}, year) AS f ON f.{key} = l.{key} "
+            "LEFT JOIN (SELECT DISTINCT ON ({key}) * FROM ({union}) AS y ORDER BY {key}, year DESC) AS z ON z.{key} = l.{key}"
+        ).format(change=change, columns=_district_list(districts), selected=_district_list(districts, "l"),
+                 rest=sql.SQL(", ").join(map(sql.Identifier, layout.change_fields[2:])),
+                 primary=sql.Identifier(layout.primary), differences=differences, key=key,
                  latest=names.identifier(layout.latest_table), union=union))
         conn.execute(sql.SQL("CREATE INDEX ON {} USING gist (geom)").format(change))
 
 
-def read_rows(conn, names: TableNames, table: str, fields: Sequence[str]) -> List[Row]:
+def read_rows(conn, names: TableNames, table: str, fields: Sequence[str], districts: Districts) -> List[Row]:
     """A table of this layout as rows (geometries as shapely), ordered by id."""
     import shapely
     from psycopg import sql
 
-    selected = sql.SQL(", ").join(map(sql.Identifier, fields))
-    cursor = conn.execute(sql.SQL("SELECT id, ST_AsBinary(geom), {} FROM {} ORDER BY id").format(
-        selected, names.identifier(table)))
+    carried = list(districts.field_names)
+    selected = sql.SQL(", ").join(map(sql.Identifier, carried + list(fields)))
+    cursor = conn.execute(sql.SQL("SELECT ST_AsBinary(geom), {} FROM {} ORDER BY {}").format(
+        selected, names.identifier(table), sql.Identifier(districts.id_field)))
     rows = []
     for record in cursor:
-        row: Row = {ID: record[0], GEOMETRY: shapely.from_wkb(bytes(record[1])) if record[1] is not None else None}
-        row.update(zip(fields, record[2:]))
+        row: Row = {GEOMETRY: shapely.from_wkb(bytes(record[0])) if record[0] is not None else None}
+        row.update(zip(carried + list(fields), record[1:]))
         rows.append(row)
     return rows
 
@@ -531,7 +602,6 @@ def district_stats_postgis(
     prepared, repairs = districts.prepared(crs)
     for identifier, reason in repairs:
         say(log, f"district {identifier!r}: {reason}")
-    id_type = _id_type(prepared)
 
     def report(fraction: float) -> None:
         if progress:
@@ -558,15 +628,15 @@ def district_stats_postgis(
                 say(log, f"{year}: {info.path.name} loaded as {tiles} tile(s) with {loader} in {time.perf_counter() - tick:.1f} s")
                 report(0.05 + (number + 0.5) * share)
                 tick = time.perf_counter()
-                compute_year(conn, names, layout, year, id_type, srid, check_cancel)
+                compute_year(conn, names, layout, year, prepared, srid, check_cancel)
                 say(log, f"{year}: statistics of {len(prepared.ids)} district(s) in {time.perf_counter() - tick:.1f} s")
                 report(0.05 + (number + 1) * share)
-            update_latest(conn, names, layout, list(infos), id_type, srid, request.replace_latest, check_cancel)
-            build_change(conn, names, layout, id_type, srid, log, check_cancel)
+            update_latest(conn, names, layout, list(infos), prepared, srid, request.replace_latest, check_cancel)
+            build_change(conn, names, layout, prepared, srid, log, check_cancel)
             report(0.92)
-            year_rows = {year: read_rows(conn, names, layout.year_table(year), layout.fields) for year in infos}
-            latest = read_rows(conn, names, layout.latest_table, layout.fields)
-            change = read_rows(conn, names, layout.change_table, layout.change_fields)
+            year_rows = {year: read_rows(conn, names, layout.year_table(year), layout.fields, prepared) for year in infos}
+            latest = read_rows(conn, names, layout.latest_table, layout.fields, prepared)
+            change = read_rows(conn, names, layout.change_table, layout.change_fields, prepared)
         conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock_key,))
     finally:
         conn.close()

@@ -9,9 +9,10 @@ The embedded mode (``embedded.district_stats_embedded``), the PostGIS mode
 mode (``canopy.district_stats_atl08``) compute per-district statistics for each year and
 publish the same tables:
 
-* ``<base>_<year>``: one row per district: ``id``, ``year``, the count (``pixel_count``
+* ``<base>_<year>``: one row per district: the id field under its own name and type, the
+  districts' other attributes (names and types kept), ``year``, the count (``pixel_count``
   or ``segment_count``), the statistics (NULL when the count is 0), the geometry.
-* ``<base>_latest``: one row per district keyed on ``id``: the newest year with data
+* ``<base>_latest``: one row per district keyed on the id field: the newest year with data
   wins, an older year never replaces a newer one, a year re-computed replaces itself;
   districts without data in any year are kept with ``year`` NULL and count 0. The table
   is updated, not rebuilt: years computed in earlier runs stay in it.
@@ -21,12 +22,20 @@ publish the same tables:
 
 The rules are written once here in Python (``merge_latest``, ``change_rows``) and once
 in SQL in ``postgis``; the tests hold both to the same results.
+
+A district field (the id field or another attribute) named like a column the tables add
+(``geom``, ``year``, the count, the statistics, the change table's fields; compared
+ignoring case) is refused with an error naming the field and the column
+(``check_field_names``): rename it in the layer (QGIS's Refactor fields). The GeoPackage
+tables' feature id column is ``fid``, or ``fid_1``, ``fid_2``... when a district field is
+named ``fid``.
 """
 
 import math
 import os
 import re
-from dataclasses import dataclass, replace
+import datetime
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -42,6 +51,8 @@ from ..values import whole_number
 ID = "id"
 YEAR = "year"
 GEOMETRY = "geom"
+FID = "fid"  # the GeoPackage tables' feature id column, unless a district field has that name
+ATTRIBUTE_TYPES = ("integer", "real", "text", "date")
 _YEAR_IN_NAME = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 
 
@@ -82,16 +93,30 @@ def rasters_by_year(rasters) -> Dict[int, Path]:
 
 
 @dataclass(frozen=True)
+class Attribute:
+    """One of the districts' other fields: its name, type (``integer``, ``real``, ``text`` or ``date``) and a value
+    per district (None is NULL). ``Attribute(name, None, values)`` infers the type from the values."""
+
+    name: str
+    type: Optional[str]
+    values: Tuple
+
+
+@dataclass(frozen=True)
 class Districts:
-    """Polygons with a unique id each, in one CRS (any text pyproj accepts: ``EPSG:28992``, WKT)."""
+    """Polygons with a unique id each, in one CRS (any text pyproj accepts: ``EPSG:28992``, WKT), and the
+    districts' other attributes, carried into every statistics table under their own names and types."""
 
     ids: Tuple
     geometries: Tuple
     crs: str
-    id_field: str = ID  # the source layer's field, for messages
+    id_field: str = ID  # the source layer's id field: the id column of every table
+    attributes: Tuple[Attribute, ...] = field(default=())
 
     @classmethod
-    def create(cls, ids: Sequence, geometries: Sequence, crs, id_field: str = ID) -> "Districts":
+    def create(cls, ids: Sequence, geometries: Sequence, crs, id_field: str = ID, attributes=None) -> "Districts":
+        """``attributes``: ``{name: values}``, or ``Attribute`` objects (to give a type), in the order of the ids;
+        an attribute named like the id field is left out (it is the id)."""
         import shapely
 
         ids, geometries = list(ids), list(geometries)
@@ -101,6 +126,8 @@ class Districts:
             raise ConfigurationError("the districts layer has no features")
         if crs is None or not str(crs).strip():
             raise ConfigurationError("the districts layer has no coordinate reference system: set one on the layer")
+        if not isinstance(id_field, str) or not id_field.strip():
+            raise ConfigurationError("the districts' id field has no name")
         crs = _crs_text(crs, "districts layer")
         ids = _normalise_ids(ids, id_field)
         checked = []
@@ -114,11 +141,12 @@ class Districts:
                     "Polygon", "MultiPolygon", "GeometryCollection"):
                 raise ConfigurationError(f"district {identifier!r} is a {geometry.geom_type}: districts must be polygons")
             checked.append(geometry)
-        return cls(tuple(ids), tuple(checked), crs, id_field)
+        return cls(tuple(ids), tuple(checked), crs, id_field, _normalise_attributes(attributes, len(ids), id_field))
 
     @classmethod
     def from_file(cls, path, id_field: str, layer: Optional[str] = None) -> "Districts":
-        """The polygons of an OGR-readable file (GeoPackage, Shapefile, GeoJSON, ...), ids from ``id_field``."""
+        """The polygons of an OGR-readable file (GeoPackage, Shapefile, GeoJSON, ...), ids from ``id_field``,
+        the other fields as attributes."""
         import shapely
         from osgeo import ogr
 
@@ -140,18 +168,46 @@ class Districts:
         if srs is not None:
             authority = srs.GetAuthorityName(None), srs.GetAuthorityCode(None)
             crs = f"{authority[0]}:{authority[1]}" if all(authority) else srs.ExportToWkt()
+        kinds = {ogr.OFTInteger: "integer", ogr.OFTInteger64: "integer", ogr.OFTReal: "real", ogr.OFTDate: "date"}
+        others = [(i, definition.GetFieldDefn(i)) for i in range(definition.GetFieldCount()) if names[i] != id_field]
+        types = {d.GetName(): ("text" if d.GetSubType() == ogr.OFSTBoolean else kinds.get(d.GetType(), "text")) for _, d in others}
         ids, geometries = [], []
+        values: Dict[str, List] = {d.GetName(): [] for _, d in others}
         for feature in source:
             ids.append(feature.GetFID() if use_fid else feature.GetField(id_field))
             geometry = feature.GetGeometryRef()
             geometries.append(None if geometry is None else shapely.from_wkb(bytes(geometry.ExportToIsoWkb())))
+            for index, definition_i in others:
+                values[definition_i.GetName()].append(ogr_value(feature, index, types[definition_i.GetName()]))
         dataset = None
-        return cls.create(ids, geometries, crs, id_field)
+        attributes = [Attribute(name, types[name], tuple(column)) for name, column in values.items()]
+        return cls.create(ids, geometries, crs, id_field, attributes)
 
     @property
     def id_type(self) -> str:
         """``integer`` or ``text``: how the ids are stored."""
         return "integer" if isinstance(self.ids[0], int) else "text"
+
+    @property
+    def field_names(self) -> Tuple[str, ...]:
+        """The id field, then the other attributes: the districts' columns of every table."""
+        return (self.id_field,) + tuple(a.name for a in self.attributes)
+
+    def attribute_row(self, index: int) -> Dict[str, object]:
+        return {a.name: a.values[index] for a in self.attributes}
+
+    def attributes_by_id(self) -> Dict[object, Dict[str, object]]:
+        return {identifier: self.attribute_row(index) for index, identifier in enumerate(self.ids)}
+
+    @property
+    def fid_column(self) -> str:
+        """The GeoPackage tables' feature id column: ``fid``, or ``fid_<n>`` when a district field takes that name."""
+        taken = {name.lower() for name in self.field_names}
+        candidate, number = FID, 0
+        while candidate.lower() in taken:
+            number += 1
+            candidate = f"{FID}_{number}"
+        return candidate
 
     def prepared(self, target_crs) -> Tuple["Districts", Tuple[Tuple[object, str], ...]]:
         """(districts in ``target_crs`` as valid multipolygons, repairs made as ``(id, reason)``).
@@ -183,7 +239,84 @@ class Districts:
             identifier, why = no_area[0]
             others = f"; {len(no_area) - 1} more like it" if len(no_area) > 1 else ""
             raise QueryError(f"no district has an area (district {identifier!r} is {why}{others})")
-        return Districts(self.ids, tuple(geometries), target, self.id_field), tuple(repairs)
+        return replace(self, geometries=tuple(geometries), crs=target), tuple(repairs)
+
+
+def ogr_value(feature, index: int, kind: str):
+    """A field's value from an OGR feature as the attribute type says (dates as ``datetime.date``); None for NULL."""
+    if not feature.IsFieldSetAndNotNull(index):
+        return None
+    if kind == "date":
+        year, month, day = feature.GetFieldAsDateTime(index)[:3]
+        return datetime.date(year, month, day)
+    return feature.GetField(index)
+
+
+def _attribute_type(values: Sequence) -> str:
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return "integer"
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return "real"
+    if present and all(isinstance(v, datetime.date) and not isinstance(v, datetime.datetime) for v in present):
+        return "date"
+    return "text"
+
+
+def _attribute_value(value, kind: str, name: str):
+    if isinstance(value, (np.integer, np.floating, np.str_, np.bool_)):
+        value = value.item()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    try:
+        if kind == "integer":
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if kind == "real":
+            return float(value)
+        if kind == "date":
+            if isinstance(value, datetime.datetime):
+                return value.date()
+            if isinstance(value, datetime.date):
+                return value
+            return datetime.date.fromisoformat(str(value).replace("/", "-")[:10])
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"the districts' {kind} field {name!r} holds {value!r}, which is not {'an' if kind == 'integer' else 'a'} "
+                                 f"{kind}") from None
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    return value if isinstance(value, str) else str(value)
+
+
+def _normalise_attributes(attributes, count: int, id_field: str) -> Tuple[Attribute, ...]:
+    if attributes is None:
+        return ()
+    if isinstance(attributes, Mapping):
+        attributes = [Attribute(name, None, tuple(values)) for name, values in attributes.items()]
+    result, seen = [], {id_field.lower(): id_field}
+    for attribute in attributes:
+        if not isinstance(attribute, Attribute):
+            raise ConfigurationError(f"district attributes must be a mapping of names to values or Attribute objects, "
+                                     f"not {type(attribute).__name__}")
+        name = attribute.name
+        if name == id_field:
+            continue
+        if not isinstance(name, str) or not name.strip() or "\x00" in name:
+            raise ConfigurationError(f"a districts field has an unusable name: {name!r}")
+        if name.lower() in seen:
+            raise ConfigurationError(f"the districts fields {seen[name.lower()]!r} and {name!r} differ only in case: "
+                                     "the statistics tables (GeoPackage) cannot hold both, rename one")
+        seen[name.lower()] = name
+        values = list(attribute.values)
+        if len(values) != count:
+            raise ConfigurationError(f"{len(values)} values of the districts field {name!r} for {count} districts")
+        values = [v.item() if isinstance(v, (np.integer, np.floating, np.str_, np.bool_)) else v for v in values]
+        kind = attribute.type or _attribute_type(values)
+        if kind not in ATTRIBUTE_TYPES:
+            raise ConfigurationError(f"unknown type {kind!r} of the districts field {name!r}: use one of {', '.join(ATTRIBUTE_TYPES)}")
+        result.append(Attribute(name, kind, tuple(_attribute_value(v, kind, name) for v in values)))
+    return tuple(result)
 
 
 def _normalise_ids(ids: List, id_field: str) -> List:
@@ -286,7 +419,7 @@ class StatsLayout:
 
     @property
     def fields(self) -> Tuple[str, ...]:
-        """Fields of the year and latest tables, after ``id`` (types: year integer, count integer, stats real)."""
+        """Fields of the year and latest tables, after the districts' fields (types: year integer, count integer, stats real)."""
         return (YEAR, self.count_field) + self.stat_fields
 
     @property
@@ -307,54 +440,85 @@ NDVI_LAYOUT = StatsLayout("ndvi_stats", "pixel_count", ("min_ndvi", "max_ndvi", 
 
 # --------------------------------------------------------------------------- rows and rules
 
-Row = Dict[str, object]  # id, geom (shapely), then the layout's fields; None is NULL
+Row = Dict[str, object]  # the id field, the attributes, geom (shapely), then the layout's fields; None is NULL
+
+
+def reserved_columns(layout: StatsLayout) -> Dict[str, str]:
+    """{lower-case column name: what it holds}: the columns the statistics tables add to the districts' fields."""
+    reserved = {GEOMETRY: "the geometry", YEAR: "the year of the statistics",
+                layout.count_field: "the count of the statistics"}
+    reserved.update({name: "a statistic" for name in layout.stat_fields})
+    reserved.update({name: "a field of the change table" for name in layout.change_fields})
+    return {name.lower(): what for name, what in reserved.items()}
+
+
+def check_field_names(layout: StatsLayout, districts: Districts) -> None:
+    """A ConfigurationError naming the first district field (id or attribute) that has the name of a statistics
+    column (ignoring case, as GeoPackage does)."""
+    reserved = reserved_columns(layout)
+    for name in districts.field_names:
+        what = reserved.get(name.lower())
+        if what is not None:
+            kind = "id field" if name == districts.id_field else "field"
+            raise ConfigurationError(
+                f"the districts {kind} {name!r} has the name of a column of the statistics tables ({what}): "
+                "rename it in the districts layer (for example with Refactor fields) and run again")
 
 
 def stats_rows(layout: StatsLayout, districts: Districts, year: int, counts: Sequence[int],
                stats: Mapping[str, Sequence[float]]) -> List[Row]:
     """One year's table: statistics are NULL (None) where the count is 0 or the value is not finite."""
     rows = []
+    key = districts.id_field
     for index, (identifier, geometry) in enumerate(zip(districts.ids, districts.geometries)):
         count = int(counts[index])
-        row: Row = {ID: identifier, GEOMETRY: geometry, YEAR: year, layout.count_field: count}
+        row: Row = {key: identifier, **districts.attribute_row(index), GEOMETRY: geometry, YEAR: year,
+                    layout.count_field: count}
         for name in layout.stat_fields:
             value = float(stats[name][index]) if count > 0 else None
             row[name] = value if value is not None and math.isfinite(value) else None
         rows.append(row)
-    return sorted(rows, key=lambda r: r[ID])
+    return sorted(rows, key=lambda r: r[key])
 
 
 def merge_latest(layout: StatsLayout, existing: Optional[Sequence[Row]], years: Mapping[int, Sequence[Row]],
                  districts: Districts) -> List[Row]:
-    """The latest table after upserting ``years`` (the years computed in this run) into ``existing``."""
-    latest: Dict[object, Row] = {row[ID]: dict(row) for row in (existing or [])}
+    """The latest table after upserting ``years`` (the years computed in this run) into ``existing``; the
+    districts given now have their geometry and attributes as given now."""
+    key = districts.id_field
+    latest: Dict[object, Row] = {row[key]: dict(row) for row in (existing or [])}
     for year in sorted(years):
         for row in years[year]:
             if not row[layout.count_field]:
                 continue
-            current = latest.get(row[ID])
+            current = latest.get(row[key])
             if current is None or current[YEAR] is None or current[YEAR] <= year:
-                latest[row[ID]] = dict(row)
-    for identifier, geometry in zip(districts.ids, districts.geometries):
+                latest[row[key]] = dict(row)
+    for index, (identifier, geometry) in enumerate(zip(districts.ids, districts.geometries)):
         if identifier not in latest:
-            latest[identifier] = {ID: identifier, GEOMETRY: geometry, YEAR: None, layout.count_field: 0,
+            latest[identifier] = {key: identifier, GEOMETRY: geometry, YEAR: None, layout.count_field: 0,
                                   **{name: None for name in layout.stat_fields}}
-        else:
-            latest[identifier][GEOMETRY] = geometry  # the districts as given now
-    return [latest[key] for key in sorted(latest)]
+        latest[identifier][GEOMETRY] = geometry  # the districts as given now
+        latest[identifier].update(districts.attribute_row(index))
+    return [latest[k] for k in sorted(latest)]
 
 
-def change_rows(layout: StatsLayout, all_years: Mapping[int, Sequence[Row]], latest: Sequence[Row]) -> List[Row]:
-    """Per district of ``latest``: earliest and newest years with data among ``all_years``, and the changes."""
+def change_rows(layout: StatsLayout, all_years: Mapping[int, Sequence[Row]], latest: Sequence[Row],
+                districts: Optional[Districts] = None) -> List[Row]:
+    """Per district of ``latest``: earliest and newest years with data among ``all_years``, and the changes
+    (with the districts' id field and attributes as the latest table has them)."""
+    key = districts.id_field if districts is not None else ID
+    carried = districts.field_names if districts is not None else (ID,)
     with_data: Dict[object, List[Tuple[int, Row]]] = {}
     for year in sorted(all_years):
         for row in all_years[year]:
             if row[layout.count_field]:
-                with_data.setdefault(row[ID], []).append((year, row))
+                with_data.setdefault(row[key], []).append((year, row))
     rows = []
     for latest_row in latest:
-        found = with_data.get(latest_row[ID], [])
-        row: Row = {ID: latest_row[ID], GEOMETRY: latest_row[GEOMETRY]}
+        found = with_data.get(latest_row[key], [])
+        row: Row = {name: latest_row.get(name) for name in carried}
+        row[GEOMETRY] = latest_row[GEOMETRY]
         (first_year, first), (last_year, last) = (found[0], found[-1]) if found else ((None, {}), (None, {}))
         row["first_year"], row["last_year"] = first_year, last_year
         row[f"first_{layout.primary}"] = first.get(layout.primary)
@@ -504,12 +668,14 @@ class DistrictStatsRequest:
             raise ConfigurationError(f"the GeoJSON {geojson.name} is exported from the statistics GeoPackage: give output_gpkg too")
         check_classes(classes)
         layout = NDVI_LAYOUT.with_primary(statistic)
+        check_field_names(layout, districts)
         if connection is not None:
-            from .postgis import LOADERS, TableNames
+            from .postgis import LOADERS, TableNames, check_column_names
 
             if loader not in LOADERS:
                 raise ConfigurationError(f"unknown raster loader {loader!r}: use one of {', '.join(LOADERS)}")
             TableNames(schema, prefix, layout)  # empty or too long names are refused before connecting
+            check_column_names(districts)
         return cls(districts, tuple(by_year.items()), output_gpkg, connection, str(schema), str(prefix or ""), loader, int(classes),
                    statistic, bool(replace_latest), geojson)
 
