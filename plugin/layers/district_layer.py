@@ -21,16 +21,12 @@ from .symbology import graduated_renderer
 
 def _field_type(field) -> str:
     """``integer``, ``real``, ``date`` or ``text``: how a QGIS field is carried into the statistics tables."""
-    from qgis.PyQt.QtCore import QVariant
+    from ..qgis_compat import field_kind
 
-    kind = field.type()
-    if kind in (QVariant.Int, QVariant.LongLong, QVariant.UInt, QVariant.ULongLong):
+    kind = field_kind(field)
+    if kind in ("integer", "integer64") or field.typeName().lower() in ("uint", "ulonglong"):
         return "integer"
-    if kind == QVariant.Double:
-        return "real"
-    if kind == QVariant.Date:
-        return "date"
-    return "text"
+    return {"real": "real", "date": "date"}.get(kind, "text")
 
 
 def _python_value(value):
