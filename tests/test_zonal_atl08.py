@@ -55,7 +55,7 @@ def test_segments_per_district_and_year_equal_pandas(local_database, tmp_path, f
     result = district_stats_atl08(CanopyStatsRequest.create(districts, local_database, tmp_path / "canopy.gpkg", filters=filters))
     assert result.years == (2020, 2021)
     for year in result.years:
-        table = read_table(tmp_path / "canopy.gpkg", f"h_canopy_stats_{year}")
+        table = read_table(tmp_path / "canopy.gpkg", f"h_canopy_stats_{year}", "id")
         assert set(table) == {10, 20, 30, 40}
         for identifier in districts.ids:
             row = table[identifier]
@@ -67,7 +67,7 @@ def test_segments_per_district_and_year_equal_pandas(local_database, tmp_path, f
             assert row["median_h_canopy"] == pytest.approx(median, abs=1e-9)
             assert row["mean_h_canopy"] == pytest.approx(mean, abs=1e-9)
             assert row["p95_h_canopy"] == pytest.approx(p95, abs=1e-9)
-    latest = read_table(tmp_path / "canopy.gpkg", "h_canopy_stats_latest")
+    latest = read_table(tmp_path / "canopy.gpkg", "h_canopy_stats_latest", "id")
     assert latest[40]["year"] is None and latest[40]["segment_count"] == 0
     assert all(latest[i]["year"] == max(y for (j, y) in truth if j == i) for i in (10, 20, 30))
     assert result.layer("h_canopy_stats_latest").field == "median_h_canopy"
@@ -96,12 +96,16 @@ def test_the_processing_algorithm_writes_the_same_tables_styled(loaded_plugin, l
     from canopy_explorer.plugin.qgis_compat import new_field
 
     districts = utm_districts()
+    labels = [f"strip {identifier}" for identifier in districts.ids]
+    districts = Districts.create(districts.ids, districts.geometries, districts.crs, id_field="code",
+                                 attributes={"label": labels})
     layer = QgsVectorLayer(f"MultiPolygon?crs={UTM}", "strips", "memory")
-    layer.dataProvider().addAttributes([new_field("code", "integer")])
+    layer.dataProvider().addAttributes([new_field("code", "integer"), new_field("label", "string")])
     layer.updateFields()
-    for identifier, geometry in zip(districts.ids, districts.geometries):
+    for identifier, label, geometry in zip(districts.ids, labels, districts.geometries):
         feature = QgsFeature(layer.fields())
         feature["code"] = identifier
+        feature["label"] = label
         feature.setGeometry(QgsGeometry.fromWkt(geometry.wkt))
         layer.dataProvider().addFeatures([feature])
     result = processing.run("canopyexplorer:atl08_district_stats", {
@@ -110,8 +114,12 @@ def test_the_processing_algorithm_writes_the_same_tables_styled(loaded_plugin, l
     district_stats_atl08(CanopyStatsRequest.create(districts, local_database, tmp_path / "engine.gpkg",
                                                    filters="h_canopy between 5 60"))
     for year in (2020, 2021):
-        qgis_rows = read_table(tmp_path / "qgis.gpkg", f"h_canopy_stats_{year}")
-        engine_rows = read_table(tmp_path / "engine.gpkg", f"h_canopy_stats_{year}")
+        qgis_rows = read_table(tmp_path / "qgis.gpkg", f"h_canopy_stats_{year}", "code")
+        engine_rows = read_table(tmp_path / "engine.gpkg", f"h_canopy_stats_{year}", "code")
         assert {k: v["median_h_canopy"] for k, v in qgis_rows.items()} == {k: v["median_h_canopy"] for k, v in engine_rows.items()}
+        assert all(qgis_rows[k]["label"] == engine_rows[k]["label"] == f"strip {k}" for k in engine_rows)
+    for table in ["h_canopy_stats_2020", "h_canopy_stats_latest", "h_canopy_stats_change"]:
+        rows = read_table(tmp_path / "qgis.gpkg", table, "code")
+        assert sorted(rows) == [10, 20, 30, 40] and all(row["label"] == f"strip {k}" for k, row in rows.items()), table
     latest = QgsVectorLayer(f"{result['OUTPUT']}|layername=h_canopy_stats_latest", "latest", "ogr")
     assert latest.renderer().type() == "graduatedSymbol" and latest.renderer().classAttribute() == "median_h_canopy"

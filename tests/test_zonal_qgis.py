@@ -152,3 +152,43 @@ def test_the_dialog_computes_statistics_for_the_ticked_composites_and_loads_styl
     project.removeAllMapLayers()
     dialog.clear_canvas_items()
     dialog.deleteLater()
+
+
+def test_the_algorithm_keeps_the_id_field_and_the_other_attributes_in_every_table(loaded_plugin, composites, tmp_path):
+    from osgeo import ogr
+
+    layer = QgsVectorLayer(f"MultiPolygon?crs={CRS}", "districts", "memory")
+    layer.dataProvider().addAttributes([new_field("district_code", "string"), new_field("population", "integer"),
+                                        new_field("area_km2", "real"), new_field("name", "string")])
+    layer.updateFields()
+    features = []
+    for number, (district_id, geometry) in enumerate(district_shapes()):
+        feature = QgsFeature(layer.fields())
+        feature.setAttributes([f"K{number:02d}", 100 * number, geometry.area / 1e6, district_id])
+        feature.setGeometry(QgsGeometry.fromWkt(geometry.wkt))
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    result = run_zonal(parameters(composites, tmp_path / "stats.gpkg", DISTRICTS=layer, ID_FIELD="district_code"))
+    shapes = district_shapes()
+    for table in [f"ndvi_stats_{y}" for y in YEARS] + ["ndvi_stats_latest", "ndvi_stats_change"]:
+        dataset = ogr.Open(result["OUTPUT"])
+        definition = dataset.GetLayerByName(table).GetLayerDefn()
+        fields = [(definition.GetFieldDefn(i).GetName(), ogr.GetFieldTypeName(definition.GetFieldDefn(i).GetType()))
+                  for i in range(definition.GetFieldCount())]
+        dataset = None
+        assert fields[:4] == [("district_code", "String"), ("population", "Integer64"), ("area_km2", "Real"),
+                              ("name", "String")], table
+        rows = read_table(result["OUTPUT"], table, "district_code")
+        for number, (district_id, geometry) in enumerate(shapes):
+            row = rows[f"K{number:02d}"]
+            assert (row["population"], row["name"]) == (100 * number, district_id)
+            assert row["area_km2"] == pytest.approx(geometry.area / 1e6)
+
+
+def test_the_algorithm_refuses_a_field_named_like_a_statistics_column(loaded_plugin, composites, tmp_path):
+    layer = districts_layer()
+    layer.dataProvider().addAttributes([new_field("mean_ndvi", "real")])
+    layer.updateFields()
+    with pytest.raises(QgsProcessingException) as raised:
+        run_zonal(parameters(composites, tmp_path / "stats.gpkg", DISTRICTS=layer))
+    assert "districts field 'mean_ndvi' has the name of a column of the statistics tables (a statistic)" in str(raised.value)

@@ -33,7 +33,10 @@ class Atl08DistrictStatsAlgorithm(CanopyExplorerAlgorithm):
             "Per district and year: the number of ATL08 segments inside the district after the quality FILTERS, "
             "and the median, mean and 95th percentile of VARIABLE (default h_canopy), in tables "
             "<variable>_stats_<year>, a latest table (newest year with data) and a change table, in the same layout "
-            "as the NDVI district statistics, each styled with natural breaks.\n\n"
+            "as the NDVI district statistics, each styled with natural breaks. Every table keeps ID_FIELD under its "
+            "own name and type and the districts' other fields; a field named like a column the tables add "
+            "(geom, year, segment_count, median_/mean_/p95_<variable>, change-table fields) is refused with an "
+            "error naming it.\n\n"
             "CONFIG, START, END and FILTERS follow 'Query ATL08 segments'.\n"
             + DATABASE_HELP
         )
