@@ -576,7 +576,7 @@ def test_zonal_stats_in_postgis_through_a_saved_connection_agrees_with_embedded(
 
     output = run.results["OUTPUT"]
     with postgis_server.admin_connect(fresh_postgis_database) as connection:  # computed in the database, kept there
-        in_table = dict(connection.execute("SELECT id, pixel_count FROM public.ndvi_stats_2021").fetchall())
+        in_table = dict(connection.execute('SELECT "district code", pixel_count FROM public.ndvi_stats_2021').fetchall())
     assert in_table == {district: row["pixel_count"] for district, row in rows_by_id(output, "ndvi_stats_2021").items()}
     assert layer_names(output) == layer_names(embedded_stats.results["OUTPUT"])
     for table in layer_names(output):  # every field of every row, the change table included
