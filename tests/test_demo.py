@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 # The demo's query, written out here rather than imported, so a change to the demo shows up as a failure.
 POLYGON = shapely.Polygon([(9.6, 50.6), (10.3, 50.65), (10.35, 51.2), (9.9, 51.4), (9.55, 51.1)])
 FOREST = [111, 112, 113, 114, 115, 116, 121, 122, 123, 124, 125, 126]
-SEGMENT_LAYER = "ATL08 h_canopy +2 2019-2023"
+SEGMENT_LAYER = "ATL08 h_canopy and 2 more, 2019-2023"
 NDVI_FILES = ("ndvi_composite_2019.tif", "ndvi_composite_2019.qml", "ndvi_composite_2024.tif", "ndvi_composite_2024.qml")
 OUTPUTS = ("atl08_canopy.gpkg", "basemap.tif", *NDVI_FILES, "atl08_change.gpkg", "canopy_explorer_demo.qgz",
            "canopy_explorer_demo.png", "canopy_explorer_ndvi.png", "canopy_explorer_change.png")

@@ -25,7 +25,7 @@ def test_canvas_extent_query_adds_a_styled_layer_with_every_matching_segment(dia
     [layer] = result_layers()
     extent = dialog.canvas.extent()
     expected = engine_rows(local_database, (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()))
-    assert layer.name() == "ATL08 h_canopy +1 2020-2021"
+    assert layer.name() == "ATL08 h_canopy and 1 more, 2020-2021"
     assert layer.featureCount() == len(expected) > 100
     assert layer.crs().authid() == "EPSG:4326"
     types = {f.name(): field_kind(f) for f in layer.fields()}
@@ -44,7 +44,7 @@ def test_several_queries_run_at_once_and_each_adds_its_layer(dialog):
     dialog.query.run_query()
     wait_for_tasks(dialog)
     names = sorted(layer.name() for layer in result_layers())
-    assert names == ["ATL08 h_canopy +1 2020-2021", "ATL08 h_te_best_fit 2020-2021"]
+    assert names == ["ATL08 h_canopy and 1 more, 2020-2021", "ATL08 h_te_best_fit, 2020-2021"]
 
 
 def test_cancelling_a_running_query_leaves_no_layer_and_no_file(dialog, tmp_path):

@@ -1,6 +1,8 @@
 """The nearest-shots panel: a click on the map loads the segments nearest to it, read with the database,
 variables, time range and filters the ATL08 query shows, and the panel says which."""
 
+import re
+
 from qgis.PyQt.QtCore import QDate
 
 from canvas_events import click, map_point
@@ -25,6 +27,19 @@ def test_clicking_the_map_loads_the_nearest_shots_with_distances(dialog, canvas,
     assert dialog.nearest.nearest_marker.center() == clicked
     assert dialog.current_panel() is dialog.nearest
     assert dialog.nearest.statusLabel.text().startswith("Loaded 12 segments") and dialog.query.statusLabel.text() == ""
+
+
+def test_the_layer_is_named_after_the_segments_found_not_the_number_asked_for(dialog, canvas, loaded_plugin):
+    [action] = [a for a in loaded_plugin.actions if a.objectName() == "CanopyExplorerNearest"]
+    dialog.nearest.nearestCountSpin.setValue(500)
+    dialog.nearest.nearestRadiusSpin.setValue(3000)  # holds fewer than 500
+    action.trigger()
+    click(canvas, 300, 300)
+    wait_for_tasks(dialog)
+    [layer] = result_layers()
+    found = layer.featureCount()
+    assert 0 < found < 500
+    assert re.fullmatch(rf"ATL08: the {found} segments? nearest to \d+\.\d{{5}} [NS], \d+\.\d{{5}} [EW]", layer.name()), layer.name()
 
 
 def test_the_panel_says_what_it_reads_from_the_atl08_query_and_links_to_it(dialog):

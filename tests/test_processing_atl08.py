@@ -284,4 +284,11 @@ def test_an_open_time_range_reads_every_date_and_names_the_layer_so(run, local_d
     result = run("atl08_query", query_parameters(local_database, tmp_path / "all.gpkg", START="", END=""))
     spec = SegmentQuery.create(roi=BOX, variables=["h_canopy"], filters="h_canopy between 5 60\nn_te_photons >= 10")
     assert result["SEGMENTS"] == len(Atl08Database(local_database).query(spec)) > len(engine_frame(local_database)) * 0.99
-    assert query_layer_name(("h_canopy",), spec) == "ATL08 h_canopy all dates"
+    assert query_layer_name(("h_canopy",), spec) == "ATL08 h_canopy, all dates"
+
+
+def test_places_are_named_with_their_hemispheres():
+    from canopy_explorer.plugin.layers.segment_layer import place_text
+
+    assert place_text(45.15, 7.15) == "45.15000 N, 7.15000 E"
+    assert place_text(-12.5, -70.25, 2) == "12.50 S, 70.25 W"

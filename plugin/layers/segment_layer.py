@@ -88,17 +88,22 @@ class QueryOutput:
         return f"no segments match {self.searched}, so nothing was written" + (f": {self.empty_reason}" if self.empty_reason else "")
 
 
+def place_text(lat: float, lon: float, digits: int = 5) -> str:
+    """``45.15000 N, 7.15000 E``: a point as names and messages give it."""
+    return f"{abs(lat):.{digits}f} {'S' if lat < 0 else 'N'}, {abs(lon):.{digits}f} {'W' if lon < 0 else 'E'}"
+
+
 def query_layer_name(variables, spec: SegmentQuery) -> str:
     start, end = _dates(spec)
     first = variables[0] if variables else "segments"
-    more = f" +{len(variables) - 1}" if len(variables) > 1 else ""
+    more = f" and {len(variables) - 1} more" if len(variables) > 1 else ""
     if not start and not end:
         years = "all dates"
     elif start[:4] == end[:4]:
         years = start[:4]
     else:
         years = f"{start[:4] or '…'}-{end[:4] or '…'}"
-    return f"ATL08 {first}{more} {years}"
+    return f"ATL08 {first}{more}, {years}"
 
 
 def _dates(spec: SegmentQuery):
@@ -295,7 +300,8 @@ def write_nearest_output(
     if check_cancel:
         check_cancel()
     lon, lat = request.point
-    name = f"ATL08 nearest {request.num_shots} to {lat:.5f}, {lon:.5f}"
+    found = len(frame)
+    name = f"ATL08: the {found} segment{'s' if found != 1 else ''} nearest to {place_text(lat, lon)}"
     description = {
         "database": config.array_uri, "variables": ", ".join(request.variables), "point": f"lon {lon:.6f}, lat {lat:.6f}",
         "num_shots": str(request.num_shots), "radius_m": f"{request.radius_m:g}", "filters": request.filters_text.strip(),

@@ -5,7 +5,7 @@ from typing import Optional
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..core.lidar.query import NearestRequest
-from ..layers.segment_layer import QueryRequest, load_query_layer, write_nearest_output, write_query_output
+from ..layers.segment_layer import QueryRequest, load_query_layer, place_text, write_nearest_output, write_query_output
 from .engine_task import EngineTask
 
 
@@ -30,6 +30,6 @@ class QueryTask(OutputTask):
 
 class NearestTask(OutputTask):
     def __init__(self, config, request: NearestRequest, output_path: Optional[str] = None, classes: int = 5):
-        super().__init__(f"ATL08 nearest {request.num_shots} segments to {request.point[1]:.4f}, {request.point[0]:.4f}",
+        super().__init__(f"Find the {request.num_shots} ATL08 segments nearest to {place_text(request.point[1], request.point[0], 4)}",
                          lambda progress, check_cancel, log: write_nearest_output(config, request, output_path, classes, check_cancel))
         self.request = request

@@ -70,7 +70,9 @@ class FilterEditor(QWidget, FORM_CLASS):
             self.filter_error = str(error)
             self.filterStatusLabel.setText(error_line(self.filter_error))
             return False
-        self.filterStatusLabel.setText(f"{len(lines)} condition(s), evaluated in the database." if lines else "No filters.")
+        count = len(lines)
+        self.filterStatusLabel.setText(f"{count} condition{'s' if count != 1 else ''}, evaluated in the database." if lines
+                                       else "No filters.")
         return True
 
     def summary(self) -> str:
