@@ -239,10 +239,11 @@ def evaluate(node: Filter, columns: Mapping[str, np.ndarray]) -> np.ndarray:
 def resolve_attribute(name: str, product_name: str = DEFAULT_PRODUCT) -> Tuple[str, str]:
     """(TileDB attribute, dtype) for a filter variable of the product: ``h_canopy``,
     ``canopy_h_metrics:95``, or an expanded attribute such as ``canopy_h_metrics_18``."""
-    variables = product(product_name).catalogue()
+    lidar = product(product_name)
+    variables = lidar.catalogue()
     if ":" in name:
         base, label = name.split(":", 1)
-        variable = find_variable(variables, base, product(product_name).title)
+        variable = find_variable(variables, base, lidar.title)
         attribute, _ = variable.label_column(int(label))
         return attribute, variable.dtype
     if name in variables:

@@ -526,7 +526,8 @@ def _sort_out(config: DatabaseConfig, ctx, lock: IngestLock, paths, names, ident
     """The (path, name, identity) of the files to read: not in the database, and not a copy of a
     file met earlier in this run; and the segments stored so far. The others go to the report,
     copies with the file they copy."""
-    coverage = SegmentCoverage.from_ledger(ledger.values(), product(config.product).decode_segment_id)
+    lidar = product(config.product)
+    coverage = SegmentCoverage.from_ledger(ledger.values(), lidar.decode_segment_id)
     seen: Dict[str, str] = {}
     unknown = []
     for path, name, identity in zip(paths, names, identities):
@@ -564,6 +565,7 @@ def _match_legacy_rows(config: DatabaseConfig, ctx, lock: IngestLock, unknown: l
     by_name: Dict[str, list] = {}
     for item in unknown:
         by_name.setdefault(item[0].name, []).append(item)
+    lidar = product(config.product)
     held = set()
     for file_name, items in by_name.items():
         row = legacy.get(file_name)
@@ -573,7 +575,7 @@ def _match_legacy_rows(config: DatabaseConfig, ctx, lock: IngestLock, unknown: l
             present = items
         else:
             present = [item for item in items
-                       if retrying(lambda identity=item[2]: _holds(config.array_uri, ctx, identity, product(config.product)),
+                       if retrying(lambda identity=item[2]: _holds(config.array_uri, ctx, identity, lidar),
                                    f"looking up {item[1]} in {config.array_uri}")]
         lock.check()
         for index, (path, name, identity) in enumerate(present):

@@ -16,7 +16,7 @@ import numpy as np
 
 from ...errors import GranuleError
 from .catalogue import catalogue
-from .granule_identity import core_datasets, orbit_of
+from .granule_identity import beams_of, core_datasets, open_granule, orbit_of
 from .schema import BEAM_NUMBERS, attribute_dtypes, encode_segment_id
 
 ATLAS_EPOCH_NS = np.int64(int(dt.datetime(2018, 1, 1, tzinfo=dt.timezone.utc).timestamp()) * 1_000_000_000)
@@ -93,18 +93,13 @@ def read_granule(path, attributes: Optional[Iterable[str]] = None, reference_fil
     ``reference_filters`` reproduces the reference package's ingest, which drops
     segments without a canopy height (bare ground, water); by default they are kept.
     """
-    import h5py
-
     path = Path(path)
     dtypes = attribute_dtypes()
     plan = _columns_for(attributes)
-    try:
-        h5 = h5py.File(path, "r")
-    except (OSError, ValueError) as error:
-        raise GranuleError(f"{path.name}: not a readable HDF5 file ({error})") from None
+    h5 = open_granule(path)
     try:
         with h5:
-            beams = [b for b in BEAM_NUMBERS if f"{b}/land_segments/latitude" in h5]
+            beams = beams_of(h5)
             if not beams:
                 raise GranuleError(f"{path.name}: not an ATL08 granule (no gt*/land_segments or orbit_info)")
             rgt, cycle = orbit_of(h5, path.name)

@@ -48,6 +48,16 @@ def orbit_of(h5, name: str) -> Tuple[int, int]:
     return rgt, cycle
 
 
+def open_granule(path: Path):
+    """The HDF5 file at ``path``, open for reading, or a GranuleError naming it."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except (OSError, ValueError) as error:
+        raise GranuleError(f"{path.name}: not a readable HDF5 file ({error})") from None
+
+
 def beams_of(h5) -> list:
     return [b for b in BEAMS if f"{b}/land_segments/latitude" in h5]
 
@@ -83,13 +93,8 @@ def product_id(h5) -> str:
 
 def identify_granule(path) -> GranuleIdentity:
     """The identity of the granule in ``path`` (a GranuleError when it cannot be read consistently)."""
-    import h5py
-
     path = Path(path)
-    try:
-        h5 = h5py.File(path, "r")
-    except (OSError, ValueError) as error:
-        raise GranuleError(f"{path.name}: not a readable HDF5 file ({error})") from None
+    h5 = open_granule(path)
     try:
         with h5:
             beams = beams_of(h5)
