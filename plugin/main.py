@@ -66,6 +66,9 @@ class CanopyExplorerPlugin:
         return action
 
     def unload(self):
+        from .core.lidar.open_databases import close_all
+
+        close_all()
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

@@ -18,6 +18,7 @@ from qgis.core import QgsLayerMetadata, QgsVectorLayer
 from ..core.errors import QueryError
 from ..core.lidar.config import DatabaseConfig
 from ..core.lidar.database import Atl08Database
+from ..core.lidar.open_databases import shared_database
 from ..core.lidar.empty_result import explain_empty
 from ..core.lidar.query import NearestRequest, SegmentQuery
 from ..core.natural_breaks import BreaksSample
@@ -138,7 +139,7 @@ def write_query_output(
     database: Optional[Atl08Database] = None,
 ) -> QueryOutput:
     """Run the query into its output file, styled; nothing is left behind on error or cancel."""
-    database = database or Atl08Database(request.config)
+    database = database or shared_database(request.config)
     colour_by = request.colour_column
     estimate = database.estimate(request.spec).rows
     name = request.layer_name
@@ -294,7 +295,7 @@ def write_nearest_output(
     database: Optional[Atl08Database] = None,
 ) -> QueryOutput:
     """The nearest segments to ``request.point`` (lon, lat) as a styled file with ``distance_m``."""
-    database = database or Atl08Database(config)
+    database = database or shared_database(config)
     columns = request.spec.columns
     frame = database.nearest(request)
     if check_cancel:

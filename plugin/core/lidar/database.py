@@ -6,14 +6,16 @@
     database.estimate(spec)                       # rows and bytes, before loading
     database.nearest(NearestRequest.create((13.4, 52.5), num_shots=50, radius_m=500))
 
-Each thread keeps one open array per database and reopens it when fragments have
-landed since (by an ingest, here or elsewhere), so a query never answers from a
-stale view.
+Open arrays are kept and shared by the threads that query (each query takes one for itself and
+gives it back), and reopened when fragments have landed since: a query never answers from a view
+older than ``freshness_s`` (10 s on S3; on local disk every query checks), and never older than
+an ingest this process has finished.
 """
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -25,14 +27,20 @@ from .config import DIMENSIONS, DatabaseConfig
 from .filters import Comparison, Filter, attributes, combine, to_condition
 from .products import product
 from .query import NS_PER_DAY, NearestRequest, SegmentQuery
-from .storage import RETRY_ATTEMPTS, RETRY_FIRST_DELAY_S, is_transient, make_context, object_type, retrying
+from .storage import (RETRY_ATTEMPTS, RETRY_FIRST_DELAY_S, is_transient, make_context, object_type, retrying,
+                      within_deadline)
+from .write_notices import writes_to
 
-_UNLISTED = object()
 MEMORY_CHECK_MIN_AREA_DEG2 = 4.0  # queries over smaller boxes skip the memory check
 FRAME_MEMORY_FACTOR = 2  # TileDB's result buffers and the DataFrame built from them
 BATCH_MEMORY_FLOOR = 64 * 2**20  # TileDB's memory budget for a batched read...
 BATCH_MEMORY_CEILING = 8 * 2**30  # ...and how far it may grow for arrays with many tiles
 EXACT_COUNT_LIMIT = 2_000_000  # cells whose coordinates a count may read to test them against a polygon (about 0.1 s locally)
+# How old the view of a database on S3 may be when a query is answered. Listing the commits to
+# see whether fragments landed is one round trip (tens of ms across Europe, 100-200 ms from other
+# continents) on a query that is otherwise answered from TileDB's cache; ingests take minutes,
+# so a view a few seconds old is one no user can tell from the newest.
+REMOTE_FRESHNESS_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -48,21 +56,34 @@ class Estimate:
     damaged_fragments: Tuple[str, ...] = ()  # fragments left out: their extent is not finite (see damaged_fragments)
 
 
+@dataclass(frozen=True)
+class _Listing:
+    """The array's commit files at one moment: which fragments it held."""
+
+    commits: Optional[tuple]  # None: the array has no commit folder (always reopened)
+    taken_at: float  # time.monotonic() when the listing started
+    writes: int  # ingests this process had finished into the array when the listing started
+
+
 class Atl08Database:
-    def __init__(self, config: DatabaseConfig, probe_timeout_s: float = 20.0):
+    def __init__(self, config: DatabaseConfig, probe_timeout_s: float = 20.0, freshness_s: Optional[float] = None):
         self.config = config
         self.product = product(config.product)
         self.uri = config.array_uri
         self.ctx = make_context(config)
-        kind = object_type(self.uri, self.ctx, probe_timeout_s)
-        if kind is None:
-            raise StorageError(f"no {self.product.title} database at {self.uri} (folder or bucket missing, or nothing ingested yet)")
-        if kind != "array":
-            raise StorageError(f"{self.uri} is a TileDB {kind}, not an {self.product.title} database array")
-        self._local = threading.local()
-        self._lister: Optional[ThreadPoolExecutor] = None
         self._remote = "://" in self.uri and not self.uri.startswith("file://")
-        array = self._array()
+        # on local disk a listing costs a fraction of a millisecond: every query checks
+        self.freshness_s = (REMOTE_FRESHNESS_S if self._remote else 0.0) if freshness_s is None else freshness_s
+        self._lock = threading.Lock()
+        self._free: Dict[Optional[tuple], list] = {}  # batch budget (None: the database's context) -> [(array, listing)]
+        self._contexts: Dict[Optional[tuple], object] = {None: self.ctx}
+        self._listing: Optional[_Listing] = None  # the newest listing taken
+        self._refreshing: Optional[Future] = None
+        self._lister: Optional[ThreadPoolExecutor] = None
+        self._extents = None  # (commit listing, fragment extents) of the last estimate
+        array, listing = self._open_first(probe_timeout_s)
+        self._listing = listing
+        self._free[None] = [(array, listing)]
         schema = array.schema
         dims = tuple(schema.domain.dim(i).name for i in range(schema.domain.ndim))
         self.attribute_names = {schema.attr(i).name for i in range(schema.nattr)}
@@ -75,59 +96,122 @@ class Atl08Database:
             )
         self.attribute_dtypes = {schema.attr(i).name: schema.attr(i).dtype for i in range(schema.nattr)}
         self.has_timestamp_ns = "timestamp_ns" in self.attribute_names
+        self._time_domain = schema.domain.dim("time").domain
+
+    def _open_first(self, timeout_s: float):
+        """List the commits and open the array straight away, within a deadline (no separate probe
+        first: on S3 each is a round trip); when that fails, a probe says why (nothing there, a group,
+        unreachable). The listing comes first, so the array holds at least what it lists."""
+        import tiledb
+
+        def opening():
+            listing = self._list()
+            return retrying(lambda: tiledb.open(self.uri, mode="r", ctx=self.ctx), f"opening {self.uri}"), listing
+
+        try:
+            return within_deadline(opening, self.uri, timeout_s)
+        except StorageError as error:
+            try:
+                kind = object_type(self.uri, self.ctx, timeout_s)
+            except StorageError as unreachable:
+                error = unreachable
+            else:
+                if kind is None:
+                    raise StorageError(f"no {self.product.title} database at {self.uri} (folder or bucket missing, or "
+                                       "nothing ingested yet)") from None
+                if kind != "array":
+                    raise StorageError(f"{self.uri} is a TileDB {kind}, not an {self.product.title} database array") from None
+            if self._remote and self.config.url and self.config.url not in str(error):
+                raise StorageError(f"{error} (S3 endpoint {self.config.url})") from None
+            raise error
 
     # ------------------------------------------------------------------ handles
 
-    def _commits(self):
+    def _list(self) -> _Listing:
         """What fragments the array holds now: its commit files (one listing, no fragment reads)."""
         import tiledb
 
+        taken_at, writes = time.monotonic(), writes_to(self.uri)
         try:
-            return tuple(sorted(tiledb.VFS(ctx=self.ctx).ls(f"{self.uri}/__commits")))
+            commits = tuple(sorted(tiledb.VFS(ctx=self.ctx).ls(f"{self.uri}/__commits")))
         except tiledb.TileDBError:
-            return None
+            commits = None
+        return _Listing(commits, taken_at, writes)
 
-    def _array(self, commits=_UNLISTED):
-        """This thread's open array, reopened when new fragments have landed.
+    def _young(self, listing: Optional[_Listing]) -> bool:
+        """Whether ``listing`` may still answer: recent enough, and no ingest of this process since."""
+        return (listing is not None and listing.commits is not None and listing.writes == writes_to(self.uri)
+                and time.monotonic() - listing.taken_at < self.freshness_s)
 
-        Reopening reads every fragment's metadata again (one request per fragment on
-        S3); listing the commit files is one request, so the handle is reopened only
-        when that listing changed. Arrays without a commit folder are always reopened.
-        The listing is taken before (re)opening, so the handle holds at least what it lists.
-        ``commits`` is a listing the caller already took.
-        """
+    def _current_listing(self) -> _Listing:
+        """A listing no older than the freshness: the last one, or a new one. A listing past half its
+        age is renewed in the background, so that a user querying every few seconds rarely waits for one."""
+        listing = self._listing
+        if self._young(listing):
+            if time.monotonic() - listing.taken_at > self.freshness_s / 2:
+                self._renew_in_background()
+            return listing
+        return self._adopt(self._list())
+
+    def _adopt(self, listing: _Listing) -> _Listing:
+        with self._lock:
+            if self._listing is None or listing.taken_at >= self._listing.taken_at:
+                self._listing = listing
+        return listing
+
+    def _renew_in_background(self) -> Future:
+        with self._lock:
+            if self._refreshing is None or self._refreshing.done():
+                if self._lister is None:
+                    self._lister = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiledb-commits")
+                self._refreshing = self._lister.submit(lambda: self._adopt(self._list()))
+            return self._refreshing
+
+    @contextmanager
+    def _handle(self, listing: Optional[_Listing] = None, budget: Optional[Tuple[int, int]] = None):
+        """An open array for one query, holding at least what ``listing`` (by default a current
+        one) lists. Arrays are reused across queries and threads, one thread at a time: reopening
+        reads every fragment's metadata again (a request per fragment on S3), so it happens only
+        when the listing changed; opening a new one only when every kept one is in use."""
         import tiledb
 
-        array = getattr(self._local, "array", None)
-        if commits is _UNLISTED:
-            commits = self._commits()
+        listing = listing or self._current_listing()
+        with self._lock:
+            free = self._free.setdefault(budget, [])
+            array, held = free.pop() if free else (None, None)
         if array is None or not array.isopen:
-            array = retrying(lambda: tiledb.open(self.uri, mode="r", ctx=self.ctx), f"opening {self.uri}")
-            self._local.array = array
-        elif not self._current(commits):
+            ctx = self._context(budget)
+            array = retrying(lambda: tiledb.open(self.uri, mode="r", ctx=ctx), f"opening {self.uri}")
+            held = listing
+        elif listing.commits is None or (listing.commits != held.commits and listing.taken_at > held.taken_at):
             retrying(array.reopen, f"reopening {self.uri}")
-        self._local.commits = commits
-        return array
+            held = listing
+        try:
+            yield array
+        finally:
+            with self._lock:
+                self._free.setdefault(budget, []).append((array, held))
 
-    def _current(self, commits) -> bool:
-        """Whether this thread's handle was opened on this commit listing."""
-        return commits is not None and commits == getattr(self._local, "commits", None)
+    def _context(self, budget: Optional[Tuple[int, int]]):
+        """The database's TileDB context, or for batched reads one with a bounded memory budget
+        (TileDB's default is 10 GB, which a large query would use) and result buffers of a batch:
+        ``budget`` is (memory budget, buffer bytes)."""
+        import tiledb
 
-    def _listing_in_background(self):
-        """The commit listing, taken on a helper thread while a read runs.
-
-        On S3 the listing is a round trip (about 25 ms on loopback, more across the
-        internet); a query that overlaps it with its read costs nothing extra when no
-        fragment has landed, which is nearly always.
-        """
-        if self._lister is None:
-            self._lister = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiledb-commits")
-        return self._lister.submit(self._commits)
+        with self._lock:
+            if budget not in self._contexts:
+                config = dict(self.ctx.config().items())
+                config["sm.mem.total_budget"], config["py.init_buffer_bytes"] = str(budget[0]), str(budget[1])
+                self._contexts[budget] = tiledb.Ctx(tiledb.Config(config))
+            return self._contexts[budget]
 
     def close(self) -> None:
-        array = getattr(self._local, "array", None)
-        if array is not None and array.isopen:
-            array.close()
+        with self._lock:
+            handles = [array for free in self._free.values() for array, _ in free]
+            self._free.clear()
+        for array in handles:
+            if array.isopen:
+                array.close()
         if self._lister is not None:
             self._lister.shutdown(wait=False)
             self._lister = None
@@ -136,7 +220,8 @@ class Atl08Database:
 
     def time_span(self) -> Tuple[np.datetime64, np.datetime64]:
         """First and last acquisition day present in the data."""
-        domain = self._array().nonempty_domain()
+        with self._handle() as array:
+            domain = array.nonempty_domain()
         if domain is None:
             raise StorageError(f"{self.uri} holds no segments yet")
         first, last = domain[2]
@@ -144,8 +229,8 @@ class Atl08Database:
         return day + int(first), day + int(last)
 
     def metadata(self, key: str, default=None):
-        array = self._array()
-        return array.meta[key] if key in array.meta else default
+        with self._handle() as array:
+            return array.meta[key] if key in array.meta else default
 
     # ------------------------------------------------------------------ reading
 
@@ -184,10 +269,12 @@ class Atl08Database:
         # when the caller wants acquisition instants rather than days.
         return spec.exact_times and self.has_timestamp_ns
 
-    def _raw_batches(self, spec: SegmentQuery, batch_rows: Optional[int] = None, array=None) -> Iterator[Dict[str, np.ndarray]]:
-        """Raw TileDB results per subarray, or in batches of about ``batch_rows`` with bounded memory."""
-        array = array if array is not None else self._array()
-        domain_first, domain_last = array.schema.domain.dim("time").domain
+    def _raw_batches(self, spec: SegmentQuery, batch_rows: Optional[int] = None,
+                     listing: Optional[_Listing] = None) -> Iterator[Dict[str, np.ndarray]]:
+        """Raw TileDB results per subarray, or in batches of about ``batch_rows`` with bounded memory,
+        from a view holding at least what ``listing`` (by default a current one) lists."""
+        listing = listing or self._current_listing()
+        domain_first, domain_last = self._time_domain
         first_day, last_day = max(spec.day_range[0], int(domain_first)), min(spec.day_range[1], int(domain_last))
         if last_day < first_day:
             return
@@ -198,11 +285,14 @@ class Atl08Database:
         for lon_min, lat_min, lon_max, lat_max in spec.parts:
             ranges = (slice(lat_min, lat_max), slice(lon_min, lon_max), slice(first_day, last_day))
             if batch_rows is not None:
-                yield from self._bounded_read(ranges, attrs, condition, dims, batch_rows)
+                yield from self._bounded_read(ranges, attrs, condition, dims, batch_rows, listing)
                 continue
-            yield retrying(lambda: array.query(attrs=attrs, cond=condition, dims=dims).multi_index[ranges], f"reading {self.uri}")
+            with self._handle(listing) as array:
+                result = retrying(lambda: array.query(attrs=attrs, cond=condition, dims=dims).multi_index[ranges],
+                                  f"reading {self.uri}")
+            yield result
 
-    def _bounded_read(self, ranges, attrs, condition, dims, batch_rows: int) -> Iterator[Dict[str, np.ndarray]]:
+    def _bounded_read(self, ranges, attrs, condition, dims, batch_rows: int, listing: _Listing) -> Iterator[Dict[str, np.ndarray]]:
         """One subarray in incomplete batches: result buffers of ``batch_rows`` cells and a bounded
         TileDB memory budget (its default is 10 GB, which a large query would use).
 
@@ -215,17 +305,16 @@ class Atl08Database:
         budget = max(BATCH_MEMORY_FLOOR, batch_rows * 256)
         failures = 0
         while True:
-            config = dict(self.ctx.config().items())
-            config["py.init_buffer_bytes"] = str(max(batch_rows, 1024) * 8)
-            config["sm.mem.total_budget"] = str(budget)
             started = False
-            array = retrying(lambda: tiledb.open(self.uri, mode="r", ctx=tiledb.Ctx(tiledb.Config(config))), f"opening {self.uri}")
             try:
-                query = array.query(attrs=attrs, cond=condition, dims=dims, return_incomplete=True)
-                for batch in query.multi_index[ranges]:
-                    started = True
-                    yield batch
+                with self._handle(listing, budget=(budget, max(batch_rows, 1024) * 8)) as array:
+                    query = array.query(attrs=attrs, cond=condition, dims=dims, return_incomplete=True)
+                    for batch in query.multi_index[ranges]:
+                        started = True
+                        yield batch
                 return
+            except StorageError:
+                raise
             except tiledb.TileDBError as error:
                 if started:  # batches already handed out cannot be taken back: say so rather than repeat them
                     raise StorageError(f"reading {self.uri} was interrupted after some batches: {error}") from None
@@ -237,8 +326,6 @@ class Atl08Database:
                     time.sleep(RETRY_FIRST_DELAY_S * 2 ** (failures - 1))
                     continue
                 raise StorageError(f"reading {self.uri} failed: {error}") from None
-            finally:
-                array.close()
 
     def _to_frame(self, spec: SegmentQuery, raw: Dict[str, np.ndarray]):
         import pandas as pd
@@ -287,19 +374,17 @@ class Atl08Database:
         """
         import pandas as pd
 
-        if self._check_memory(spec, max_bytes):
-            # the estimate has just listed the commits and brought the handle up to date
-            frames = self._frames(spec, self._local.array, progress)
-        elif self._remote and (array := getattr(self._local, "array", None)) is not None and array.isopen:
-            # Read on the open handle while the commit listing runs; read again only if
-            # fragments landed since the handle was opened.
-            listing = self._listing_in_background()
-            frames = self._frames(spec, array, progress)
-            commits = listing.result()
-            if not self._current(commits):
-                frames = self._frames(spec, self._array(commits), progress)
+        listing = self._listing
+        if self._check_memory(spec, max_bytes) or self._young(listing) or not self._remote:
+            frames = self._frames(spec, progress)
         else:
-            frames = self._frames(spec, self._array(), progress)
+            # Past its freshness on S3: read on the last view while the commits are listed beside
+            # the read; read again only if fragments landed since that view (rarely).
+            pending = self._renew_in_background()
+            frames = self._frames(spec, progress, listing)
+            renewed = pending.result()
+            if renewed.commits is None or renewed.commits != listing.commits:
+                frames = self._frames(spec, progress, renewed)
         if not frames:
             return self._to_frame(spec, self._empty(spec))
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
@@ -307,7 +392,7 @@ class Atl08Database:
 
     def _check_memory(self, spec: SegmentQuery, max_bytes: Optional[int]) -> bool:
         """Refuse a query that could need more than ``max_bytes``; True when it was checked
-        (the estimate then listed the commits and refreshed this thread's handle)."""
+        (the estimate then took a current listing)."""
         from .regions import parts_area
 
         if max_bytes is None:
@@ -328,9 +413,9 @@ class Atl08Database:
             )
         return True
 
-    def _frames(self, spec: SegmentQuery, array, progress: Optional[Progress]) -> list:
+    def _frames(self, spec: SegmentQuery, progress: Optional[Progress], listing: Optional[_Listing] = None) -> list:
         frames = []
-        for index, raw in enumerate(self._raw_batches(spec, array=array)):
+        for index, raw in enumerate(self._raw_batches(spec, listing=listing)):
             frames.append(self._to_frame(spec, raw))
             if progress:
                 progress((index + 1) / len(spec.parts))
@@ -353,11 +438,14 @@ class Atl08Database:
         region, or ``within`` (a mask of longitudes and latitudes: a search radius), needs the
         coordinates of the cells in its boxes: they are read when the boxes hold at most
         ``exact_limit`` cells; above that the count is the boxes' (``exact`` False)."""
-        array = self._array()
-        domain_first, domain_last = array.schema.domain.dim("time").domain
+        domain_first, domain_last = self._time_domain
         first_day, last_day = max(spec.day_range[0], int(domain_first)), min(spec.day_range[1], int(domain_last))
         if last_day < first_day:
             return SegmentCount(0, True)
+        with self._handle() as array:
+            return self._count_in(array, spec, first_day, last_day, within, exact_limit)
+
+    def _count_in(self, array, spec: SegmentQuery, first_day: int, last_day: int, within, exact_limit: int) -> "SegmentCount":
         condition = self._condition(spec)
         boxes = [(slice(lat_min, lat_max), slice(lon_min, lon_max), slice(first_day, last_day))
                  for lon_min, lat_min, lon_max, lat_max in spec.parts]
@@ -385,7 +473,8 @@ class Atl08Database:
 
     def extent(self) -> Optional[Tuple[Tuple[float, float], Tuple[float, float], Tuple[np.datetime64, np.datetime64]]]:
         """((south, north), (west, east), (first day, last day)) of the stored segments, or None when empty."""
-        domain = self._array().nonempty_domain()
+        with self._handle() as array:
+            domain = array.nonempty_domain()
         if domain is None:
             return None
         (south, north), (west, east), (first, last) = domain
@@ -426,15 +515,14 @@ class Atl08Database:
         commit folder are read every time."""
         import tiledb
 
-        self._array()  # one listing brings this thread's view (and its commit listing) up to date
-        commits = getattr(self._local, "commits", None)
-        cached = getattr(self._local, "fragment_extents", None)
+        commits = self._current_listing().commits
+        cached = self._extents
         if commits is None or cached is None or cached[0] != commits:
             fragments = retrying(lambda: tiledb.FragmentInfoList(self.uri, ctx=self.ctx), f"listing the fragments of {self.uri}")
             damaged = tuple(damaged_fragments(fragments))
             extents = [(f.nonempty_domain, f.cell_num) for f in fragments if _fragment_name(f) not in damaged]
             cached = (commits, (extents, damaged))
-            self._local.fragment_extents = cached
+            self._extents = cached
         return cached[1]
 
     # ------------------------------------------------------------------ nearest

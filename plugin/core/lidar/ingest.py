@@ -43,6 +43,7 @@ from .ingest_lock import DEFAULT_WAIT_S, IngestLock
 from .products import DEFAULT_PRODUCT, LidarProduct, product
 from .segment_coverage import ALREADY_STORED, SegmentCoverage
 from .storage import RETRY_ATTEMPTS, RETRY_FIRST_DELAY_S, is_transient, make_context, object_type, retrying
+from .write_notices import wrote_to
 
 
 
@@ -377,6 +378,7 @@ def ingest_granules(
         return report
     finally:
         lock.release()
+        wrote_to(config.array_uri)  # databases open in this process look again before their next query
         if new_folder:
             try:
                 Path(config.base_uri).rmdir()  # only if a failed first ingest left it empty
