@@ -47,6 +47,30 @@ def test_several_queries_run_at_once_and_each_adds_its_layer(dialog):
     assert names == ["ATL08 h_canopy and 1 more, 2020-2021", "ATL08 h_te_best_fit, 2020-2021"]
 
 
+def test_a_query_draws_its_first_points_while_the_rest_is_read_then_the_finished_layer_takes_their_place(dialog, monkeypatch):
+    from qgis.core import QgsProject
+
+    from canopy_explorer.plugin.layers import preview_layer, segment_layer
+
+    monkeypatch.setattr(segment_layer, "BATCH_ROWS", 60)  # the sample region's segments in several batches
+    monkeypatch.setattr(preview_layer, "POINTS_PER_BATCH", 10)
+    added, statuses = [], []
+    record = lambda layers: added.extend((layer.name(), layer.featureCount(), layer.providerType()) for layer in layers)  # noqa: E731
+    QgsProject.instance().layersAdded.connect(record)
+    monkeypatch.setattr(dialog.query, "show_status", lambda text, error=False: statuses.append(text))
+    try:
+        dialog.region.use_canvas_extent()
+        dialog.query.run_query()
+        wait_for_tasks(dialog)
+    finally:
+        QgsProject.instance().layersAdded.disconnect(record)
+    [layer] = result_layers()  # the preview has gone
+    (preview_name, preview_points, preview_provider), final = added[0], added[-1]
+    assert preview_provider == "memory" and "(loading:" in preview_name and 0 < preview_points <= 10
+    assert final == (layer.name(), layer.featureCount(), "ogr") and layer.featureCount() > 60
+    assert any(re.match(r"Read \d+ of about \d+ segments", text) for text in statuses)
+
+
 def test_cancelling_a_running_query_leaves_no_layer_and_no_file(dialog, tmp_path):
     dialog.query.outputFormatCombo.setCurrentIndex(dialog.query.outputFormatCombo.findData("GPKG"))
     dialog.query.outputFileWidget.setFilePath(str(tmp_path / "cancelled.gpkg"))

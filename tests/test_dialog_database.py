@@ -23,6 +23,22 @@ def test_test_connection_reports_variables_and_sets_the_time_span(dialog, local_
     assert dialog.time_range.endEdit.date().toString("yyyy-MM-dd") == str(end)
 
 
+def test_a_database_typed_in_is_opened_at_once_and_its_queries_use_it(dialog, local_database):
+    from canopy_explorer.plugin.core.lidar import open_databases
+
+    dialog.database.databaseEdit.setText(local_database.local_path)
+    dialog.database.databaseEdit.editingFinished.emit()  # as when the user leaves the field
+    wait_for_tasks(dialog)
+    assert "variables, segments from" in dialog.database.connectionLabel.text()
+    assert open_databases.is_open(dialog.database.config())  # opened by the connection test, before any query
+    opened = open_databases.shared_database(dialog.database.config())
+    dialog.region.use_canvas_extent()
+    dialog.query.run_query()
+    wait_for_tasks(dialog)
+    assert len(result_layers()) == 1
+    assert open_databases.shared_database(dialog.database.config()) is opened  # the query used the open one
+
+
 def test_an_unreachable_database_is_reported_in_the_dialog(dialog, tmp_path):
     dialog.database.databaseEdit.setText(str(tmp_path / "missing"))
     QTest.mouseClick(dialog.database.testConnectionButton, Qt.MouseButton.LeftButton)

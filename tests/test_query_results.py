@@ -208,6 +208,34 @@ def test_new_fragments_are_seen_by_an_open_database(storage, roi, tmp_path, samp
     assert before < after == len(truth["lat"])
 
 
+# On S3 a query within the freshness answers from the view it has (listing the commits is a round
+# trip); fragments another process writes are seen by the first query after the freshness.
+def test_fragments_written_by_another_process_are_seen_after_the_freshness(s3_server, sample_granules):
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from conftest import s3_config
+
+    config = s3_config(s3_server, "atl08-fresh-other-process")
+    ingest_granules_elsewhere = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from conftest import s3_config;"
+        "from canopy_explorer.plugin.core.lidar.ingest import ingest_granules;"
+        "ingest_granules(s3_config(sys.argv[2], sys.argv[3], create=False), sys.argv[4:], workers=1)"
+    )
+    tests = str(Path(__file__).parent)
+    subprocess.run([sys.executable, "-c", ingest_granules_elsewhere, tests, s3_server, config.s3_bucket, str(sample_granules[0])], check=True)
+    db = Atl08Database(config, freshness_s=2.0)
+    spec = SegmentQuery.create(variables=["h_canopy"])
+    before = len(db.query(spec))
+    subprocess.run([sys.executable, "-c", ingest_granules_elsewhere, tests, s3_server, config.s3_bucket, str(sample_granules[1])], check=True)
+    time.sleep(2.0)
+    after = len(db.query(spec))
+    assert before < after == len(segments(sample_granules[:2])["lat"])
+
+
 def test_times_are_days_unless_exact_times_are_asked_for(database_config, truth):
     db = Atl08Database(database_config)
     expected = dict(zip(truth["segment_id"], truth["time"]))

@@ -137,8 +137,11 @@ def write_query_output(
     progress: Optional[Callable[[float], None]] = None,
     check_cancel: Optional[Callable[[], None]] = None,
     database: Optional[Atl08Database] = None,
+    batch_read: Optional[Callable[[object, int, int], None]] = None,
 ) -> QueryOutput:
-    """Run the query into its output file, styled; nothing is left behind on error or cancel."""
+    """Run the query into its output file, styled; nothing is left behind on error or cancel.
+    ``batch_read(frame, rows so far, estimated rows)`` sees each batch as it arrives (the dialog
+    draws a preview of it while the rest is read; Processing reports the rows so far)."""
     database = database or shared_database(request.config)
     colour_by = request.colour_column
     estimate = database.estimate(request.spec).rows
@@ -152,6 +155,8 @@ def write_query_output(
             seen[0] += len(frame)
             if progress:
                 progress(min(0.95, 0.05 + 0.9 * seen[0] / max(estimate, 1)))
+            if batch_read:
+                batch_read(frame, seen[0], estimate)
             yield frame
 
     output = write_styled_segments(

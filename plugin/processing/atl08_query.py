@@ -76,7 +76,10 @@ class Atl08QueryAlgorithm(CanopyExplorerAlgorithm):
         progress, check_cancel = feedback_progress(feedback)
         request = QueryRequest(config, spec, variables, filters, output_path=output_path,
                                classes=self.parameterAsInt(parameters, "CLASSES", context))
-        output = write_query_output(request, progress, check_cancel)
+        def batch_read(frame, rows: int, estimate: int) -> None:
+            feedback.setProgressText(f"{rows:,} of about {max(rows, estimate):,} segments read")
+
+        output = write_query_output(request, progress, check_cancel, batch_read=batch_read)
         if output.rows == 0:
             raise QueryError(output.nothing_matched)
         feedback.pushInfo(f"{output.rows} segments written to {output.path}")

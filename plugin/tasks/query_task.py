@@ -2,10 +2,11 @@
 
 from typing import Optional
 
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
 
 from ..core.lidar.query import NearestRequest
 from ..layers.segment_layer import QueryRequest, load_query_layer, place_text, write_nearest_output, write_query_output
+from ..layers.preview_layer import preview_batch
 from .engine_task import EngineTask
 
 
@@ -22,10 +23,21 @@ class OutputTask(EngineTask):
 
 
 class QueryTask(OutputTask):
+    """``batchRead(PreviewBatch)``: a batch has been read (queued to the main thread while the rest is read)."""
+
+    batchRead = pyqtSignal(object)
+
     def __init__(self, request: QueryRequest):
         super().__init__(f"ATL08 query: {request.layer_name}",
-                         lambda progress, check_cancel, log: write_query_output(request, progress, check_cancel))
+                         lambda progress, check_cancel, log: write_query_output(request, progress, check_cancel,
+                                                                                batch_read=self._batch_read))
         self.request = request
+        self._batches = 0
+
+    def _batch_read(self, frame, rows: int, estimated_rows: int) -> None:
+        self._batches += 1
+        self.batchRead.emit(preview_batch(frame, rows, estimated_rows, self.request.colour_column, self.request.classes,
+                                          first=self._batches == 1))
 
 
 class NearestTask(OutputTask):

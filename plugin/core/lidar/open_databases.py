@@ -21,7 +21,7 @@ _open: "OrderedDict[str, Atl08Database]" = OrderedDict()
 def shared_database(config: DatabaseConfig, probe_timeout_s: float = 20.0) -> Atl08Database:
     """The open database for ``config`` (same storage, location, endpoint, credentials and settings),
     opened now if there is none. Opening happens under a lock, so two tasks asking at once open it once."""
-    key = repr(config)  # held in memory only: the configuration's credentials never leave this process
+    key = _key(config)
     with _lock:
         database = _open.get(key)
         if database is None:
@@ -31,6 +31,17 @@ def shared_database(config: DatabaseConfig, probe_timeout_s: float = 20.0) -> At
                 _open.popitem(last=False)[1].close()
         _open.move_to_end(key)
         return database
+
+
+def is_open(config: DatabaseConfig) -> bool:
+    """Whether a database for ``config`` is open and shared."""
+    with _lock:
+        return _key(config) in _open
+
+
+def _key(config: DatabaseConfig) -> str:
+    # held in memory only; the S3 settings (keys among them) are left out of the configuration's repr
+    return repr(config) + repr(sorted(config.s3_settings.items()))
 
 
 def close_all() -> None:

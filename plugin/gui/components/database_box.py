@@ -48,6 +48,8 @@ class DatabaseBox(QGroupBox, FORM_CLASS):
         self.databaseEdit.textChanged.connect(self._changed)
         self.endpointEdit.textChanged.connect(self._changed)
         self.authConfigSelect.selectedConfigIdChanged.connect(self._changed)
+        for edit in (self.databaseEdit, self.endpointEdit):
+            edit.editingFinished.connect(self._chosen)
         self.browseDatabaseButton.clicked.connect(self._browse)
         self.testConnectionButton.clicked.connect(lambda: self.test_connection())
         self._choice_changed()
@@ -118,8 +120,10 @@ class DatabaseBox(QGroupBox, FORM_CLASS):
     # ------------------------------------------------------------------ the sample database
 
     def _chosen(self, _index=None):
-        if self.sample_chosen():
-            self.ensure_sample_database(then=self.test_connection)
+        """A database chosen by the user is tested, and so opened, straight away: the connection test keeps it
+        open for the queries that follow (opening the public database reads every fragment's footer)."""
+        if self.databaseCombo.currentData() or self.databaseEdit.text().strip():
+            self.test_connection()
 
     def sample_chosen(self) -> bool:
         return self.databaseCombo.currentData() == SAMPLE_CONFIG

@@ -11,6 +11,7 @@ from qgis.PyQt.QtWidgets import QMessageBox
 from ...core.errors import QueryError
 from ...core.lidar.query import SegmentQuery, resolve_columns
 from ...core.segment_files import FORMATS
+from ...layers.preview_layer import PreviewLayer
 from ...layers.segment_layer import QueryOutput, QueryRequest
 from ...resources import ui_path
 from ...tasks.query_task import QueryTask
@@ -125,7 +126,24 @@ class Atl08QueryPanel(Atl08Panel, FORM_CLASS):
     def run_query(self, ask_above: bool = True) -> Optional[QueryTask]:
         if not self.database.ensure_sample_database(then=lambda: self.run_query(ask_above)):
             return None
-        return self.launch("The ATL08 query", lambda: self.build_task(ask_above), self._query_completed, FOLLOW_IN_TASK_MANAGER)
+        task = self.launch("The ATL08 query", lambda: self.build_task(ask_above), self._query_completed, FOLLOW_IN_TASK_MANAGER)
+        if task is not None:
+            self._preview_while_reading(task)
+        return task
+
+    def _preview_while_reading(self, task: QueryTask) -> None:
+        """The first points on the map while the rest is read; the finished layer takes the preview's place."""
+        request = task.request
+        column = request.colour_column
+        variable = next((c.variable for c in request.spec.columns if c.name == column), None)
+        preview = PreviewLayer(request.layer_name, column, variable, parent=self)
+        preview.shown.connect(lambda batch: self.show_status(
+            f"Read {batch.rows:,} of about {max(batch.rows, batch.estimated_rows):,} segments; the map shows the first "
+            "ones while the rest is read…"))
+        task.batchRead.connect(preview.add)
+        for ended in (task.taskCompleted, task.taskTerminated):
+            ended.connect(preview.remove)
+            ended.connect(preview.deleteLater)
 
     def _query_completed(self, task: QueryTask, output: QueryOutput):
         if output.needs_confirmation:
