@@ -22,6 +22,10 @@ class GranuleIdentity:
     year: Optional[int]  # of the first valid acquisition time
     extent: Optional[Tuple[float, float, float, float, int, int]]  # lat_min, lat_max, lon_min, lon_max, first day, last day
     ranges: Tuple[Tuple[int, int, int], ...] = ()  # (beam number, first, last valid segment_id_beg) per beam
+    version: str = ""  # the product release the file states ("006", "007"), "" when it does not
+    # variables of the database the file cannot supply (absent from a subset or an earlier release),
+    # as (name, why: "" when absent, or how its layout differs); they are stored as fill
+    missing: Tuple[Tuple[str, str], ...] = ()
 
 
 def ranges_text(ranges) -> str:

@@ -10,7 +10,9 @@ both stored. Each file's identity is read first (four datasets per beam); only g
 database does not hold are then read whole. Rows with fill or out-of-range coordinates,
 times or segment ids, and rows outside the configuration's ``time_range`` and
 ``spatial_range``, are dropped and counted per granule (``segment_checks``); a granule that
-cannot be read consistently is skipped by name; neither blocks the rest of its batch.
+cannot be read consistently is skipped by name; neither blocks the rest of its batch. A file
+lacking some of the database's variables (a variable subset, an earlier release) is stored with
+fill for them and named in the report with what it lacked; the release it states goes to the ledger.
 
 Every flush is written at its own TileDB timestamp and recorded afterwards in a
 small ledger array beside the data (``ingest_ledger``: granule identity -> batch
@@ -64,6 +66,22 @@ class DroppedRows:
         return f"{self.granule}: {product(self.product).describe_drops(self.counts, self.rows)}"
 
 
+@dataclass(frozen=True)
+class MissingVariables:
+    """Variables of the database a granule's file cannot supply (a variable subset, an earlier release):
+    stored as fill for its segments. ``variables``: (name, why: "" when absent, or how its layout differs)."""
+
+    granule: str
+    variables: Tuple[Tuple[str, str], ...]
+    version: str = ""  # the product release the file states, "" when it does not
+
+    def __str__(self) -> str:
+        names = ", ".join(f"{name} ({why})" if why else name for name, why in self.variables)
+        count = len(self.variables)
+        release = f" (release {self.version})" if self.version else ""
+        return f"{self.granule}{release}: {count} variable{'s' if count != 1 else ''} missing, stored as fill: {names}"
+
+
 @dataclass
 class IngestReport:
     database_uri: str
@@ -72,6 +90,7 @@ class IngestReport:
     duplicates: List[Tuple[str, str]] = field(default_factory=list)  # (granule, the file holding the same data)
     skipped: List[Tuple[str, str]] = field(default_factory=list)  # (granule, reason)
     dropped: List[DroppedRows] = field(default_factory=list)
+    missing_variables: List[MissingVariables] = field(default_factory=list)  # per granule written that lacks some
     notes: List[str] = field(default_factory=list)  # about the database itself (ledger upgraded, stale lock removed, ...)
     segments: int = 0
     fragments: int = 0
@@ -91,6 +110,8 @@ class IngestReport:
             text += f"\n  duplicate {name}: {original}"
         for dropped in self.dropped:
             text += f"\n  {dropped}"
+        for missing in self.missing_variables:
+            text += f"\n  {missing}"
         for name, reason in self.skipped:
             text += f"\n  skipped {name}: {reason}"
         for note in self.notes:
@@ -330,7 +351,7 @@ def ensure_database(config: DatabaseConfig, ctx) -> Optional[str]:
         raise StorageError(f"{config.array_uri} exists but is not a TileDB array")
     if object_type(config.ledger_uri, ctx) is None:
         create_ledger(config.ledger_uri, ctx)
-    elif upgrade_ledger(config.ledger_uri, ctx):
+    elif "file_name" in upgrade_ledger(config.ledger_uri, ctx):  # a ledger that only lacked product_version says nothing
         return (f"the ledger {config.ledger_uri} was written by an earlier version, which knew granules by file name: "
                 "it now knows them by content; its rows are matched to files as they are met")
     return None
@@ -476,11 +497,15 @@ def _ingest(config: DatabaseConfig, ctx, lock: IngestLock, paths: List[Path], pr
                             if dropped:
                                 report.dropped.append(DroppedRows(name, rows, dropped, lidar.name))
                                 log(str(report.dropped[-1]))
+                            if identity.missing:
+                                report.missing_variables.append(MissingVariables(name, identity.missing, identity.version))
+                                log(str(report.missing_variables[-1]))
                             coverage.add(identity.rgt, identity.cycle, identity.ranges, name)
                             count = len(columns["latitude"]) if columns else 0
                             if count:
                                 parts.append(columns)
-                            entries.append(LedgerEntry(identity.key, 0, count, name, identity.product_id, ranges_text(identity.ranges)))
+                            entries.append(LedgerEntry(identity.key, 0, count, name, identity.product_id,
+                                                       ranges_text(identity.ranges), identity.version))
                     progress(IDENTIFY_SHARE + (1 - IDENTIFY_SHARE) * done / len(pending))  # may raise Cancelled
                 stamp = max(int(time.time() * 1000), last_stamp + 1)
                 if parts:
@@ -582,7 +607,7 @@ def _match_legacy_rows(config: DatabaseConfig, ctx, lock: IngestLock, unknown: l
         lock.check()
         for index, (path, name, identity) in enumerate(present):
             entry = LedgerEntry(identity.key, row.batch_timestamp, row.segments if index == 0 else 0, name, identity.product_id,
-                                ranges_text(identity.ranges))
+                                ranges_text(identity.ranges), identity.version)
             coverage.add(identity.rgt, identity.cycle, identity.ranges, name)
             if index == 0:
                 retrying(lambda: claim(config.ledger_uri, ctx, row, entry), f"updating the ledger {config.ledger_uri}")

@@ -2,25 +2,27 @@
 
 A small sparse TileDB array keyed on the granule's content identity (``granule_identity``):
 the TileDB timestamp of the batch that wrote it, its segment count, the file it came from, the
-product's granule id and its segment ranges per beam (``segment_coverage``). The ingest writes a batch's fragments first and its ledger rows
+product's granule id, its segment ranges per beam (``segment_coverage``) and the product release
+the file states (``"006"``, ``"007"``; "" when it does not say). The ingest writes a batch's fragments first and its ledger rows
 second, so fragments newer than the ledger that no row names are the leftovers of a run that
 died in between.
 
-Ledgers written by the previous version are keyed on file names and lack ``file_name``,
+Ledgers written by the version before content identities are keyed on file names and lack ``file_name``,
 ``product_id`` and ``segment_ranges``: opening one adds those attributes (TileDB schema evolution; old rows read as
 empty) and its rows stay valid until the ingest matches them to a file and re-keys them
-(``claim``).
+(``claim``). Ledgers written before releases were recorded lack ``product_version``: it is added the same
+way, and their rows read with an empty release.
 """
 
 import time
 from dataclasses import dataclass
-from typing import Dict, Sequence
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
 from .granule_identity import is_identity_key
 
-VERSION = 2
+VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class LedgerEntry:
     file_name: str = ""
     product_id: str = ""
     segment_ranges: str = ""  # the file's segment ranges per beam (granule_identity.ranges_text)
+    product_version: str = ""  # the product release the file states ("006", "007"), "" when unknown
 
     @property
     def legacy(self) -> bool:
@@ -40,7 +43,7 @@ class LedgerEntry:
 def _new_attributes():
     import tiledb
 
-    return [tiledb.Attr(name, dtype=str, var=True) for name in ("file_name", "product_id", "segment_ranges")]
+    return [tiledb.Attr(name, dtype=str, var=True) for name in ("file_name", "product_id", "segment_ranges", "product_version")]
 
 
 def create_ledger(uri: str, ctx) -> None:
@@ -60,22 +63,23 @@ def create_ledger(uri: str, ctx) -> None:
         ledger.meta["version"] = VERSION
 
 
-def upgrade_ledger(uri: str, ctx) -> bool:
-    """Add the attributes the previous version's ledger lacks; True when it did."""
+def upgrade_ledger(uri: str, ctx) -> Tuple[str, ...]:
+    """Add the attributes a ledger of an earlier version lacks; returns their names (none: it was current)."""
     import tiledb
 
     with tiledb.open(uri, "r", ctx=ctx) as ledger:
         names = {ledger.schema.attr(i).name for i in range(ledger.schema.nattr)}
-    if all(attribute.name in names for attribute in _new_attributes()):
-        return False
+    added = tuple(attribute.name for attribute in _new_attributes() if attribute.name not in names)
+    if not added:
+        return ()
     evolution = tiledb.ArraySchemaEvolution(ctx)
     for attribute in _new_attributes():
-        if attribute.name not in names:
+        if attribute.name in added:
             evolution.add_attribute(attribute)
     evolution.array_evolve(uri)
     with tiledb.open(uri, "w", ctx=ctx) as ledger:
         ledger.meta["version"] = VERSION
-    return True
+    return added
 
 
 def ledger_created_ms(uri: str, ctx) -> int:
@@ -96,9 +100,12 @@ def read_ledger(uri: str, ctx) -> Dict[str, LedgerEntry]:
     files = rows.get("file_name", empty)
     products = rows.get("product_id", empty)
     ranges = rows.get("segment_ranges", empty)
+    versions = rows.get("product_version", empty)
     return {
-        key: LedgerEntry(key, int(stamp), int(count), str(file_name or ""), str(product or ""), str(span or ""))
-        for key, stamp, count, file_name, product, span in zip(keys, rows["batch_timestamp"], rows["segments"], files, products, ranges)
+        key: LedgerEntry(key, int(stamp), int(count), str(file_name or ""), str(product or ""), str(span or ""),
+                         str(version or ""))
+        for key, stamp, count, file_name, product, span, version
+        in zip(keys, rows["batch_timestamp"], rows["segments"], files, products, ranges, versions)
     }
 
 
@@ -115,6 +122,7 @@ def record(uri: str, ctx, entries: Sequence[LedgerEntry]) -> None:
             "file_name": np.array([e.file_name for e in entries], dtype=object),
             "product_id": np.array([e.product_id for e in entries], dtype=object),
             "segment_ranges": np.array([e.segment_ranges for e in entries], dtype=object),
+            "product_version": np.array([e.product_version for e in entries], dtype=object),
         }
 
 

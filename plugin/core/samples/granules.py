@@ -1,4 +1,4 @@
-"""Synthetic ATL08 v7 granules in the real HDF5 layout.
+"""Synthetic ATL08 granules in the real HDF5 layout (release 007, or 006 for older files).
 
 Used by the tests, ``make demo``, ``make sample-data`` and the benchmarks. The
 files are structurally indistinguishable from real ATL08 granules: six beam
@@ -35,6 +35,10 @@ ATLAS_SDP_GPS_EPOCH_SECONDS = 1198800018.0  # the value real granules carry in a
 CYCLE_1_START = dt.datetime(2018, 10, 13, tzinfo=dt.timezone.utc)
 REPEAT_CYCLE_DAYS = 91
 REFERENCE_GROUND_TRACKS = 1387
+RELEASE = "007"
+# Variables of the catalogue each release introduced (NSIDC's ATL08 version summary for 007: "added a
+# terrain and canopy quality score"); a granule of an earlier release is written without them.
+ADDED_IN_RELEASE = {"007": ("can_quality_score", "te_quality_score")}
 
 INCLINATION_DEG = 92.0
 ORBIT_PERIOD_S = 5656.8  # 94.28 minutes
@@ -61,9 +65,15 @@ def fill_value(dtype) -> np.generic:
     return dtype.type(np.iinfo(dtype).max)
 
 
-def granule_name(start: dt.datetime, rgt: int, cycle: int, region: int) -> str:
+def granule_name(start: dt.datetime, rgt: int, cycle: int, region: int, release: str = RELEASE) -> str:
     """``ATL08_YYYYMMDDhhmmss_RRRRCCSS_007_01.h5`` as NSIDC names them."""
-    return f"ATL08_{start:%Y%m%d%H%M%S}_{rgt:04d}{cycle:02d}{region:02d}_007_01.h5"
+    return f"ATL08_{start:%Y%m%d%H%M%S}_{rgt:04d}{cycle:02d}{region:02d}_{release}_01.h5"
+
+
+def release_variables(release: str = RELEASE):
+    """The catalogue's granule variables a granule of ``release`` holds."""
+    later = {name for added, names in ADDED_IN_RELEASE.items() if added > release for name in names}
+    return tuple(v for v in granule_variables() if v.name not in later)
 
 
 # --------------------------------------------------------------------------- landscape
@@ -495,13 +505,13 @@ def simulate_track(track: Track, landscape: Landscape, region, seed: int, gap_fr
     return [simulate_beam(track, beam, landscape, rng, lat, lon, seconds, along, region, gap_fraction) for beam in BEAMS]
 
 
-def write_granule(path: Path, track: Track, beams: Sequence[BeamSegments]) -> Path:
-    """Write one ATL08 granule (to a temporary name, renamed when complete)."""
+def write_granule(path: Path, track: Track, beams: Sequence[BeamSegments], release: str = RELEASE) -> Path:
+    """Write one ATL08 granule of ``release`` (to a temporary name, renamed when complete)."""
     import h5py
 
     path = Path(path)
     tmp = path.with_name(path.name + ".part")
-    variables = granule_variables()
+    variables = release_variables(release)
     start_seconds = (track.start - ATLAS_SDP_EPOCH).total_seconds()
     with h5py.File(tmp, "w", track_order=True) as h5:
         h5.attrs["short_name"] = "ATL08"
@@ -512,6 +522,8 @@ def write_granule(path: Path, track: Track, beams: Sequence[BeamSegments]) -> Pa
         h5.attrs["granule_type"] = "ATL08"
         ancillary = h5.create_group("ancillary_data")
         ancillary.create_dataset("atlas_sdp_gps_epoch", data=np.array([ATLAS_SDP_GPS_EPOCH_SECONDS]))
+        ancillary.create_dataset("release", data=np.array([release.encode()]))
+        ancillary.create_dataset("version", data=np.array([b"01"]))
         ancillary.create_dataset("data_start_utc", data=np.array([f"{track.start:%Y-%m-%dT%H:%M:%S.000000Z}".encode()]))
         ancillary.create_dataset("start_rgt", data=np.array([track.rgt], dtype=np.int16))
         ancillary.create_dataset("start_cycle", data=np.array([track.cycle], dtype=np.int8))
@@ -589,8 +601,9 @@ def generate_granules(
     seed: int = 42,
     gap_fraction: float = 0.05,
     progress: Optional[Callable[[float], None]] = None,
+    release: str = RELEASE,
 ) -> List[Path]:
-    """Write ``n_tracks`` ATL08 granules over ``region`` into ``out_dir``; returns the paths."""
+    """Write ``n_tracks`` ATL08 granules of ``release`` over ``region`` into ``out_dir``; returns the paths."""
     lat_min, lat_max, lon_min, lon_max = region
     if not (-86 <= lat_min < lat_max <= 86 and -180 <= lon_min < lon_max <= 180):
         raise ValueError(f"invalid sample region {region}: need lat_min < lat_max and lon_min < lon_max")
@@ -603,7 +616,8 @@ def generate_granules(
     tracks = plan_tracks(region, start, end, n_tracks, seed)
     for i, track in enumerate(tracks):
         beams = simulate_track(track, landscape, region, seed, gap_fraction)
-        paths.append(write_granule(out_dir / track.file_name, track, beams))
+        name = granule_name(track.start, track.rgt, track.cycle, track.region, release)
+        paths.append(write_granule(out_dir / name, track, beams, release))
         if progress:
             progress((i + 1) / len(tracks))
     return paths

@@ -2,6 +2,8 @@
 
 Only the datasets needed are read. Float fill values (3.4028235e+38 and the
 other ``_FillValue``s) become NaN so that they never reach a user as a height.
+A variable the file lacks (a variable subset, an earlier release) is stored as fill
+(``granule_layout``); times count from the file's ``atlas_sdp_gps_epoch``, or the product's.
 Rows whose coordinates, time or segment id are unusable are marked here (NaN, ``INVALID_TIME``,
 ``INVALID_SEGMENT_ID``) and dropped before writing by ``segment_checks``; a beam whose
 datasets disagree in length makes the whole granule unreadable (a GranuleError naming it).
@@ -16,10 +18,12 @@ import numpy as np
 
 from ...errors import GranuleError
 from .catalogue import catalogue
-from .granule_identity import beams_of, core_datasets, open_granule, orbit_of
+from .granule_identity import NOT_ATL08, beams_of, core_datasets, open_granule, orbit_of
+from .granule_layout import PRODUCT_EPOCH_NS, absent_variables, epoch_ns, fill_column
 from .schema import BEAM_NUMBERS, attribute_dtypes, encode_segment_id
 
-ATLAS_EPOCH_NS = np.int64(int(dt.datetime(2018, 1, 1, tzinfo=dt.timezone.utc).timestamp()) * 1_000_000_000)
+ATLAS_EPOCH_NS = PRODUCT_EPOCH_NS  # 2018-01-01T00:00:00 UTC, what delta_time counts from
+
 NS_PER_DAY = np.int64(86_400 * 1_000_000_000)
 INVALID_TIME = np.iinfo(np.int64).min  # timestamp_ns and time of a row without a valid delta_time
 INVALID_SEGMENT_ID = np.int64(-1)  # segment_id of a row whose segment_id_beg is a fill or out of range
@@ -27,15 +31,20 @@ MAX_DELTA_TIME_S = 5e9  # seconds since 2018 (158 years): in nanoseconds it stil
 GRANULE_NAME = re.compile(r"ATL08_(\d{4})(\d{2})(\d{2})(\d{6})_(\d{4})(\d{2})(\d{2})_(\d{3})_(\d{2})\.h5$")
 
 
-def _reference_keep(land) -> np.ndarray:
+def _reference_keep(land, n: int) -> np.ndarray:
     """The reference package's ingest filters: a canopy height and its uncertainty, no urban
-    or water segment. Bare ground and water are dropped, which is why they are off by default."""
+    or water segment. Bare ground and water are dropped, which is why they are off by default;
+    so is a segment whose file lacks one of these four (it cannot show that it passes)."""
     fill = np.finfo(np.float32).max
+
+    def values(relative, absent):
+        return land[relative][:] if relative in land else np.full(n, absent)
+
     return (
-        (land["canopy/h_canopy"][:] < fill)
-        & (land["canopy/h_canopy_uncertainty"][:] < fill)
-        & (land["urban_flag"][:] == 0)
-        & (land["segment_watermask"][:] == 0)
+        (values("canopy/h_canopy", fill) < fill)
+        & (values("canopy/h_canopy_uncertainty", fill) < fill)
+        & (values("urban_flag", -1) == 0)
+        & (values("segment_watermask", -1) == 0)
     )
 
 
@@ -101,9 +110,9 @@ def read_granule(path, attributes: Optional[Iterable[str]] = None, reference_fil
         with h5:
             beams = beams_of(h5)
             if not beams:
-                raise GranuleError(f"{path.name}: not an ATL08 granule (no gt*/land_segments or orbit_info)")
+                raise GranuleError(f"{path.name}: {NOT_ATL08}")
             rgt, cycle = orbit_of(h5, path.name)
-            sc_orient = int(h5["orbit_info/sc_orient"][0]) if "orbit_info/sc_orient" in h5 else 0
+            epoch = epoch_ns(h5)
             parts = []
             for beam in beams:
                 land = h5[f"{beam}/land_segments"]
@@ -118,21 +127,23 @@ def read_granule(path, attributes: Optional[Iterable[str]] = None, reference_fil
                 delta_time = _as_column(core["delta_time"][:], np.dtype(np.float64), core["delta_time"].attrs.get("_FillValue"))
                 valid_time = np.isfinite(delta_time) & (np.abs(delta_time) < MAX_DELTA_TIME_S)
                 timestamp = np.full(n, INVALID_TIME, dtype=np.int64)
-                timestamp[valid_time] = ATLAS_EPOCH_NS + np.round(delta_time[valid_time] * 1e9).astype(np.int64)
+                timestamp[valid_time] = epoch + np.round(delta_time[valid_time] * 1e9).astype(np.int64)
                 columns["timestamp_ns"] = timestamp
                 columns["time"] = np.where(valid_time, timestamp // NS_PER_DAY, INVALID_TIME)
                 columns["segment_id"] = _segment_ids(core["segment_id_beg"], rgt, cycle, BEAM_NUMBERS[beam])
                 columns["beam_id"] = np.full(n, beam, dtype=object)
+                absent = absent_variables(h5, land)
                 for variable, chosen in plan.items():
+                    if variable.name in absent:
+                        for _, name in chosen:
+                            columns[name] = fill_column(dtypes[name], n)
+                        continue
                     if variable.is_orbit_info:
-                        value = h5[variable.hdf5_path][0] if variable.name != "sc_orient" else sc_orient
+                        value = h5[variable.hdf5_path][0]
                         for _, name in chosen:
                             columns[name] = np.full(n, value, dtype=dtypes[name])
                         continue
-                    relative = variable.hdf5_path.split("/", 1)[1]
-                    if relative not in land:
-                        raise GranuleError(f"{path.name}: dataset {beam}/{variable.hdf5_path} is missing")
-                    dataset = land[relative]
+                    dataset = land[variable.hdf5_path.split("/", 1)[1]]
                     fill = dataset.attrs.get("_FillValue")
                     data = dataset[:]
                     if data.shape[0] != n:
@@ -142,7 +153,8 @@ def read_granule(path, attributes: Optional[Iterable[str]] = None, reference_fil
                         values = data if index is None else data[:, index]
                         columns[name] = _as_column(values, dtypes[name], fill)
                 if reference_filters:
-                    columns = {k: v[_reference_keep(land)] for k, v in columns.items()}
+                    keep = _reference_keep(land, n)
+                    columns = {k: v[keep] for k, v in columns.items()}
                 parts.append(columns)
     except GranuleError:
         raise

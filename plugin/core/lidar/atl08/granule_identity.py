@@ -20,25 +20,30 @@ keying on it would skip data the database does not have.
 import datetime as dt
 import hashlib
 from pathlib import Path
-from typing import Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
 from ...errors import GranuleError
 from ..granule_identity import GranuleIdentity, identity_key
+from .granule_layout import absent_variables, epoch_ns, product_release
 from .schema import BEAM_NUMBERS
 
 BEAMS = tuple(BEAM_NUMBERS)
 CORE_DATASETS = ("latitude", "longitude", "delta_time", "segment_id_beg")
 MAX_RGT = 1387  # reference ground tracks of the ICESat-2 repeat orbit
 MAX_CYCLE = 255  # 8 bits of the public layout's segment_id
-_ATLAS_EPOCH = dt.datetime(2018, 1, 1, tzinfo=dt.timezone.utc)
+_UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+NOT_ATL08 = "not an ATL08 granule (no gt*/land_segments or orbit_info)"
 
 
 def orbit_of(h5, name: str) -> Tuple[int, int]:
     """(rgt, cycle) from ``orbit_info``, checked against what the segment_id layout can hold."""
-    if "orbit_info/rgt" not in h5 or "orbit_info/cycle_number" not in h5:
-        raise GranuleError(f"{name}: not an ATL08 granule (no gt*/land_segments or orbit_info)")
+    if "orbit_info" not in h5:
+        raise GranuleError(f"{name}: {NOT_ATL08}")
+    for field in ("rgt", "cycle_number"):
+        if f"orbit_info/{field}" not in h5:
+            raise GranuleError(f"{name}: orbit_info/{field} is missing, and the segment ids cannot be built without it")
     rgt = int(h5["orbit_info/rgt"][0])
     cycle = int(h5["orbit_info/cycle_number"][0])
     if not 1 <= rgt <= MAX_RGT:
@@ -59,7 +64,8 @@ def open_granule(path: Path):
 
 
 def beams_of(h5) -> list:
-    return [b for b in BEAMS if f"{b}/land_segments/latitude" in h5]
+    """The beams the file holds (a clip or a subset may hold only some)."""
+    return [b for b in BEAMS if f"{b}/land_segments" in h5]
 
 
 def core_datasets(land, beam: str, name: str, datasets=CORE_DATASETS) -> dict:
@@ -69,7 +75,8 @@ def core_datasets(land, beam: str, name: str, datasets=CORE_DATASETS) -> dict:
     for dataset in datasets:
         item = land.get(dataset)
         if item is None:
-            raise GranuleError(f"{name}: dataset {beam}/land_segments/{dataset} is missing")
+            raise GranuleError(f"{name}: dataset {beam}/land_segments/{dataset} is missing, and no segment can be stored "
+                               f"without it ({', '.join(datasets)} are required)")
         found[dataset] = item
     lengths = {dataset: (item.shape[0] if item.shape else 0) for dataset, item in found.items()}
     n = lengths[datasets[0]]
@@ -99,18 +106,23 @@ def identify_granule(path) -> GranuleIdentity:
         with h5:
             beams = beams_of(h5)
             if not beams:
-                raise GranuleError(f"{path.name}: not an ATL08 granule (no gt*/land_segments or orbit_info)")
+                raise GranuleError(f"{path.name}: {NOT_ATL08}")
             rgt, cycle = orbit_of(h5, path.name)
+            epoch = _UNIX_EPOCH + dt.timedelta(microseconds=int(epoch_ns(h5)) // 1000)
+            missing: Dict[str, str] = {}
             digest = hashlib.blake2b(digest_size=16)
             first = last = None
             rows = 0
             ranges = []
             lat_range, lon_range, time_range = [], [], []
             for beam in beams:
-                core = core_datasets(h5[f"{beam}/land_segments"], beam, path.name)
+                land = h5[f"{beam}/land_segments"]
+                core = core_datasets(land, beam, path.name)
                 n = core["latitude"].shape[0] if core["latitude"].shape else 0
                 if n == 0:
                     continue
+                for variable, why in absent_variables(h5, land).items():
+                    missing.setdefault(variable, why)
                 segment = core["segment_id_beg"][:].astype("<i8")
                 latitude = core["latitude"][:].astype("<f8")
                 longitude = core["longitude"][:].astype("<f8")
@@ -134,6 +146,7 @@ def identify_granule(path) -> GranuleIdentity:
                 if len(seconds):
                     time_range += [seconds.min(), seconds.max()]
             granule_id = product_id(h5)
+            version = product_release(h5, path.name)
     except GranuleError:
         raise
     except (OSError, KeyError, ValueError, IndexError, RuntimeError, TypeError) as error:
@@ -141,12 +154,12 @@ def identify_granule(path) -> GranuleIdentity:
     first, last = first or 0, last or 0
     year = extent = None
     if time_range:
-        start = _ATLAS_EPOCH + dt.timedelta(seconds=float(min(time_range)))
-        end = _ATLAS_EPOCH + dt.timedelta(seconds=float(max(time_range)))
+        start = epoch + dt.timedelta(seconds=float(min(time_range)))
+        end = epoch + dt.timedelta(seconds=float(max(time_range)))
         year = start.year
         if lat_range:
-            epoch_day = (_ATLAS_EPOCH.date() - dt.date(1970, 1, 1)).days
             extent = (float(min(lat_range)), float(max(lat_range)), float(min(lon_range)), float(max(lon_range)),
-                      epoch_day + (start.date() - _ATLAS_EPOCH.date()).days, epoch_day + (end.date() - _ATLAS_EPOCH.date()).days)
+                      (start.date() - _UNIX_EPOCH.date()).days, (end.date() - _UNIX_EPOCH.date()).days)
     key = identity_key("atl08", rgt, cycle, first, last, digest.hexdigest())
-    return GranuleIdentity(key, rgt, cycle, first, last, rows, granule_id, year, extent, tuple(ranges))
+    return GranuleIdentity(key, rgt, cycle, first, last, rows, granule_id, year, extent, tuple(ranges), version,
+                           tuple(missing.items()))
