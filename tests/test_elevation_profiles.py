@@ -108,3 +108,97 @@ def test_a_profile_without_terrain_or_of_an_absent_track_is_refused_by_name():
         along_track_profile(columns, Track(1234, 5, "gt2l"))
     with pytest.raises(QueryError, match="track 99, beam gt1l, cycle 5"):
         along_track_profile(equator_track(), Track(99, 5, "gt1l"))
+
+
+# ---------------------------------------------------------------------------------------------- in QGIS
+
+def segments_layer(tmp_path, columns=None):
+    """The equator track (and its neighbours) written as a query output and opened as the plugin opens it."""
+    from canopy_explorer.plugin.layers.segment_layer import load_query_layer, write_styled_segments
+
+    columns = columns or equator_track(canopy_h_metrics_p25=np.array([8.0, 5.0, 9.0, 6.0, 1, 1]),
+                                       canopy_h_metrics_p95=np.array([18.0, 15.0, 19.0, 16.0, 2, 2]))
+    count = len(columns["segment_id"])
+    frame = pd.DataFrame({"time": pd.DatetimeIndex(["2021-05-01T10:00:00"] * count).tz_localize("UTC"),
+                          "beam_id": ["gt2l"] * count, **columns})
+    output = write_styled_segments([frame], str(tmp_path / "track.gpkg"), "ATL08 track", {}, "h_canopy", "h_canopy")
+    return load_query_layer(output)
+
+
+def test_a_layer_gives_its_tracks_and_the_same_profile_as_the_engine(tmp_path):
+    from canopy_explorer.plugin.layers.profile_layer import layer_tracks, track_segments
+
+    layer = segments_layer(tmp_path)
+    tracks = layer_tracks(layer)
+    assert [(t.rgt, t.cycle, t.beam, t.segments) for t in tracks] == [(1234, 5, "gt2l", 4), (1234, 5, "gt2r", 1), (1234, 6, "gt2l", 1)]
+    profile = along_track_profile(track_segments(layer, tracks[0]), tracks[0])
+    np.testing.assert_allclose(profile.distance_km, np.arange(4) * 0.001 * METRES_PER_DEGREE_ON_EQUATOR / 1000, atol=1e-9)
+    np.testing.assert_array_equal(profile.terrain, [100.0, 101.0, 102.0, 103.0])
+    np.testing.assert_array_equal(profile.canopy_top, [120.0, 122.0, np.nan, 126.0])
+    np.testing.assert_array_equal(profile.band.low, [105.0, 107.0, 110.0, 112.0])
+    np.testing.assert_array_equal(profile.band.high, [115.0, 117.0, 120.0, 122.0])
+
+
+def test_the_profile_dialog_draws_the_selected_segments_track_and_saves_a_png(tmp_path):
+    from qgis.PyQt.QtGui import QImage
+
+    from canopy_explorer.plugin.gui.profile_dialog import ProfileDialog
+
+    layer = segments_layer(tmp_path)
+    [other_cycle] = [f.id() for f in layer.getFeatures() if f["h_te_best_fit"] == 600.0]
+    layer.selectByIds([other_cycle])
+    dialog = ProfileDialog(layer)
+    assert dialog.profile.track.same_pass(Track(1234, 6, "gt2l"))  # the selected segment's track
+    dialog.track_combo.setCurrentIndex(0)
+    assert dialog.profile.track.same_pass(Track(1234, 5, "gt2l"))
+    assert dialog.status.text() == "4 segments over 0.3 km; shaded: canopy p25–p95 of the canopy heights."
+    axes = dialog.canvas.figure.axes[0]
+    assert [line.get_label() for line in axes.get_lines()] == ["Canopy top (terrain + h_canopy)", "Terrain (h_te_best_fit)"]
+    np.testing.assert_array_equal(axes.get_lines()[1].get_ydata(), [100.0, 101.0, 102.0, 103.0])
+    path = dialog.save_png(str(tmp_path / "profile"))
+    image = QImage(path)
+    assert path.endswith("profile.png") and not image.isNull() and image.width() > 400
+    colours = {image.pixelColor(x, y).name() for x in range(0, image.width(), 3) for y in range(0, image.height(), 3)}
+    assert {"#8c510a", "#1a9850"} <= colours  # terrain and canopy lines drawn
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".canopy-partial")] == []
+    dialog.deleteLater()
+
+
+def test_the_context_menu_offers_the_profile_on_segment_layers_only(loaded_plugin, tmp_path):
+    from qgis.core import QgsProject, QgsVectorLayer
+
+    layer = segments_layer(tmp_path)
+    districts = QgsVectorLayer("Polygon?crs=EPSG:4326&field=name:string", "districts", "memory")
+    QgsProject.instance().addMapLayers([layer, districts])
+    try:
+        assert loaded_plugin.iface.custom_layer_actions[loaded_plugin.profile_action] == [layer]
+        loaded_plugin.iface.setActiveLayer(layer)
+        loaded_plugin.profile_action.trigger()
+        assert loaded_plugin.profile_dialog.profile.track.same_pass(Track(1234, 5, "gt2l"))
+    finally:
+        QgsProject.instance().removeAllMapLayers()
+
+
+def test_qgis_elevation_profile_tool_shows_terrain_and_canopy(tmp_path):
+    """QGIS 3.26+: the layer's elevation properties put each segment at its terrain height, extruded to its canopy top."""
+    from canopy_explorer.plugin.qgis_compat import HAS_ELEVATION_PROFILES
+
+    if not HAS_ELEVATION_PROFILES:
+        pytest.skip("QGIS before 3.26 has no Elevation Profile tool: the plugin's own plot stands in")
+    from qgis.core import (Qgis, QgsCoordinateReferenceSystem, QgsCoordinateTransformContext, QgsLineString,
+                           QgsMapLayerElevationProperties, QgsPoint, QgsProfileRequest)
+
+    layer = segments_layer(tmp_path)
+    properties = layer.elevationProperties()
+    assert properties.clamping() == Qgis.AltitudeClamping.Absolute
+    assert properties.extrusionEnabled()
+    defined = properties.dataDefinedProperties()
+    assert defined.property(QgsMapLayerElevationProperties.Property.ZOffset).field() == "h_te_best_fit"
+    request = QgsProfileRequest(QgsLineString([QgsPoint(-0.0005, 0.0), QgsPoint(0.0035, 0.0)]))
+    request.setCrs(QgsCoordinateReferenceSystem("EPSG:4326"))
+    request.setTransformContext(QgsCoordinateTransformContext())
+    request.setTolerance(0.0001)
+    generator = layer.createProfileGenerator(request)
+    assert generator.generateProfile()
+    heights = sorted(round(p.z(), 3) for p in generator.takeResults().sampledPoints())
+    assert {100.0, 101.0, 102.0, 103.0} <= set(heights)

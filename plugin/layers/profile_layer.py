@@ -33,14 +33,14 @@ def layer_tracks(layer) -> List[Track]:
     _check(layer)
     request = QgsFeatureRequest().setSubsetOfAttributes([SEGMENT_ID], layer.fields())
     request.setFlags(QgsFeatureRequest.Flag.NoGeometry)
-    ids = np.fromiter((f[SEGMENT_ID] for f in layer.getFeatures(request) if f[SEGMENT_ID] is not None), dtype=np.int64)
+    ids = np.fromiter((f[SEGMENT_ID] for f in layer.getFeatures(request) if not _is_null(f[SEGMENT_ID])), dtype=np.int64)
     return tracks_of({SEGMENT_ID: ids})
 
 
 def selected_track(layer) -> Optional[Track]:
     """The track of the first selected segment, if any is selected."""
     for feature in layer.getSelectedFeatures():
-        if feature[SEGMENT_ID] is not None:
+        if not _is_null(feature[SEGMENT_ID]):
             return track_of(int(feature[SEGMENT_ID]))
     return None
 
@@ -62,14 +62,14 @@ def track_segments(layer, track: Track) -> Dict[str, np.ndarray]:
     columns: Dict[str, list] = {name: [] for name in wanted + ["longitude", "latitude"]}
     for feature in layer.getFeatures(request):
         geometry = feature.geometry()
-        if geometry is None or geometry.isEmpty():
+        if geometry is None or geometry.isEmpty() or _is_null(feature[SEGMENT_ID]):
             continue
         point = geometry.asPoint() if to_wgs84 is None else to_wgs84.transform(geometry.asPoint())
         columns["longitude"].append(point.x())
         columns["latitude"].append(point.y())
         for name in wanted:
             columns[name].append(feature[name])
-    arrays = {name: np.array([np.nan if v is None else v for v in values], dtype=np.float64) for name, values in columns.items()
+    arrays = {name: np.array([np.nan if _is_null(v) else v for v in values], dtype=np.float64) for name, values in columns.items()
               if name != SEGMENT_ID}
     arrays[SEGMENT_ID] = np.array(columns[SEGMENT_ID], dtype=np.int64)
     return arrays
@@ -93,6 +93,11 @@ def set_segment_elevation(layer) -> bool:
         properties.setExtrusionEnabled(True)
     properties.setDataDefinedProperties(defined)
     return True
+
+
+def _is_null(value) -> bool:
+    """A NULL attribute: None, or a null QVariant (what QGIS 3.22's Python gives for NULL)."""
+    return value is None or (hasattr(value, "isNull") and value.isNull())
 
 
 def _check(layer) -> None:
