@@ -186,7 +186,7 @@ def test_qgis_elevation_profile_tool_shows_terrain_and_canopy(tmp_path):
     if not HAS_ELEVATION_PROFILES:
         pytest.skip("QGIS before 3.26 has no Elevation Profile tool: the plugin's own plot stands in")
     from qgis.core import (Qgis, QgsCoordinateReferenceSystem, QgsCoordinateTransformContext, QgsLineString,
-                           QgsMapLayerElevationProperties, QgsPoint, QgsProfileRequest)
+                           QgsMapLayerElevationProperties, QgsPoint, QgsProfilePlotRenderer, QgsProfileRequest)
 
     layer = segments_layer(tmp_path)
     properties = layer.elevationProperties()
@@ -202,3 +202,10 @@ def test_qgis_elevation_profile_tool_shows_terrain_and_canopy(tmp_path):
     assert generator.generateProfile()
     heights = sorted(round(p.z(), 3) for p in generator.takeResults().sampledPoints())
     assert {100.0, 101.0, 102.0, 103.0} <= set(heights)
+    # and QGIS draws them: the profile rendered as the tool's plot does
+    renderer = QgsProfilePlotRenderer([layer], request)
+    renderer.startGeneration()
+    renderer.waitForFinished()
+    image = renderer.renderToImage(400, 300, 0, 0.004, 90, 140)
+    drawn = [image.pixelColor(x, y).alpha() for x in range(0, 400, 2) for y in range(0, 300, 2)]
+    assert sum(alpha > 0 for alpha in drawn) > 20
