@@ -208,4 +208,5 @@ def test_qgis_elevation_profile_tool_shows_terrain_and_canopy(tmp_path):
     renderer.waitForFinished()
     image = renderer.renderToImage(400, 300, 0, 0.004, 90, 140)
     drawn = [image.pixelColor(x, y).alpha() for x in range(0, 400, 2) for y in range(0, 300, 2)]
+    del renderer, generator  # before the layer, whose profile they were made from
     assert sum(alpha > 0 for alpha in drawn) > 20

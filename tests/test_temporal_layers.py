@@ -87,6 +87,8 @@ def test_a_saved_project_reopens_with_temporal_layers(tmp_path):
     assert segments.isActive() and segments.startField() == "time"
     composite = by_name["NDVI median 2021"].temporalProperties()
     assert composite.isActive() and composite.fixedTemporalRange() == year_range(2021)
+    reopened.clear()  # the layers go while QGIS runs, not when Python collects the projects at exit
+    project.clear()
 
 
 # ---------------------------------------------------------------------------------------------- NDVI composites
