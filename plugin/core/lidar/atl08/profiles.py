@@ -158,9 +158,9 @@ def geodesic_distance_km(longitude: np.ndarray, latitude: np.ndarray) -> np.ndar
     """Distance on the WGS84 ellipsoid from the first point to each point, in kilometres."""
     from pyproj import Geod
 
-    if not len(longitude):
-        return np.zeros(0)
     count = len(longitude)
+    if count < 2:  # pyproj takes one-element arrays for a single point, with numpy 2's deprecation warning
+        return np.zeros(count)
     _, _, metres = Geod(ellps="WGS84").inv(np.full(count, longitude[0]), np.full(count, latitude[0]), longitude, latitude)
     return np.asarray(metres, dtype=np.float64) / 1000.0
 
