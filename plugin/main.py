@@ -1,6 +1,6 @@
 """The plugin object QGIS creates: menu, toolbar, Processing provider, dependency check."""
 
-from qgis.core import Qgis, QgsApplication, QgsMessageLog
+from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsProject
 from qgis.gui import QgsMessageBar
 from qgis.PyQt.QtCore import QUrl
 from qgis.PyQt.QtGui import QDesktopServices
@@ -8,7 +8,7 @@ from qgis.PyQt.QtWidgets import QMenu, QPushButton
 
 from .environment import environment_report
 from .processing.provider import CanopyExplorerProvider
-from .qgis_compat import QAction
+from .qgis_compat import VECTOR_LAYER_TYPE, QAction
 from .resources import icon, plugin_metadata
 from .tasks.running import RunningTasks
 
@@ -27,6 +27,8 @@ class CanopyExplorerPlugin:
         self._dependency_warning = None  # the load-time warning, dismissed once the installer has fixed everything
         self.dialog = None  # the Canopy Explorer dialog, made when first opened
         self.export_tasks = RunningTasks()
+        self.profile_action = None  # "Elevation profile…" in the context menu of ATL08 result layers
+        self.profile_dialog = None
 
     # ------------------------------------------------------------------ Processing
 
@@ -51,6 +53,9 @@ class CanopyExplorerPlugin:
         self.add_action("canopy_explorer.svg", "ATL08 query…", self.show_dialog, "CanopyExplorerQuery")
         self.add_action("nearest.svg", "Nearest ATL08 shots", self.pick_nearest_shots, "CanopyExplorerNearest")
         self.add_action("export.svg", "Export ATL08 layer…", self.export_active_layer, "CanopyExplorerExport", toolbar=False)
+        self.add_action("profile.svg", "Elevation profile of an ATL08 track…", lambda: self.show_profile(), "CanopyExplorerProfile",
+                        toolbar=False)
+        self.add_layer_context_action()
         self.add_action("dependencies.svg", "Check dependencies…", lambda: self.show_dependencies(), "CanopyExplorerDependencies")
         self.add_action("help.svg", "Help", self.open_help, "CanopyExplorerHelp")
         self.warn_if_dependencies_missing()
@@ -64,6 +69,35 @@ class CanopyExplorerPlugin:
             self.toolbar.addAction(action)
         self.actions.append(action)
         return action
+
+    def add_layer_context_action(self):
+        """"Elevation profile…" in the layer tree's context menu of every layer of ATL08 segments with terrain heights,
+        those already in the project and those added later (a query's result, a reopened project)."""
+        self.profile_action = QAction(icon("profile.svg"), "Elevation profile…", self.iface.mainWindow())
+        self.profile_action.setObjectName("CanopyExplorerLayerProfile")
+        self.profile_action.triggered.connect(lambda: self.show_profile())
+        self.iface.addCustomActionForLayerType(self.profile_action, "", VECTOR_LAYER_TYPE, False)
+        project = QgsProject.instance()
+        self._offer_profile(project.mapLayers().values())
+        project.layersAdded.connect(self._offer_profile)
+
+    def _offer_profile(self, layers):
+        from .layers.profile_layer import is_segment_layer
+
+        for layer in layers:
+            if is_segment_layer(layer):
+                self.iface.addCustomActionForLayer(self.profile_action, layer)
+
+    def _remove_layer_context_action(self):
+        if self.profile_action is None:
+            return
+        try:
+            QgsProject.instance().layersAdded.disconnect(self._offer_profile)
+        except TypeError:
+            pass
+        self.iface.removeCustomActionForLayerType(self.profile_action)
+        self.profile_action.deleteLater()
+        self.profile_action = None
 
     def unload(self):
         from .core.lidar.open_databases import close_all
@@ -92,6 +126,11 @@ class CanopyExplorerPlugin:
             self.toolbar.setParent(None)
             self.toolbar.deleteLater()
             self.toolbar = None
+        self._remove_layer_context_action()
+        if self.profile_dialog is not None:
+            self.profile_dialog.close()
+            self.profile_dialog.deleteLater()
+            self.profile_dialog = None
         if self.dialog is not None:
             self.dialog.clear_canvas_items()
             self.dialog.close()
@@ -179,6 +218,36 @@ class CanopyExplorerPlugin:
         task.completed.connect(lambda path: self.iface.messageBar().pushMessage(MENU_TITLE, f"Exported to {path}", level=Qgis.MessageLevel.Success, duration=6))
         task.failed.connect(lambda message: self.iface.messageBar().pushMessage(MENU_TITLE, message, level=Qgis.MessageLevel.Critical, duration=0))
         return self.export_tasks.start(task)
+
+    def show_profile(self, layer=None):
+        """The elevation profile of ``layer`` (by default the active layer): its selected segment's track, or the
+        track with the most segments."""
+        from .core.errors import CanopyExplorerError
+        from .gui.messages import push_message
+        from .gui.profile_dialog import ProfileDialog
+        from .layers.profile_layer import is_segment_layer
+
+        layer = layer or self.iface.activeLayer()
+        if layer is None or not is_segment_layer(layer):
+            push_message(self.iface.messageBar(), "Select a layer of ATL08 segments queried with h_te_best_fit (the terrain "
+                         "height) to draw its elevation profile.", Qgis.MessageLevel.Warning)
+            return None
+        try:
+            dialog = ProfileDialog(layer, self.iface.mainWindow())
+        except ImportError as error:
+            push_message(self.iface.messageBar(), f"The elevation profile needs matplotlib, which this Python lacks ({error}).",
+                         Qgis.MessageLevel.Critical, duration=0)
+            return None
+        except CanopyExplorerError as error:
+            push_message(self.iface.messageBar(), str(error), Qgis.MessageLevel.Warning)
+            return None
+        if self.profile_dialog is not None:
+            self.profile_dialog.close()
+            self.profile_dialog.deleteLater()
+        self.profile_dialog = dialog
+        dialog.show()
+        dialog.raise_()
+        return dialog
 
     def show_dependencies(self, install: bool = False):
         """The "Check dependencies" dialog; ``install``: also start installing what is missing (the user clicked for it)."""

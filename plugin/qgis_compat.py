@@ -59,6 +59,12 @@ LEGEND_TITLE = name("Qgis.LegendComponent.Title", "QgsLegendStyle.Style.Title")
 LEGEND_SUBGROUP = name("Qgis.LegendComponent.Subgroup", "QgsLegendStyle.Style.Subgroup")
 LEGEND_SYMBOL_LABEL = name("Qgis.LegendComponent.SymbolLabel", "QgsLegendStyle.Style.SymbolLabel")
 
+# Layer types (the layer tree's context menu takes one)
+VECTOR_LAYER_TYPE = name("Qgis.LayerType.Vector", "QgsMapLayerType.VectorLayer")
+
+# Elevation profiles: QGIS 3.26 added the Elevation Profile tool and the layers' elevation properties it reads.
+HAS_ELEVATION_PROFILES = hasattr(qgis.core, "QgsVectorLayerElevationProperties") and hasattr(qgis.core, "QgsProfileRequest")
+
 # QAction moved from QtWidgets to QtGui in Qt6
 try:
     from qgis.PyQt.QtGui import QAction  # noqa: F401

@@ -21,6 +21,12 @@ def iface(qgis_iface):
     if not hasattr(qgis_iface, "pluginMenu"):
         plugins_menu = qgis_iface.mainWindow().menuBar().addMenu("&Plugins")
         qgis_iface.pluginMenu = lambda: plugins_menu
+    if not hasattr(qgis_iface, "addCustomActionForLayerType"):
+        # the layer tree's context-menu actions: ``custom_layer_actions`` maps each action to the layers it is offered for
+        qgis_iface.custom_layer_actions = {}
+        qgis_iface.addCustomActionForLayerType = lambda action, menu, layer_type, all_layers: qgis_iface.custom_layer_actions.setdefault(action, [])
+        qgis_iface.addCustomActionForLayer = lambda action, layer: qgis_iface.custom_layer_actions[action].append(layer)
+        qgis_iface.removeCustomActionForLayerType = lambda action: qgis_iface.custom_layer_actions.pop(action, None) is not None
     bar = qgis_iface.messageBar()
     if not hasattr(bar, "pushWidget"):
         bar.widgets = []

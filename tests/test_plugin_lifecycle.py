@@ -27,10 +27,11 @@ def test_loading_adds_menu_toolbar_actions_and_provider(loaded_plugin, iface):
     menus = plugin_menu(iface)
     assert len(menus) == 1
     texts = [a.text() for a in menus[0].actions()]
-    assert texts == ["ATL08 query…", "Nearest ATL08 shots", "Export ATL08 layer…", "Check dependencies…", "Help"]
+    assert texts == ["ATL08 query…", "Nearest ATL08 shots", "Export ATL08 layer…", "Elevation profile of an ATL08 track…",
+                     "Check dependencies…", "Help"]
     toolbar = iface.mainWindow().findChild(QToolBar, "CanopyExplorerToolbar")
     assert toolbar is not None and toolbar.windowTitle() == "Canopy Explorer"
-    assert [a.text() for a in toolbar.actions()] == [t for t in texts if t != "Export ATL08 layer…"]
+    assert [a.text() for a in toolbar.actions()] == [t for t in texts if t not in ("Export ATL08 layer…", "Elevation profile of an ATL08 track…")]
     assert QgsApplication.processingRegistry().providerById(PROVIDER_ID) is not None
 
 
@@ -45,9 +46,11 @@ def test_unload_removes_every_action_menu_toolbar_and_the_provider(iface, qgis_p
     assert plugin_menu(iface) == []
     assert iface.mainWindow().findChild(QToolBar, "CanopyExplorerToolbar") is None
     assert iface.mainWindow().findChild(QMenu, "CanopyExplorerMenu") is None
-    for name in ("CanopyExplorerQuery", "CanopyExplorerNearest", "CanopyExplorerExport", "CanopyExplorerDependencies", "CanopyExplorerHelp"):
+    for name in ("CanopyExplorerQuery", "CanopyExplorerNearest", "CanopyExplorerExport", "CanopyExplorerProfile",
+                 "CanopyExplorerLayerProfile", "CanopyExplorerDependencies", "CanopyExplorerHelp"):
         assert iface.mainWindow().findChild(QObject, name) is None
-    assert plugin.actions == [] and len(actions) == 5
+    assert plugin.actions == [] and len(actions) == 6
+    assert plugin.profile_action is None and iface.custom_layer_actions == {}
     assert QgsApplication.processingRegistry().providerById(PROVIDER_ID) is None
 
 

@@ -18,6 +18,7 @@ from ..core.natural_breaks import raster_breaks
 from ..core.sentinel2.composites import CompositeReport, CompositeRequest, composite_years
 from ..qgis_compat import SHADER_DISCRETE
 from .symbology import save_raster_default_style
+from .temporal import make_composite_temporal
 
 # A brown-to-green NDVI ramp (bare soil and water low, dense vegetation high).
 NDVI_COLOURS = ("#a50026", "#d73027", "#f46d43", "#fdae61", "#fee08b", "#d9ef8b", "#a6d96a", "#66bd63", "#1a9850", "#006837")
@@ -78,4 +79,5 @@ def load_composite_layer(output: CompositeOutput) -> QgsRasterLayer:
     layer = QgsRasterLayer(str(output.report.path), output.layer_name)
     if not layer.isValid():
         raise OutputError(f"QGIS cannot open the composite {output.report.path}")
+    make_composite_temporal(layer, output.report.year)
     return layer

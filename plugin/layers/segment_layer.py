@@ -23,7 +23,9 @@ from ..core.lidar.empty_result import explain_empty
 from ..core.lidar.query import NearestRequest, SegmentQuery
 from ..core.natural_breaks import BreaksSample
 from ..core.segment_files import write_segments
+from .profile_layer import set_segment_elevation
 from .symbology import graduated_renderer
+from .temporal import make_segments_temporal
 
 BATCH_ROWS = 250_000
 STYLE_NAME = "Canopy Explorer"
@@ -239,6 +241,9 @@ def save_default_style(path: Path, output_format: str, renderer, description: st
     if not layer.isValid():
         raise QueryError(f"the written file {path.name} cannot be opened to store its style")
     layer.setRenderer(renderer)
+    # time and height travel with the style, so the file animates and profiles wherever QGIS opens it
+    make_segments_temporal(layer)
+    set_segment_elevation(layer)
     if output_format == "GPKG":
         error = layer.saveStyleToDatabase(STYLE_NAME, description, True, "")
         if error:
@@ -268,6 +273,8 @@ def load_query_layer(output: QueryOutput) -> QgsVectorLayer:
     if output.colour_by and output.breaks and layer.renderer().type() != "graduatedSymbol":
         # providers that skip side-car styles get the same classes directly
         layer.setRenderer(graduated_renderer(output.colour_by, output.colour_variable, output.minimum, output.breaks))
+    make_segments_temporal(layer)  # whatever the file's style holds: the layer in the project has them
+    set_segment_elevation(layer)
     layer.setMetadata(query_metadata(output))
     return layer
 
