@@ -68,7 +68,7 @@ def test_a_query_draws_its_first_points_while_the_rest_is_read_then_the_finished
     (preview_name, preview_points, preview_provider), final = added[0], added[-1]
     assert preview_provider == "memory" and "(loading:" in preview_name and 0 < preview_points <= 10
     assert final == (layer.name(), layer.featureCount(), "ogr") and layer.featureCount() > 60
-    assert any(re.match(r"Read \d+ of about \d+ segments", text) for text in statuses)
+    assert any(re.match(r"Read [\d,]+ of about [\d,]+ segments", text) for text in statuses)
 
 
 def test_cancelling_a_running_query_leaves_no_layer_and_no_file(dialog, tmp_path):

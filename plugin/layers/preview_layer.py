@@ -84,17 +84,21 @@ class PreviewLayer(QObject):
     def add(self, batch: PreviewBatch) -> None:
         if self._ended:
             return
-        if self.layer is None:
-            self.layer = QgsVectorLayer("Point?crs=EPSG:4326", self.name, "memory")
-            self.layer.dataProvider().addAttributes(list(preview_fields(self.colour_by)))
-            self.layer.updateFields()
-            if self.colour_by and batch.breaks:
-                self.layer.setRenderer(graduated_renderer(self.colour_by, self.colour_variable, batch.minimum, batch.breaks))
-            QgsProject.instance().addMapLayer(self.layer)
-        self.layer.dataProvider().addFeatures(batch.features)
-        self.layer.updateExtents()
         shown = f"{batch.rows:,} of about {batch.estimated_rows:,}" if batch.estimated_rows >= batch.rows else f"{batch.rows:,}"
-        self.layer.setName(f"{self.name} (loading: {shown} segments read)")
+        name = f"{self.name} (loading: {shown} segments read)"
+        if self.layer is None:
+            layer = QgsVectorLayer("Point?crs=EPSG:4326", name, "memory")
+            layer.dataProvider().addAttributes(list(preview_fields(self.colour_by)))
+            layer.updateFields()
+            if self.colour_by and batch.breaks:
+                layer.setRenderer(graduated_renderer(self.colour_by, self.colour_variable, batch.minimum, batch.breaks))
+            layer.dataProvider().addFeatures(batch.features)
+            layer.updateExtents()
+            self.layer = QgsProject.instance().addMapLayer(layer)
+        else:
+            self.layer.dataProvider().addFeatures(batch.features)
+            self.layer.updateExtents()
+            self.layer.setName(name)
         self.layer.triggerRepaint()
         self.shown.emit(batch)
 
