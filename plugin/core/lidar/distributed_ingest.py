@@ -105,8 +105,9 @@ def ingest_on_cluster(config: DatabaseConfig, ctx, lock: IngestLock, paths: List
         identities = _identify(client, scheduler, paths, names, lidar.name, report, progress, log)
         pending, coverage = _sort_out(config, ctx, lock, paths, names, identities, ledger, report, log)
         tasks = _plan(config, lidar, pending, coverage, workers, granules_per_task)
-        _run(client, scheduler, config, ctx, lock, tasks, len(pending), workers, last_stamp, report, progress,
-             reference_filters, log)
+        with client.as_current():  # dask's wait() works with the current client, not a future's
+            _run(client, scheduler, config, ctx, lock, tasks, len(pending), workers, last_stamp, report, progress,
+                 reference_filters, log)
     finally:
         client.close(timeout=5)
 
