@@ -182,8 +182,6 @@ def _overlap(ranges_a, ranges_b) -> bool:
 def _run(client, scheduler, config, ctx, lock: IngestLock, tasks: List[_Task], granules: int, workers: int, last_stamp: int,
          report: IngestReport, progress, reference_filters, log) -> None:
     """Hand the tasks to the cluster a few ahead, record what comes back, stop cleanly on a fault or a cancel."""
-    from dask.distributed import wait
-
     run = lock.token  # names this run's attempt counters on the scheduler and lets workers check the lock
     bounds = product(config.product).segment_bounds(config)
     window = max(2, workers * IN_FLIGHT_PER_WORKER)
@@ -215,7 +213,7 @@ def _run(client, scheduler, config, ctx, lock: IngestLock, tasks: List[_Task], g
                 future = client.submit(_ingest_task, config, task, earlier, last_stamp, run, bounds, reference_filters,
                                        pure=False, key=f"canopy-ingest-{run}-{task.index}")
                 running[future] = task
-            ready, _ = wait(list(running), timeout=SCHEDULER_TIMEOUT_S, return_when="FIRST_COMPLETED")
+            ready = _wait_some(list(running), scheduler)
             if not ready:
                 _check_scheduler(client, scheduler)
                 continue
@@ -271,6 +269,20 @@ def _result(future, scheduler: str):
         if type(error).__name__ in ("CommClosedError", "TimeoutError") or isinstance(error, OSError):
             raise StorageError(f"lost the Dask scheduler at {scheduler} ({error}): run the ingest again to complete it") from None
         raise
+
+
+def _wait_some(futures, scheduler: str):
+    """The futures that finished within ``SCHEDULER_TIMEOUT_S`` (maybe none); an error once the scheduler is gone."""
+    from dask.distributed import CancelledError, wait
+
+    try:
+        ready, _ = wait(futures, timeout=SCHEDULER_TIMEOUT_S, return_when="FIRST_COMPLETED")
+    except CancelledError as error:  # the client cancels every future when it loses the scheduler
+        raise StorageError(f"lost the Dask scheduler at {scheduler} ({str(error).splitlines()[-1].strip()}): "
+                           "run the ingest again to complete it") from None
+    except TimeoutError:
+        return []
+    return ready
 
 
 def _check_scheduler(client, scheduler: str) -> None:
