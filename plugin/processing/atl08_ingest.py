@@ -6,6 +6,7 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
 )
 
 from ..core.errors import ConfigurationError
@@ -35,6 +36,8 @@ class Atl08IngestAlgorithm(CanopyExplorerAlgorithm):
             "drops: no canopy height, urban, water; "
             "by default bare-ground segments are kept.\n\n"
             "LOCK_WAIT: how long to wait (seconds) while another ingest writes the same database.\n\n"
+            "SCHEDULER: a Dask scheduler address (tcp://host:8786) to ingest on a cluster whose workers see the granules "
+            "at the same paths; empty to ingest here.\n\n"
             "Granules are known by their content, not their file names: granules already in the database, and copies "
             "of a granule under another name or in another folder, are skipped and named, so re-running is safe and "
             "an interrupted run resumes. Corrupt, inconsistent or non-ATL08 files are reported by name and skipped; "
@@ -53,6 +56,10 @@ class Atl08IngestAlgorithm(CanopyExplorerAlgorithm):
                                             NUMBER_DOUBLE, defaultValue=DEFAULT_WAIT_S, minValue=0)
         wait.setFlags(wait.flags() | PARAMETER_ADVANCED)
         self.addParameter(wait)
+        scheduler = QgsProcessingParameterString("SCHEDULER", "Dask scheduler address (empty: ingest here)", defaultValue="",
+                                                 optional=True)
+        scheduler.setFlags(scheduler.flags() | PARAMETER_ADVANCED)
+        self.addParameter(scheduler)
         self.addOutput(QgsProcessingOutputString("DATABASE", "Database URI"))
         self.addOutput(QgsProcessingOutputNumber("GRANULES_WRITTEN", "Granules written"))
         self.addOutput(QgsProcessingOutputNumber("GRANULES_SKIPPED", "Granules skipped (unreadable)"))
@@ -72,6 +79,7 @@ class Atl08IngestAlgorithm(CanopyExplorerAlgorithm):
             config, inputs, progress=progress, executor="thread",  # processes would re-launch QGIS itself
             reference_filters=self.parameterAsBoolean(parameters, "REFERENCE_FILTERS", context),
             log=feedback.pushInfo, lock_wait_s=self.parameterAsDouble(parameters, "LOCK_WAIT", context),
+            scheduler=(self.parameterAsString(parameters, "SCHEDULER", context) or "").strip() or None,
         )
         for name, reason in report.skipped:
             feedback.reportError(f"skipped {name}: {reason}")

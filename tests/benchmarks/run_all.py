@@ -30,6 +30,7 @@ BENCHMARKS = {
     "layer_loading": ["bench_layer_loading.py", "--rows", "500000", "1000000", "--out", MARKDOWN],
     "ndvi_composite": ["bench_ndvi_composite.py", "--workdir", WORKDIR, "--out", "docs"],
     "natural_breaks": ["bench_natural_breaks.py", "--out", "docs"],
+    "distributed_ingest": ["bench_distributed_ingest.py", "--granules", "40", "--workdir", WORKDIR, "--out", MARKDOWN],
     "zonal_stats": ["bench_zonal_stats.py", "--size", "4000", "--districts", "300", "--rounds", "5", "--workdir", WORKDIR,
                     "--markdown", MARKDOWN],
 }

@@ -1,8 +1,9 @@
 """Build a database in the public ATL08 layout from ATL08 granules (local disk or S3).
 
-Granules are read in parallel (local processes, threads, or a Dask cluster) and
-written by one writer, per annual batch and per 30 x 30 degree write tile,
-flushing every ``flush_every`` granules so memory stays bounded.
+Granules are read in parallel (local processes or threads) and written by one writer,
+per annual batch and per 30 x 30 degree write tile, flushing every ``flush_every`` granules
+so memory stays bounded. On a Dask cluster (``scheduler``) the workers read granules and write
+their own fragments instead (``distributed_ingest``), with the same checks and the same result.
 
 A granule is known by its content (``granule_identity``), not its file name: a copy under
 another name or folder is recognised and skipped, two different granules with one name are
@@ -236,23 +237,15 @@ def _read_one(path: Path, product_name: str, reference_filters: bool, bounds):
 
 
 class _Readers:
-    """Map granule paths through a worker function with processes, threads or Dask, results in input order."""
+    """Map granule paths through a worker function with processes or threads, results in input order."""
 
-    def __init__(self, executor: str, workers: Optional[int], scheduler: Optional[str]):
-        self.kind = "dask" if scheduler else executor
+    def __init__(self, executor: str, workers: Optional[int]):
+        self.kind = executor
         self.workers = workers or max(1, min(4, multiprocessing.cpu_count()))
-        self.scheduler = scheduler
         self._pool = None
-        self._client = None
 
     def __enter__(self):
-        if self.kind == "dask":
-            try:
-                from dask.distributed import Client
-            except ImportError:
-                raise ConfigurationError("a Dask scheduler was given but dask.distributed is not installed (pip install distributed)") from None
-            self._client = Client(self.scheduler)
-        elif self.kind == "process" and self.workers > 1:
+        if self.kind == "process" and self.workers > 1:
             # spawn, not fork: the caller may be a multi-threaded application
             self._pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
         elif self.kind in ("thread", "process"):
@@ -264,15 +257,9 @@ class _Readers:
     def __exit__(self, *exc):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        if self._client is not None:
-            self._client.close()
 
     def map(self, function, paths: Sequence[Path], *arguments) -> Iterator:
-        if self._client is not None:
-            futures = self._client.map(function, list(paths), *[[a] * len(paths) for a in arguments], pure=False)
-            for future in futures:
-                yield future.result()
-        elif self._pool is not None:
+        if self._pool is not None:
             yield from self._pool.map(function, paths, *[[a] * len(paths) for a in arguments])
         else:
             for path in paths:
@@ -452,10 +439,32 @@ def _ingest(config: DatabaseConfig, ctx, lock: IngestLock, paths: List[Path], pr
         report.notes.append(note)
         log(note)
     names = granule_names(paths)
+    last_stamp = max(known | {created_ms})  # batch stamps are always newer than the ledger
+    if scheduler:
+        from .distributed_ingest import ingest_on_cluster
+
+        ingest_on_cluster(config, ctx, lock, paths, names, ledger, last_stamp, report, progress, reference_filters, log, scheduler)
+    else:
+        _ingest_here(config, ctx, lock, paths, names, ledger, last_stamp, report, progress, workers, executor,
+                     reference_filters, log)
+    if report.skipped and not (report.written or report.already_ingested or report.duplicates):
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in report.skipped[:3])
+        more = f" (and {len(report.skipped) - 3} more)" if len(report.skipped) > 3 else ""
+        raise GranuleError(f"none of the {len(report.skipped)} granules could be ingested, nothing was written: {reasons}{more}")
+    progress(1.0)
+    if report.fragments:
+        _consolidate_fragment_metadata(config.array_uri, ctx)
+    return report
+
+
+def _ingest_here(config: DatabaseConfig, ctx, lock: IngestLock, paths: List[Path], names: List[str],
+                 ledger: Dict[str, LedgerEntry], last_stamp: int, report: IngestReport, progress, workers, executor,
+                 reference_filters, log) -> None:
+    """Read in this machine's processes or threads, write from this process, batch by batch."""
     total = len(paths)
     lidar = product(config.product)
     bounds = lidar.segment_bounds(config)
-    with _Readers(executor, workers, scheduler) as readers:
+    with _Readers(executor, workers) as readers:
         identities: List[Optional[GranuleIdentity]] = []
         for index, (identity, reason) in enumerate(readers.map(_identify_one, paths, lidar.name)):
             if reason is not None:
@@ -464,48 +473,19 @@ def _ingest(config: DatabaseConfig, ctx, lock: IngestLock, paths: List[Path], pr
             identities.append(identity)
             progress(IDENTIFY_SHARE * (index + 1) / total)  # may raise Cancelled: nothing written yet
         pending, coverage = _sort_out(config, ctx, lock, paths, names, identities, ledger, report, log)
-
-        def year_of(item) -> int:
-            path, _, identity = item
-            if config.temporal_batching != "annual":
-                return 0
-            if identity.year is not None:
-                return identity.year
-            date = lidar.granule_date(path)
-            return date.year if date else 0
-
-        last_stamp = max(known | {created_ms})  # batch stamps are always newer than the ledger
         done = 0
-        for _, group in groupby(sorted(pending, key=lambda item: (year_of(item), item[1])), key=year_of):
-            group = list(group)
+        for group in _by_year(config, lidar, pending):
             for start in range(0, len(group), config.flush_every):
                 chunk = group[start : start + config.flush_every]
                 parts, entries = [], []
                 results = readers.map(_read_one, [item[0] for item in chunk], lidar.name, reference_filters, bounds)
-                for (_, name, identity), (columns, rows, dropped, reason) in zip(chunk, results):
+                for (_, name, identity), result in zip(chunk, results):
                     done += 1
-                    if reason is not None:
-                        report.skipped.append((name, reason))
-                        log(f"skipped {name}: {reason}")
-                    else:
-                        columns, dropped, copy_of = _drop_stored(columns, dropped, coverage, name, report, log)
-                        if copy_of:
-                            report.duplicates.append((name, f"holds only segments stored from {copy_of}, read in this run "
-                                                            "(an edited copy, a subset or another version of it?)"))
-                            log(f"skipped {name}: {report.duplicates[-1][1]}")
-                        else:
-                            if dropped:
-                                report.dropped.append(DroppedRows(name, rows, dropped, lidar.name))
-                                log(str(report.dropped[-1]))
-                            if identity.missing:
-                                report.missing_variables.append(MissingVariables(name, identity.missing, identity.version))
-                                log(str(report.missing_variables[-1]))
-                            coverage.add(identity.rgt, identity.cycle, identity.ranges, name)
-                            count = len(columns["latitude"]) if columns else 0
-                            if count:
-                                parts.append(columns)
-                            entries.append(LedgerEntry(identity.key, 0, count, name, identity.product_id,
-                                                       ranges_text(identity.ranges), identity.version))
+                    columns, entry = _accept(name, identity, result, coverage, report, log, lidar.name)
+                    if columns is not None:
+                        parts.append(columns)
+                    if entry is not None:
+                        entries.append(entry)
                     progress(IDENTIFY_SHARE + (1 - IDENTIFY_SHARE) * done / len(pending))  # may raise Cancelled
                 stamp = max(int(time.time() * 1000), last_stamp + 1)
                 if parts:
@@ -520,14 +500,49 @@ def _ingest(config: DatabaseConfig, ctx, lock: IngestLock, paths: List[Path], pr
                 retrying(lambda: _record(config.ledger_uri, ctx, entries), f"recording the ingested granules in {config.ledger_uri}")
                 report.written.extend(e.file_name for e in entries)
                 log(f"wrote {len(entries)} granules ({sum(e.segments for e in entries)} segments)")
-    if report.skipped and not (report.written or report.already_ingested or report.duplicates):
-        reasons = "; ".join(f"{name}: {reason}" for name, reason in report.skipped[:3])
-        more = f" (and {len(report.skipped) - 3} more)" if len(report.skipped) > 3 else ""
-        raise GranuleError(f"none of the {len(report.skipped)} granules could be ingested, nothing was written: {reasons}{more}")
-    progress(1.0)
-    if report.fragments:
-        _consolidate_fragment_metadata(config.array_uri, ctx)
-    return report
+
+
+def _by_year(config: DatabaseConfig, lidar: LidarProduct, pending: list) -> List[list]:
+    """The (path, name, identity) to read, in the order they are written: per year when batching is annual,
+    by name within it. The order decides which of two overlapping files keeps the shared segments."""
+
+    def year_of(item) -> int:
+        path, _, identity = item
+        if config.temporal_batching != "annual":
+            return 0
+        if identity.year is not None:
+            return identity.year
+        date = lidar.granule_date(path)
+        return date.year if date else 0
+
+    return [list(group) for _, group in groupby(sorted(pending, key=lambda item: (year_of(item), item[1])), key=year_of)]
+
+
+def _accept(name: str, identity: GranuleIdentity, result, coverage: SegmentCoverage, report: IngestReport, log,
+            product_name: str):
+    """What one granule read by ``_read_one`` adds: (its rows or None, its ledger entry or None). Rows stored
+    already are dropped; an unreadable file or a copy adds neither, and the reason goes to ``report``."""
+    columns, rows, dropped, reason = result
+    if reason is not None:
+        report.skipped.append((name, reason))
+        log(f"skipped {name}: {reason}")
+        return None, None
+    columns, dropped, copy_of = _drop_stored(columns, dropped, coverage, name, report, log)
+    if copy_of:
+        report.duplicates.append((name, f"holds only segments stored from {copy_of}, read in this run "
+                                        "(an edited copy, a subset or another version of it?)"))
+        log(f"skipped {name}: {report.duplicates[-1][1]}")
+        return None, None
+    if dropped:
+        report.dropped.append(DroppedRows(name, rows, dropped, product_name))
+        log(str(report.dropped[-1]))
+    if identity.missing:
+        report.missing_variables.append(MissingVariables(name, identity.missing, identity.version))
+        log(str(report.missing_variables[-1]))
+    coverage.add(identity.rgt, identity.cycle, identity.ranges, name)
+    count = len(columns["latitude"]) if columns else 0
+    entry = LedgerEntry(identity.key, 0, count, name, identity.product_id, ranges_text(identity.ranges), identity.version)
+    return (columns if count else None), entry
 
 
 def _drop_stored(columns, dropped: Dict[str, int], coverage: SegmentCoverage, name: str, report: IngestReport, log):

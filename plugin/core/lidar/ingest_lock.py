@@ -182,6 +182,15 @@ class _Folder:
                 pass
 
 
+def held_by(config: DatabaseConfig, ctx, token: str) -> bool:
+    """Whether the ingest whose lock token this is still holds the lock: asked by the workers of a
+    distributed ingest before each write, so a worker whose run has ended (cancelled, or cut off
+    from a scheduler that was lost) writes nothing more."""
+    now_ms = int(time.time() * 1000)
+    claims = (Claim.parse(name) for name in _Folder(config, ctx).names())
+    return any(claim is not None and claim.token == token and claim.expires_ms >= now_ms for claim in claims)
+
+
 class IngestLock:
     """``with IngestLock(config, ctx):`` around everything an ingest reads and writes.
 

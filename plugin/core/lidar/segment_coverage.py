@@ -42,6 +42,12 @@ class SegmentCoverage:
         for beam, first, last in ranges:
             self._ranges.setdefault((rgt, cycle, beam), []).append((first, last, owner))
 
+    def spans(self, rgt: int, cycle: int) -> List[Tuple[int, int, int, str]]:
+        """(beam, first, last, file) of what is stored for one track and cycle: all a worker of a
+        distributed ingest needs to check a granule of that orbit (``distributed_ingest``)."""
+        return [(beam, low, high, owner) for (r, c, beam), spans in self._ranges.items() if (r, c) == (rgt, cycle)
+                for low, high, owner in spans]
+
     def covering(self, rgt: int, cycle: int, ranges: Sequence[Range]) -> Optional[List[str]]:
         """The files whose stored ranges hold every one of ``ranges``, or None when some segment is new."""
         if not ranges:
