@@ -400,14 +400,17 @@ def _ndvi_layout(project, composites, layers, classes):
     QgsMapLayerLegendUtils.setLegendNodeOrder(node, list(range(1, len(classes[1]) + 1)))
     legend.model().refreshLayerLegend(node)
     legend.setBackgroundEnabled(False)
-    add(legend, legend_x, 25, side - 4, 60)
+    for part, size in ((LEGEND_TITLE, 11), (LEGEND_SUBGROUP, 9), (LEGEND_SYMBOL_LABEL, 9)):
+        set_legend_font(legend, part, _font(size, bold=part != LEGEND_SYMBOL_LABEL))
+    legend.setSymbolHeight(3.5)
+    add(legend, legend_x, 25, side - 4, 45)
     legend.adjustBoxSize()
     add(_label(layout, f"One set of classes for both maps: natural breaks (Fisher-Jenks, {CLASSES} classes) of the "
                        f"pixels of {years} together, so a colour means the same NDVI on each. Synthetic Sentinel-2 "
                        "L2A scenes (sample_scenes) served by a loopback STAC API; clouds, shadows and cirrus masked "
                        "with SCL; scenes above 30 % cloud cover left out. "
                        f"{composites[0].report.crs}, 10 m. Made with Canopy Explorer and QGIS by `make demo`.", 7),
-        legend_x, 27 + height - 52, side - 4, 52)
+        legend_x, 27 + height - 42, side - 4, 42)
     return layout
 
 
@@ -552,7 +555,9 @@ def _district_layout(project, districts, layers):
         root = legend.model().rootGroup()
         root.clear()
         root.addLayer(layer).setCustomProperty("legend/title-label", legend_label or " ")
-        root.addLayer(layers["outline"]).setCustomProperty("legend/title-label", "no data")
+        outline = root.addLayer(layers["outline"])
+        outline.setUseLayerName(False)
+        outline.setName("no data")
         legend.setBackgroundEnabled(False)
         for part in (LEGEND_TITLE, LEGEND_SUBGROUP, LEGEND_SYMBOL_LABEL):
             set_legend_font(legend, part, _font(8, bold=part == LEGEND_TITLE))
