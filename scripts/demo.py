@@ -368,7 +368,7 @@ def _ndvi_layout(project, composites, layers, classes):
     extent.scale(1.03)
     width = 92.0
     height = width * extent.height() / extent.width()
-    side = 50.0  # the legend and note column
+    side = 56.0  # the legend and note column
     page = (6 + len(layers) * (width + 5) + side + 4, 27 + height + 6)
     layout = _new_layout(project, "NDVI composites", page)
 
@@ -410,7 +410,7 @@ def _ndvi_layout(project, composites, layers, classes):
                        "L2A scenes (sample_scenes) served by a loopback STAC API; clouds, shadows and cirrus masked "
                        "with SCL; scenes above 30 % cloud cover left out. "
                        f"{composites[0].report.crs}, 10 m. Made with Canopy Explorer and QGIS by `make demo`.", 7),
-        legend_x, 27 + height - 42, side - 4, 42)
+        legend_x, 27 + height - 34, side - 4, 34)
     return layout
 
 
