@@ -10,9 +10,16 @@
    landscape, Sentinel-2 NDVI median composites for 2019 and 2024 over a small
    city in the sample landscape (synthetic scenes served by a loopback STAC API),
    the canopy height baseline and change on 5 km Equal Earth hexagons,
-   a QGIS project holding them all (with three print layouts), and PNGs of those
-   layouts rendered by QGIS; the ATL08 map is also copied to
-   docs/img/demo_map.png for the README.
+   the district workflow over sample districts of the city (NDVI statistics per
+   district and year computed embedded and in a throw-away PostGIS, checked to
+   agree, the latest table, ATL08 canopy statistics per district: demo_districts.py),
+   a QGIS project holding them all (with four print layouts), and PNGs of those
+   layouts rendered by QGIS; the ATL08 map and the district maps are also copied to
+   docs/img/ (demo_map.png, demo_districts.png) for the README.
+
+Maps of the same quantity on one page share one set of classes (natural breaks of
+all years together), and change maps are diverging and symmetric around 0
+(plugin/core/map_classes.py); each page is sized to its maps.
 
 Everything in demo_output/ is built in a hidden staging folder and renamed into
 place only when complete, so an interrupted run leaves the previous outputs
@@ -61,14 +68,21 @@ IMAGE_NAME = "canopy_explorer_demo.png"
 NDVI_IMAGE_NAME = "canopy_explorer_ndvi.png"
 CHANGE_NAME = "atl08_change.gpkg"
 CHANGE_IMAGE_NAME = "canopy_explorer_change.png"
+DISTRICT_IMAGE_NAME = "canopy_explorer_districts.png"
 CHANGE_CELL_KM = 5.0  # hexagons small enough to show the sample's dieback patch
 CHANGE_MIN_SHOTS = 20
 NDVI_MAX_CLOUD = 30.0  # drops the one very cloudy sample scene per year
-IMAGE_SIZE = (1600, 1200)  # pixels
+# The demo's city (NDVI composites and districts): a 6 km town in the south of the sample region with fields,
+# built-up land, a lake and forest, where the sample ATL08 tracks cross every district (the scenes' default
+# city, SAMPLE_CITY_CENTRE, is crossed by a few dozen segments, nearly none of them over forest).
+DEMO_CITY_CENTRE, DEMO_CITY_KM = (50.6, 10.15), 6.0
+IMAGE_SIZE = (1600, 1200)  # pixels; the other pages are 1600 pixels wide, as tall as their page's aspect
+CLASSES = 5  # natural-breaks classes of the district and NDVI maps
 PAGE_MM = (240.0, 180.0)  # the layout page, same aspect as the image
 MAP_CRS = "EPSG:32632"  # UTM 32N: the sample region (9.5-10.5 E) without the 1.6:1 stretch of degrees
 MAP_FRAME_MM = (6.0, 21.0, 168.0, 150.0)  # x, y, width, height on the page
 DOCS_IMAGE = ROOT / "docs" / "img" / "demo_map.png"
+DOCS_DISTRICT_IMAGE_NAME = "demo_districts.png"  # beside DOCS_IMAGE
 DOCS_IMAGE_MAX_BYTES = 500_000
 
 
@@ -123,6 +137,9 @@ def main(argv=None) -> int:
     if args.docs_image is not None:
         how = write_docs_image(args.output / IMAGE_NAME, args.docs_image)
         print(f"    copied the map to {args.docs_image} ({how}, {args.docs_image.stat().st_size / 1e3:.0f} kB)")
+        districts_image = args.docs_image.with_name(DOCS_DISTRICT_IMAGE_NAME)
+        how = write_docs_image(args.output / DISTRICT_IMAGE_NAME, districts_image)
+        print(f"    copied the district maps to {districts_image} ({how}, {districts_image.stat().st_size / 1e3:.0f} kB)")
     print(f"    in {time.perf_counter() - started:.1f} s; open {args.output / PROJECT_NAME} in QGIS")
     return 0
 
@@ -237,13 +254,17 @@ def _build(config, spec, database, folder: Path, data_dir: Path):
     map_extent = _map_extent(_crs(MAP_CRS), MAP_FRAME_MM[2], MAP_FRAME_MM[3])
     # The landscape model is defined everywhere: draw it over the whole map frame, not just the granules' box.
     write_basemap(folder / BASEMAP_NAME, _degrees_around(map_extent), seed=SAMPLE_SEED, pixel_degrees=0.0006)
-    composites = _ndvi_composites(folder, data_dir / "stac")
+    composites, city = _ndvi_composites(folder, data_dir / "stac")
     change = write_grid_change(GridChangeRequest.create(config, folder / CHANGE_NAME, variable="h_canopy", cell_size_km=CHANGE_CELL_KM,
                                                         min_shots=CHANGE_MIN_SHOTS, filters=GOOD_CANOPY))
     (p1_start, p1_end), (p2_start, p2_end) = change.result.periods
     print(f"    {len(change.result)} hexagons of {CHANGE_CELL_KM:g} km with at least {CHANGE_MIN_SHOTS} good canopy segments in "
           f"{p1_start}..{p1_end} and {p2_start}..{p2_end}; change from {change.result.columns['change'].min():.1f} "
           f"to {change.result.columns['change'].max():.1f} m")
+    ndvi_classes = _share_ndvi_classes(composites)
+    from demo_districts import run_district_workflow
+
+    districts = run_district_workflow(folder, city, composites, config, DEMO_START, DEMO_END, GOOD_CANOPY)
 
     project = QgsProject()
     project.setFilePathStorage(Qgis.FilePathType.Relative)
@@ -258,9 +279,10 @@ def _build(config, spec, database, folder: Path, data_dir: Path):
             raise RuntimeError(f"QGIS cannot open the demo layer '{layer.name()}' ({layer.source()})")
     _style_basemap(basemap)
     _style_roi(roi)
-    ndvi_layers = [load_composite_layer(c) for c in composites]
+    ndvi_layers = [load_composite_layer(c) for c in composites]  # their .qml holds the shared classes
+    district_layers = _district_layers(folder, districts)
     change_layers = load_grid_layers(change)
-    for layer in (*change_layers, basemap, *ndvi_layers, segments, roi):  # added last is drawn on top
+    for layer in (*district_layers.values(), *change_layers, basemap, *ndvi_layers, segments, roi):  # added last is drawn on top
         project.addMapLayer(layer)
     # Map themes (layer ids, not paths) give each layout map its layers: the ATL08 map shows the
     # latest composite under the segments, the NDVI page one year per map.
@@ -270,22 +292,28 @@ def _build(config, spec, database, folder: Path, data_dir: Path):
         themes.insert(f"NDVI {composite.report.year}", _theme(project, [basemap, layer]))
     for layer in change_layers:
         themes.insert(layer.name(), _theme(project, [layer]))
-    for layer in (*ndvi_layers[:-1], *change_layers):  # the project opens showing the segments and the latest year
+    for key, layer in district_layers.items():
+        if key != "outline":
+            themes.insert(layer.name(), _theme(project, [district_layers["outline"], layer]))
+    for layer in (*ndvi_layers[:-1], *change_layers, *district_layers.values()):  # the project opens showing the segments and the latest year
         project.layerTreeRoot().findLayer(layer.id()).setItemVisibilityChecked(False)
 
     layout = _layout(project, output, segments, roi, map_extent)
-    ndvi_layout = _ndvi_layout(project, composites, ndvi_layers)
+    ndvi_layout = _ndvi_layout(project, composites, ndvi_layers, ndvi_classes)
     change_layout = _change_layout(project, change, change_layers)
-    for item in (layout, ndvi_layout, change_layout):
+    district_layout = _district_layout(project, districts, district_layers)
+    for item in (layout, ndvi_layout, change_layout, district_layout):
         project.layoutManager().addLayout(item)
     if not project.write(str(folder / PROJECT_NAME)):
         raise RuntimeError(f"cannot write the QGIS project: {project.error()}")
     _export_png(layout, folder / IMAGE_NAME)
     _export_png(ndvi_layout, folder / NDVI_IMAGE_NAME)
     _export_png(change_layout, folder / CHANGE_IMAGE_NAME)
+    _export_png(district_layout, folder / DISTRICT_IMAGE_NAME)
     project.clear()  # releases the files before they are moved
     ndvi_files = [name for c in composites for name in (c.report.path.name, c.report.path.with_suffix(".qml").name)]
-    return [GEOPACKAGE_NAME, BASEMAP_NAME, *ndvi_files, CHANGE_NAME, PROJECT_NAME, IMAGE_NAME, NDVI_IMAGE_NAME, CHANGE_IMAGE_NAME]
+    return [GEOPACKAGE_NAME, BASEMAP_NAME, *ndvi_files, CHANGE_NAME, *districts.files, PROJECT_NAME, IMAGE_NAME, NDVI_IMAGE_NAME,
+            CHANGE_IMAGE_NAME, DISTRICT_IMAGE_NAME]
 
 
 def _ndvi_composites(folder: Path, catalogue_dir: Path):
@@ -296,7 +324,7 @@ def _ndvi_composites(folder: Path, catalogue_dir: Path):
     from canopy_explorer.plugin.core.sentinel2.stac_search import default_stac_source
     from canopy_explorer.plugin.layers.ndvi_layer import write_ndvi_composites
 
-    catalogue = generate_sample_catalogue(catalogue_dir)
+    catalogue = generate_sample_catalogue(catalogue_dir, centre=DEMO_CITY_CENTRE, boundary_km=DEMO_CITY_KM)
     with SampleStacServer(catalogue.folder) as server:
         composites = write_ndvi_composites(CompositeRequest.create(
             default_stac_source(url=server.url, collection=catalogue.collection), catalogue.boundary,
@@ -304,7 +332,7 @@ def _ndvi_composites(folder: Path, catalogue_dir: Path):
         ))
     for composite in composites:
         print(f"    {composite.report.summary()}; natural breaks {', '.join(f'{b:.2f}' for b in composite.breaks)}")
-    return composites
+    return composites, catalogue.boundary
 
 
 def _theme(project, layers):
@@ -315,49 +343,74 @@ def _theme(project, layers):
     return record
 
 
-def _ndvi_layout(project, composites, layers):
-    """One map per year side by side over the city, with the NDVI classes and a note."""
+def _share_ndvi_classes(composites):
+    """One set of natural breaks for every year's composite (of all years' pixels together), stored in each
+    composite's .qml, so a colour means the same NDVI on every year's map; returns (minimum, breaks)."""
+    from canopy_explorer.plugin.core.map_classes import shared_breaks
+    from canopy_explorer.plugin.core.natural_breaks import raster_sample
+    from canopy_explorer.plugin.layers.ndvi_layer import save_composite_style
+
+    minimum, breaks = shared_breaks([raster_sample(c.report.path) for c in composites], CLASSES)
+    for composite in composites:
+        composite.minimum, composite.breaks = minimum, breaks
+        save_composite_style(composite.report.path, minimum, breaks)
+    print(f"    NDVI classes shared by {', '.join(str(c.report.year) for c in composites)} (natural breaks of all years): "
+          f"{minimum:.2f}, {', '.join(f'{b:.2f}' for b in breaks)}")
+    return minimum, breaks
+
+
+def _ndvi_layout(project, composites, layers, classes):
+    """One map per year side by side over the city, one legend for both (they share their classes), and a note;
+    the page is as large as the maps need."""
     from qgis.core import QgsLayoutItemLegend, QgsLayoutItemMap, QgsMapLayerLegendUtils, QgsRectangle
 
-    layout = _new_layout(project, "NDVI composites")
-
-    def add(item, x, y, width, height):
-        _place(layout, item, x, y, width, height)
-
-    def label(text, size, bold=False):
-        return _label(layout, text, size, bold)
-
-    add(label("Sentinel-2 NDVI median composites over the sample city", 17, bold=True), 6, 4, 228, 10)
     extent = QgsRectangle(layers[0].extent())
-    extent.scale(1.05)
-    width = (PAGE_MM[0] - 6 - 6 - 6 - 50) / len(layers)
+    extent.scale(1.03)
+    width = 92.0
+    height = width * extent.height() / extent.width()
+    side = 56.0  # the legend and note column
+    page = (6 + len(layers) * (width + 5) + side + 4, 27 + height + 6)
+    layout = _new_layout(project, "NDVI composites", page)
+
+    def add(item, x, y, w, h):
+        _place(layout, item, x, y, w, h)
+
+    years = " and ".join(str(c.report.year) for c in composites)
+    add(_label(layout, "Sentinel-2 NDVI median composites over the sample city", 16, bold=True), 6, 4, page[0] - 12, 10)
     for index, (composite, layer) in enumerate(zip(composites, layers)):
-        x = 6 + index * (width + 6)
+        x = 6 + index * (width + 5)
         map_item = QgsLayoutItemMap(layout)
-        add(map_item, x, 26, width, width)
+        add(map_item, x, 27, width, height)
         map_item.setCrs(layer.crs())
         map_item.setExtent(extent)
         map_item.setFollowVisibilityPreset(True)
         map_item.setFollowVisibilityPresetName(f"NDVI {composite.report.year}")
         map_item.setFrameEnabled(True)
-        add(label(f"{composite.report.year}: median of {len(composite.report.scenes_used)} scenes", 11, bold=True), x, 18, width, 7)
+        add(_label(layout, f"{composite.report.year}: median of {len(composite.report.scenes_used)} scenes", 11, bold=True),
+            x, 19, width, 7)
+    legend_x = 6 + len(layers) * (width + 5)
     legend = QgsLayoutItemLegend(layout)
     legend.setTitle("NDVI")
     legend.setAutoUpdateModel(False)
     root = legend.model().rootGroup()
     root.clear()
     node = root.addLayer(layers[-1])
-    node.setCustomProperty("legend/title-label", f"NDVI {composites[-1].report.year}")
+    node.setCustomProperty("legend/title-label", f"both years: {years}")
     # the first legend entry of a pseudocolour layer names the band; the classes say more
-    QgsMapLayerLegendUtils.setLegendNodeOrder(node, list(range(1, len(composites[-1].breaks) + 1)))
+    QgsMapLayerLegendUtils.setLegendNodeOrder(node, list(range(1, len(classes[1]) + 1)))
     legend.model().refreshLayerLegend(node)
     legend.setBackgroundEnabled(False)
-    add(legend, PAGE_MM[0] - 50, 26, 44, 80)
+    for part, size in ((LEGEND_TITLE, 11), (LEGEND_SUBGROUP, 9), (LEGEND_SYMBOL_LABEL, 9)):
+        set_legend_font(legend, part, _font(size, bold=part != LEGEND_SYMBOL_LABEL))
+    legend.setSymbolHeight(3.5)
+    add(legend, legend_x, 25, side - 4, 45)
     legend.adjustBoxSize()
-    add(label("Synthetic Sentinel-2 L2A scenes (sample_scenes) served by a loopback STAC API; clouds, shadows and "
-              "cirrus masked with SCL; scenes above 30 % cloud cover left out. Classes: natural breaks of the "
-              f"latest year. {composites[0].report.crs}, 10 m. Made with Canopy Explorer and QGIS by `make demo`.", 7),
-        PAGE_MM[0] - 50, 120, 44, 50)
+    add(_label(layout, f"One set of classes for both maps: natural breaks (Fisher-Jenks, {CLASSES} classes) of the "
+                       f"pixels of {years} together, so a colour means the same NDVI on each. Synthetic Sentinel-2 "
+                       "L2A scenes (sample_scenes) served by a loopback STAC API; clouds, shadows and cirrus masked "
+                       "with SCL; scenes above 30 % cloud cover left out. "
+                       f"{composites[0].report.crs}, 10 m. Made with Canopy Explorer and QGIS by `make demo`.", 7),
+        legend_x, 27 + height - 34, side - 4, 34)
     return layout
 
 
@@ -367,15 +420,15 @@ def _change_layout(project, change, layers):
 
     from canopy_explorer.plugin.core.samples.granules import DIEBACK_START
 
-    layout = _new_layout(project, "Canopy height change")
     result = change.result
     (p1_start, p1_end), (p2_start, p2_end) = result.periods
-    _place(layout, _label(layout, "ATL08 canopy height on equal-area hexagons: baseline and change", 15, bold=True), 6, 4, 228, 10)
     extent = QgsRectangle(layers[0].extent())
     extent.scale(1.04)
     column = (PAGE_MM[0] - 12) / 2
     width = min(column - 40, 130.0 * extent.width() / extent.height())  # leaves 40 mm for the legend
     height = width * extent.height() / extent.width()
+    layout = _new_layout(project, "Canopy height change", (PAGE_MM[0], 24 + height + 4 + 14 + 3))
+    _place(layout, _label(layout, "ATL08 canopy height on equal-area hexagons: baseline and change", 15, bold=True), 6, 4, 228, 10)
     titles = (f"Median {result.variable}, {p1_start[:4]}-{p1_end[:4]}", f"Change, {p2_start[:4]}-{p2_end[:4]} minus {p1_start[:4]}-{p1_end[:4]}")
     for index, (layer, title) in enumerate(zip(layers, titles)):
         x = 6 + index * column
@@ -402,8 +455,137 @@ def _change_layout(project, change, layers):
         f"{len(result)} hexagons of {result.grid.cell_size_km:g} km (Equal Earth, EPSG:8857) with at least {result.min_shots} good "
         f"canopy segments in both periods; segments streamed from the sample database in batches. The sample landscape "
         f"loses 60 % of its canopy in a disc in the north-east from {str(DIEBACK_START)[:4]} on. Change map classes are "
-        f"symmetric at the 95th percentile of the absolute change ({change.change_limit:.1f} m). Made with Canopy Explorer "
+        f"symmetric around 0: equal steps to the 95th percentile of the absolute change ({change.change_limit:.1f} m), the outer ones reaching the largest change on either side. Made with Canopy Explorer "
         "and QGIS by `make demo`."), 7), 6, 24 + height + 4, PAGE_MM[0] - 12, 14)
+    return layout
+
+
+# --------------------------------------------------------------------------- district maps
+
+DISTRICT_NDVI_TITLE = "District mean NDVI {year}"
+NDVI_CHANGE_RAMP = ("#b2182b", "#ef8a62", "#f7f7f7", "#7fbf7b", "#1b7837")  # red (loss), white (none), green (gain)
+
+
+def _district_layers(folder: Path, districts):
+    """The district tables as layers, keyed by what they show: NDVI per year (classes shared by the years), the NDVI
+    change (symmetric around 0), the ATL08 canopy height, and the districts' outlines (districts without data)."""
+    from qgis.core import QgsFillSymbol, QgsSingleSymbolRenderer, QgsVectorLayer
+
+    from canopy_explorer.plugin.core.map_classes import shared_breaks, symmetric_classes
+    from canopy_explorer.plugin.layers.district_layer import stats_ramp
+    from canopy_explorer.plugin.layers.symbology import gradient, graduated_renderer
+
+    from demo_districts import DISTRICTS_NAME
+
+    def open_layer(path, table, name):
+        layer = QgsVectorLayer(f"{path}|layername={table}", name, "ogr")
+        if not layer.isValid():
+            raise RuntimeError(f"QGIS cannot open {table} in {path.name}")
+        return layer
+
+    def values(layer, field):
+        return [feature[field] for feature in layer.getFeatures()]
+
+    layers = {"outline": open_layer(folder / DISTRICTS_NAME, "districts", "Sample districts")}
+    layers["outline"].setRenderer(QgsSingleSymbolRenderer(QgsFillSymbol.createSimple(
+        {"color": "#e6e6e6", "outline_color": "#555555", "outline_width": "0.2"})))
+    ndvi = districts.ndvi
+    gpkg = ndvi.output
+    years = [layer for layer in ndvi.layers if layer.kind == "year"]
+    for table in years:
+        layers[table.year] = open_layer(gpkg, table.name, DISTRICT_NDVI_TITLE.format(year=table.year))
+    field = years[0].field
+    minimum, breaks = shared_breaks([values(layers[t.year], field) for t in years], CLASSES)
+    for table in years:
+        layers[table.year].setRenderer(graduated_renderer(field, None, minimum, breaks, ramp=stats_ramp(table), geometry="polygon"))
+    print(f"    district NDVI classes shared by {', '.join(str(t.year) for t in years)}: {minimum:.3f}, "
+          f"{', '.join(f'{b:.3f}' for b in breaks)}")
+
+    change = next(layer for layer in ndvi.layers if layer.kind == "change")
+    layers["change"] = open_layer(gpkg, change.name, f"District NDVI change {years[-1].year} minus {years[0].year}")
+    low, bounds = symmetric_classes(values(layers["change"], change.field), CLASSES)
+    layers["change"].setRenderer(graduated_renderer(change.field, None, low, bounds, ramp=gradient(NDVI_CHANGE_RAMP),
+                                                    geometry="polygon"))
+    print(f"    district NDVI change classes, symmetric around 0: {low:+.3f}, {', '.join(f'{b:+.3f}' for b in bounds)}")
+
+    canopy = next(layer for layer in districts.canopy.layers if layer.kind == "latest")
+    layers["canopy"] = open_layer(districts.canopy.output, canopy.name, "District ATL08 canopy height, latest year")
+    # its stored default style: natural breaks (k = 5) of the median h_canopy, Greens
+    return layers
+
+
+def _district_layout(project, districts, layers):
+    """District NDVI of each year (one set of classes, one legend), its change (symmetric around 0) and the ATL08
+    canopy height of the same districts, two by two, on a page sized to them."""
+    from qgis.core import QgsLayoutItemLegend, QgsLayoutItemMap, QgsRectangle
+
+    extent = QgsRectangle(layers["outline"].extent())
+    extent.scale(1.04)
+    width = 80.0
+    height = width * extent.height() / extent.width()
+    legend_width = 42.0
+    column = width + 3 + legend_width + 4
+    row = 9 + height + 4
+    page = (6 + 2 * column + 2, 22 + 2 * row + 12)
+    layout = _new_layout(project, "District NDVI and canopy", page)
+    years = sorted(key for key in layers if isinstance(key, int))
+    ndvi, canopy = districts.ndvi, districts.canopy
+    _place(layout, _label(layout, "Sample city districts: NDVI per year, its change, and ATL08 canopy height", 15, bold=True),
+           6, 4, page[0] - 12, 9)
+    _place(layout, _label(layout, f"Mean NDVI per district computed embedded and in PostGIS (largest difference "
+                                  f"{districts.max_difference:.1g} over {districts.compared} values); ATL08 h_canopy of "
+                                  "the good canopy retrievals, median per district.", 8, colour="#444444"),
+           6, 13, page[0] - 12, 6)
+
+    def map_with_legend(x, y, key, title, legend_title, legend_label=None):
+        layer = layers[key]
+        map_item = QgsLayoutItemMap(layout)
+        _place(layout, map_item, x, y + 8, width, height)
+        map_item.setCrs(layer.crs())
+        map_item.setExtent(extent)
+        map_item.setFollowVisibilityPreset(True)
+        map_item.setFollowVisibilityPresetName(layer.name())
+        map_item.setFrameEnabled(True)
+        _place(layout, _label(layout, title, 10, bold=True), x, y, width + legend_width, 7)
+        if legend_title is None:
+            return
+        legend = QgsLayoutItemLegend(layout)
+        legend.setTitle(legend_title)
+        legend.setAutoUpdateModel(False)
+        root = legend.model().rootGroup()
+        root.clear()
+        root.addLayer(layer).setCustomProperty("legend/title-label", legend_label or " ")
+        outline = root.addLayer(layers["outline"])
+        outline.setUseLayerName(False)
+        outline.setName("no data")
+        legend.setBackgroundEnabled(False)
+        for part in (LEGEND_TITLE, LEGEND_SUBGROUP, LEGEND_SYMBOL_LABEL):
+            set_legend_font(legend, part, _font(8, bold=part == LEGEND_TITLE))
+        legend.setSymbolHeight(3.5)
+        _place(layout, legend, x + width + 3, y + 8, legend_width, height)
+        legend.adjustBoxSize()
+
+    top, bottom = 22, 22 + row
+    x0, x1 = 6, 6 + column
+    # the two years share one legend, between them: the classes are the same
+    map_with_legend(x0, top, years[0], f"Mean NDVI {years[0]}", f"Mean NDVI, {years[0]} and {years[-1]}",
+                    "one set of classes")
+    map_with_legend(x1, top, years[-1], f"Mean NDVI {years[-1]}", None)
+    note = _label(layout, f"Both NDVI maps use one set of classes: natural breaks ({CLASSES} classes) of the districts' "
+                          f"values of {years[0]} and {years[-1]} together, so a colour means the same NDVI on each.", 7,
+                  colour="#555555")
+    _place(layout, note, x1 + width + 3, top + 8, legend_width, height)
+    change = next(layer for layer in ndvi.layers if layer.kind == "change")
+    map_with_legend(x0, bottom, "change", f"Change in mean NDVI, {years[-1]} minus {years[0]}", "NDVI change",
+                    "symmetric around 0")
+    canopy_latest = next(layer for layer in canopy.layers if layer.kind == "latest")
+    map_with_legend(x1, bottom, "canopy", f"ATL08 canopy height (median h_canopy), latest year",
+                    "Canopy height", f"natural breaks, {len(canopy_latest.breaks)} classes")
+    _place(layout, _label(layout, (
+        f"{len(districts.districts.ids)} synthetic districts (sample_districts) over the sample city; synthetic Sentinel-2 "
+        f"composites and ICESat-2 ATL08 segments. Change classes: {CLASSES} equal steps from -max to +max of the "
+        f"absolute change of {change.field}. UTM zone 32N. Made with Canopy Explorer and QGIS by `make demo`."), 7,
+        colour="#555555"), 6, 22 + 2 * row, page[0] - 12, 10)
     return layout
 
 
@@ -545,14 +727,14 @@ def _layout(project, output, segments, roi, map_extent):
     return layout
 
 
-def _new_layout(project, name: str):
-    """A print layout with one page of PAGE_MM."""
+def _new_layout(project, name: str, page=PAGE_MM):
+    """A print layout with one page of ``page`` (width, height) mm."""
     from qgis.core import QgsLayoutSize, QgsPrintLayout
 
     layout = QgsPrintLayout(project)
     layout.initializeDefaults()
     layout.setName(name)
-    layout.pageCollection().page(0).setPageSize(QgsLayoutSize(PAGE_MM[0], PAGE_MM[1], LAYOUT_MILLIMETERS))
+    layout.pageCollection().page(0).setPageSize(QgsLayoutSize(page[0], page[1], LAYOUT_MILLIMETERS))
     return layout
 
 
@@ -589,7 +771,8 @@ def _label(layout, text, size, bold=False, colour="#222222"):
 
 
 def _export_png(layout, path: Path) -> None:
-    """The layout's page as a PNG of IMAGE_SIZE, with no metadata (re-running gives the same file).
+    """The layout's page as a PNG IMAGE_SIZE[0] pixels wide (as tall as the page's aspect), with no metadata
+    (re-running gives the same file).
 
     Rendered to an image and saved by Qt rather than with QgsLayoutExporter.exportToImage, which
     georeferences the page of the layout's map by opening the file in GDAL for update: the PNG driver
@@ -597,7 +780,9 @@ def _export_png(layout, path: Path) -> None:
     from qgis.core import QgsLayoutExporter
     from qgis.PyQt.QtCore import QSize
 
-    image = QgsLayoutExporter(layout).renderPageToImage(0, QSize(*IMAGE_SIZE), IMAGE_SIZE[0] / (PAGE_MM[0] / 25.4))
+    page = layout.pageCollection().page(0).pageSize()
+    size = QSize(IMAGE_SIZE[0], round(IMAGE_SIZE[0] * page.height() / page.width()))
+    image = QgsLayoutExporter(layout).renderPageToImage(0, size, IMAGE_SIZE[0] / (page.width() / 25.4))
     if image.isNull() or not image.save(str(path), "PNG"):
         raise RuntimeError(f"QGIS could not render the map to {path.name}")
 

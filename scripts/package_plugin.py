@@ -26,7 +26,8 @@ INCLUDED = ("metadata.txt", "LICENSE", "README.md", "requirements.txt", "__init_
 EXCLUDED_DIRS = {"__pycache__", "tests", ".pytest_cache"}
 # Sample data of `make demo` and the tests only; the plugin's own *Sample database* needs the granule
 # generator and the database builder (plugin/core/samples/granules.py, database.py), which stay.
-EXCLUDED_FILES = {"plugin/core/samples/scenes.py", "plugin/core/samples/stac_server.py", "plugin/core/samples/basemap.py"}
+EXCLUDED_FILES = {"plugin/core/samples/scenes.py", "plugin/core/samples/stac_server.py", "plugin/core/samples/basemap.py",
+                  "plugin/core/samples/districts.py", "plugin/core/samples/postgis_server.py"}
 # Compiled or binary payloads are not accepted by plugins.qgis.org.
 EXCLUDED_SUFFIXES = {".pyc", ".pyo", ".so", ".pyd", ".dll", ".dylib", ".exe", ".h5", ".tif", ".tiff", ".gpkg", ".zip"}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import ROOT
 
 PLUGIN = ROOT / "plugin"
-SHARED_CORE = {"callbacks", "errors", "natural_breaks", "polygons", "segment_files", "proj_context", "environment", "values"}
+SHARED_CORE = {"callbacks", "errors", "map_classes", "natural_breaks", "polygons", "segment_files", "proj_context", "environment", "values"}
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:

@@ -127,16 +127,21 @@ class BreaksSample:
         return bounds
 
 
-def raster_breaks(path, k: int = 5, band: int = 1, size: int = SAMPLE_SIZE) -> Tuple[Optional[float], List[float]]:
-    """(minimum, natural breaks) of a raster band's valid values, from a decimated read
-    (GDAL serves it from an overview when the file has them)."""
+def raster_sample(path, band: int = 1, size: int = SAMPLE_SIZE) -> np.ndarray:
+    """The finite values of a decimated read of a raster band, about ``16 * size`` of them (GDAL serves the
+    read from an overview when the file has them)."""
     import rasterio
 
     with rasterio.open(path) as dataset:
         scale = max(1.0, (dataset.width * dataset.height / (size * 16)) ** 0.5)
         shape = (max(1, int(dataset.height / scale)), max(1, int(dataset.width / scale)))
         values = dataset.read(band, out_shape=shape, masked=True).astype(np.float64).filled(np.nan)
-    values = values[np.isfinite(values)]
+    return values[np.isfinite(values)]
+
+
+def raster_breaks(path, k: int = 5, band: int = 1, size: int = SAMPLE_SIZE) -> Tuple[Optional[float], List[float]]:
+    """(minimum, natural breaks) of a raster band's valid values, from a decimated read (``raster_sample``)."""
+    values = raster_sample(path, band, size)
     if not len(values):
         return None, []
     return float(values.min()), fisher_jenks(sample_for_breaks(values, size), k)

@@ -2,7 +2,7 @@
 
 Styled like the seed's figure: the baseline (period 1 median) with a sequential ramp on
 fixed 2-40 m classes, the change with a diverging ramp symmetric at the 95th percentile
-of the absolute change. A GeoPackage keeps both styles in ``layer_styles`` (the change
+of the absolute change (the outer classes reaching the largest absolute change on both sides). A GeoPackage keeps both styles in ``layer_styles`` (the change
 map is the default); a GeoTIFF gets a ``.qml`` for the change band beside it.
 """
 
@@ -93,7 +93,9 @@ def baseline_renderer(result: GridChange) -> QgsGraduatedSymbolRenderer:
 
 def change_renderer(result: GridChange, limit: float) -> QgsGraduatedSymbolRenderer:
     values = result.columns["change"]
-    classes = _classes(-limit, limit, CHANGE_CLASSES, float(np.nanmin(values, initial=-limit)), float(np.nanmax(values, initial=limit)))
+    # the outer classes reach the largest |change| on both sides, so the classes stay symmetric around 0
+    reach = float(np.nanmax(np.abs(values), initial=limit))
+    classes = _classes(-limit, limit, CHANGE_CLASSES, -reach, reach)
     return _graduated("change", classes, QgsColorBrewerColorRamp("BrBG", 11), units_for(result.catalogue_variable))
 
 
