@@ -17,7 +17,7 @@ from qgis.core import QgsLayerMetadata, QgsVectorLayer
 
 from ..core.errors import QueryError
 from ..core.lidar.config import DatabaseConfig
-from ..core.lidar.database import Atl08Database
+from ..core.lidar.database import BATCH_CELLS, Atl08Database
 from ..core.lidar.open_databases import shared_database
 from ..core.lidar.empty_result import explain_empty
 from ..core.lidar.query import NearestRequest, SegmentQuery
@@ -27,7 +27,7 @@ from .profile_layer import set_segment_elevation
 from .symbology import graduated_renderer
 from .temporal import make_segments_temporal
 
-BATCH_ROWS = 250_000
+BATCH_ROWS = BATCH_CELLS  # TileDB's own batches, whole
 STYLE_NAME = "Canopy Explorer"
 
 

@@ -9,6 +9,7 @@ def connection_summary(config: DatabaseConfig, timeout_s: float = 20.0) -> dict:
     """The database's URI, time span and the catalogue variables it holds. The database stays open for
     the queries that follow (the dialog tests the connection as soon as a database is chosen)."""
     database = shared_database(config, probe_timeout_s=timeout_s)
+    database.prepare()  # what the dialog's first query will need, loaded while the user sets it up
     start, end = database.time_span()
     names = set(database.attribute_names)
     variables = sorted(v.name for v in database.product.catalogue().values() if set(v.attribute_names) & names)

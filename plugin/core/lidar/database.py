@@ -33,6 +33,8 @@ from .write_notices import writes_to
 
 MEMORY_CHECK_MIN_AREA_DEG2 = 4.0  # queries over smaller boxes skip the memory check
 FRAME_MEMORY_FACTOR = 2  # TileDB's result buffers and the DataFrame built from them
+BATCH_BUFFER_BYTES = 2 * 2**20  # result buffers of a batched read (per column)...
+BATCH_CELLS = BATCH_BUFFER_BYTES // 8  # ...so TileDB's batches hold 262,144 segments (cut smaller when asked)
 BATCH_MEMORY_FLOOR = 64 * 2**20  # TileDB's memory budget for a batched read...
 BATCH_MEMORY_CEILING = 8 * 2**30  # ...and how far it may grow for arrays with many tiles
 EXACT_COUNT_LIMIT = 2_000_000  # cells whose coordinates a count may read to test them against a polygon (about 0.1 s locally)
@@ -75,12 +77,13 @@ class Atl08Database:
         # on local disk a listing costs a fraction of a millisecond: every query checks
         self.freshness_s = (REMOTE_FRESHNESS_S if self._remote else 0.0) if freshness_s is None else freshness_s
         self._lock = threading.Lock()
-        self._free: Dict[Optional[tuple], list] = {}  # batch budget (None: the database's context) -> [(array, listing)]
-        self._contexts: Dict[Optional[tuple], object] = {None: self.ctx}
+        self._free: Dict[Optional[int], list] = {}  # batch memory budget (None: the database's context) -> [(array, listing)]
+        self._contexts: Dict[Optional[int], object] = {None: self.ctx}
         self._listing: Optional[_Listing] = None  # the newest listing taken
         self._refreshing: Optional[Future] = None
         self._lister: Optional[ThreadPoolExecutor] = None
         self._extents = None  # (commit listing, fragment extents) of the last estimate
+        self._preparing: Optional[Future] = None  # see prepare()
         array, listing = self._open_first(probe_timeout_s)
         self._listing = listing
         self._free[None] = [(array, listing)]
@@ -168,7 +171,7 @@ class Atl08Database:
             return self._refreshing
 
     @contextmanager
-    def _handle(self, listing: Optional[_Listing] = None, budget: Optional[Tuple[int, int]] = None):
+    def _handle(self, listing: Optional[_Listing] = None, budget: Optional[int] = None):
         """An open array for one query, holding at least what ``listing`` (by default a current
         one) lists. Arrays are reused across queries and threads, one thread at a time: reopening
         reads every fragment's metadata again (a request per fragment on S3), so it happens only
@@ -192,16 +195,51 @@ class Atl08Database:
             with self._lock:
                 self._free.setdefault(budget, []).append((array, held))
 
-    def _context(self, budget: Optional[Tuple[int, int]]):
+    def prepare(self) -> Future:
+        """Load in the background what estimates and batched reads need, if not loaded yet: the
+        fragments' extents, and an array of the batched reads' own context (a bounded memory budget).
+        Each loads every fragment's footer again (a HEAD and a ranged GET per fragment on S3), so the
+        two load side by side, and the dialog starts them as soon as a database is chosen (see
+        ``connection_summary``) rather than on its first query's wait. Plain queries need neither."""
+        if self._preparing is not None:
+            return self._preparing
+        listing = self._current_listing()
+        with self._lock:
+            if self._preparing is None:
+                self._preparing = Future()
+                threading.Thread(target=self._prepare, args=(listing,), name="tiledb-prepare", daemon=True).start()
+            return self._preparing
+
+    def _prepare(self, listing: _Listing) -> None:
+        def batch_array():
+            try:
+                with self._handle(listing, budget=BATCH_MEMORY_FLOOR):
+                    pass
+            except Exception:  # noqa: BLE001 - the first batched read opens it again and reports what fails
+                pass
+
+        opening = threading.Thread(target=batch_array, name="tiledb-open", daemon=True)
+        opening.start()
+        try:
+            self._fragment_extents(listing)
+        except Exception:  # noqa: BLE001 - the first estimate does it again and reports what fails
+            pass
+        opening.join()
+        self._preparing.set_result(None)
+
+    def _prepared(self) -> None:
+        """What ``prepare`` loads, loaded (and waited for when it is loading)."""
+        self.prepare().result()
+
+    def _context(self, budget: Optional[int]):
         """The database's TileDB context, or for batched reads one with a bounded memory budget
-        (TileDB's default is 10 GB, which a large query would use) and result buffers of a batch:
-        ``budget`` is (memory budget, buffer bytes)."""
+        (TileDB's default is 10 GB, which a large query would use) and result buffers of a batch."""
         import tiledb
 
         with self._lock:
             if budget not in self._contexts:
                 config = dict(self.ctx.config().items())
-                config["sm.mem.total_budget"], config["py.init_buffer_bytes"] = str(budget[0]), str(budget[1])
+                config["sm.mem.total_budget"], config["py.init_buffer_bytes"] = str(budget), str(BATCH_BUFFER_BYTES)
                 self._contexts[budget] = tiledb.Ctx(tiledb.Config(config))
             return self._contexts[budget]
 
@@ -296,22 +334,24 @@ class Atl08Database:
         """One subarray in incomplete batches: result buffers of ``batch_rows`` cells and a bounded
         TileDB memory budget (its default is 10 GB, which a large query would use).
 
-        The budget starts at ``BATCH_MEMORY_FLOOR`` (or more for large batches); some arrays need
-        more just for their tile offsets, which TileDB reports before returning any row, so the
-        budget then grows, up to ``BATCH_MEMORY_CEILING``.
+        The budget starts at ``BATCH_MEMORY_FLOOR``; some arrays need more just for their tile
+        offsets, which TileDB reports before returning any row, so the budget then grows, up to
+        ``BATCH_MEMORY_CEILING``. TileDB's batches (``BATCH_BUFFER_BYTES`` per column) are cut to
+        ``batch_rows``.
         """
         import tiledb
 
-        budget = max(BATCH_MEMORY_FLOOR, batch_rows * 256)
+        self._prepared()
+        budget = BATCH_MEMORY_FLOOR
         failures = 0
         while True:
             started = False
             try:
-                with self._handle(listing, budget=(budget, max(batch_rows, 1024) * 8)) as array:
+                with self._handle(listing, budget=budget) as array:
                     query = array.query(attrs=attrs, cond=condition, dims=dims, return_incomplete=True)
                     for batch in query.multi_index[ranges]:
                         started = True
-                        yield batch
+                        yield from _cut(batch, batch_rows)
                 return
             except StorageError:
                 raise
@@ -489,6 +529,7 @@ class Atl08Database:
         """
         first_day, last_day = spec.day_range
         rows = 0.0
+        self._prepared()
         extents, damaged = self._fragment_extents()
         for ((lat0, lat1), (lon0, lon1), (t0, t1)), cells in extents:
             time_share = _overlap(t0, t1 + 1, first_day, last_day + 1)
@@ -508,14 +549,14 @@ class Atl08Database:
         rows, and estimates leave them out."""
         return self._fragment_extents()[1]
 
-    def _fragment_extents(self):
+    def _fragment_extents(self, listing: Optional[_Listing] = None):
         """(non-empty domain, cell count) of every fragment with a finite extent, and the names of
         the others. Reading them costs one request per fragment on S3 (unless their metadata is
         consolidated), so they are kept until the array's commit listing changes; arrays without a
         commit folder are read every time."""
         import tiledb
 
-        commits = self._current_listing().commits
+        commits = (listing or self._current_listing()).commits
         cached = self._extents
         if commits is None or cached is None or cached[0] != commits:
             fragments = retrying(lambda: tiledb.FragmentInfoList(self.uri, ctx=self.ctx), f"listing the fragments of {self.uri}")
@@ -534,6 +575,15 @@ class Atl08Database:
         frame["distance_m"] = request.distances(frame["longitude"].to_numpy(), frame["latitude"].to_numpy())
         frame = frame[frame["distance_m"] <= request.radius_m].sort_values("distance_m", kind="stable").head(request.num_shots)
         return frame.reset_index(drop=True)
+
+
+def _cut(batch: Dict[str, np.ndarray], rows: int) -> Iterator[Dict[str, np.ndarray]]:
+    """``batch`` in even parts of at most ``rows`` cells (a batch of 262,144 asked as 250,000 comes as two halves)."""
+    size = len(next(iter(batch.values()))) if batch else 0
+    parts = max(1, -(-size // max(rows, 1)))
+    step = -(-size // parts) if size else 0
+    for first in range(0, parts * step, step) if step else [0]:
+        yield {name: values[first:first + step] for name, values in batch.items()} if step else batch
 
 
 def _fragment_name(fragment) -> str:
