@@ -101,6 +101,24 @@ def expected_stats(path, geometry):
     return len(picked), picked.min(), picked.max(), picked.mean(), picked.std()
 
 
+def expected_quantiles(path, geometry):
+    """(median, 10th, 90th percentile) over the same pixels as ``expected_stats``: numpy's default (linear)
+    percentile, None when no pixel counts."""
+    import rasterio
+
+    with rasterio.open(path) as dataset:
+        values = dataset.read(1).astype(np.float64)
+        transform = dataset.transform
+    rows, cols = np.mgrid[0:values.shape[0], 0:values.shape[1]]
+    xs, ys = transform * (cols + 0.5, rows + 0.5)
+    if not geometry.is_valid:
+        geometry = shapely.make_valid(geometry)
+    picked = values[shapely.contains_xy(geometry, xs, ys) & np.isfinite(values)]
+    if not len(picked):
+        return None, None, None
+    return tuple(float(np.percentile(picked, q)) for q in (50, 10, 90))
+
+
 def read_table(gpkg, layer, id_field=ID_FIELD):
     """{id: {field: value}} of a GeoPackage layer, read with OGR."""
     from osgeo import ogr
