@@ -177,3 +177,39 @@ def test_the_chosen_statistic_drives_the_classes(composites, tmp_path):
     values = [r["max_ndvi"] for r in read_table(tmp_path / "out.gpkg", "ndvi_stats_latest").values() if r["max_ndvi"] is not None]
     assert latest.breaks[-1] == pytest.approx(max(values))
     assert result.layer("ndvi_stats_change").field == "max_ndvi_change"
+
+
+PERCENTILES = ("median_ndvi", "p10_ndvi", "p90_ndvi")
+
+
+def drop_percentile_columns(runner, tables):
+    """The tables as a release without the percentiles wrote them."""
+    if runner.mode == "embedded":
+        from osgeo import ogr
+
+        dataset = ogr.Open(str(runner.output), update=1)
+        for name in tables:
+            layer = dataset.GetLayerByName(name)
+            for column in PERCENTILES:
+                layer.DeleteField(layer.GetLayerDefn().GetFieldIndex(column))
+        dataset = None
+        return
+    from psycopg import sql
+
+    with runner.server.admin_connect() as conn:
+        for name in tables:
+            for column in PERCENTILES:
+                conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(
+                    sql.Identifier("latest rules", runner.prefix + name), sql.Identifier(column)))
+
+
+def test_tables_of_a_release_without_percentiles_are_updated_not_refused(runner, composites):
+    runner.run(composites, [2019])
+    drop_percentile_columns(runner, ["ndvi_stats_2019", "ndvi_stats_latest"])
+    runner.run(composites, [2021])
+    latest = runner.table("ndvi_stats_latest")
+    assert latest[OLD_ONLY]["year"] == 2019 and latest[OLD_ONLY]["median_ndvi"] is None  # kept from the older table
+    assert latest['A "simple"']["year"] == 2021 and latest['A "simple"']["median_ndvi"] is not None
+    change = runner.table("ndvi_stats_change")  # the older year still counts, its percentiles unknown
+    assert (change['A "simple"']["first_year"], change['A "simple"']["last_year"]) == (2019, 2021)
+    assert change['A "simple"']["median_ndvi_change"] is None and change['A "simple"']["mean_ndvi_change"] is not None
