@@ -133,3 +133,20 @@ def test_the_processing_algorithm_adds_raster_values_and_composites_by_year(load
         feedback=QgsProcessingFeedback())
     rows = read_points(result["OUTPUT"])
     assert [rows[i]["ndvi"] for i in segment_ids(places)] == [pytest.approx(composite_value(2021))] * len(INSIDE) + [None]
+
+
+def test_the_processing_algorithm_takes_a_layer_that_is_not_a_file(loaded_plugin, tmp_path):
+    from qgis import processing
+    from qgis.core import QgsFeatureRequest, QgsProcessingFeedback, QgsRasterLayer, QgsVectorLayer
+
+    places = [in_pixel(1.5, 1.5), in_pixel(2.5, 2.5)]
+    points = write_points(tmp_path / "segments.gpkg", places, ["2020-05-01T10:00:00", "2021-05-01T10:00:00"])
+    in_memory = QgsVectorLayer(f"{points}|layername=segments", "segments", "ogr").materialize(QgsFeatureRequest())
+    assert in_memory.providerType() == "memory"
+    composites = [QgsRasterLayer(str(write_composite(tmp_path, year)), f"NDVI {year}") for year in (2020, 2021)]
+    result = processing.run("canopyexplorer:atl08_sample_rasters", {
+        "INPUT": in_memory, "MODE": 1, "RASTERS": composites, "OUTPUT": str(tmp_path / "with_ndvi.gpkg")},
+        feedback=QgsProcessingFeedback())
+    rows = read_points(result["OUTPUT"])
+    assert [rows[i]["ndvi"] for i in segment_ids(places)] == [pytest.approx(composite_value(2020)),
+                                                              pytest.approx(composite_value(2021))]

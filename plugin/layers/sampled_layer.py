@@ -45,10 +45,11 @@ def composites_by_year(layers: Sequence) -> Dict[int, Path]:
     return rasters_by_year([raster_file(layer) for layer in layers]) if layers else {}
 
 
-def sample_request(points_layer: QgsVectorLayer, output: str, raster_layers: Sequence, by_year: bool,
+def sample_request(points: Tuple[str, Optional[str]], output: str, raster_layers: Sequence, by_year: bool,
                    band: int = 1) -> SampleRequest:
-    """The request for the chosen layers: each raster as a field, or (``by_year``) the composites as ``ndvi``."""
-    points, layer_name = point_layer_file(points_layer)
+    """The request for the point file and layer name ``points`` (``point_layer_file``) and the chosen raster layers:
+    each raster as a field, or (``by_year``) the composites as ``ndvi``."""
+    points, layer_name = points
     if not raster_layers:
         raise ConfigurationError("no raster chosen: tick at least one" + (" NDVI composite" if by_year else " raster layer"))
     if by_year:

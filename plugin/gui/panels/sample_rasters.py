@@ -11,7 +11,7 @@ from qgis.PyQt.QtWidgets import QListWidgetItem
 
 from ...core.districts.statistics import year_of
 from ...core.errors import CanopyExplorerError, QueryError
-from ...layers.sampled_layer import load_sampled_layer, sample_request
+from ...layers.sampled_layer import load_sampled_layer, point_layer_file, sample_request
 from ...qgis_compat import POINT_LAYERS
 from ...resources import ui_path
 from ...tasks.sample_task import SampleRastersTask
@@ -79,7 +79,7 @@ class SampleRastersPanel(BasePanel, FORM_CLASS):
             raise QueryError("no output file: choose where to write the segments with their raster values")
         if "." not in output.rsplit("/", 1)[-1]:
             output += ".gpkg"
-        request = sample_request(self.pointsLayerCombo.currentLayer(), output, self.chosen_rasters(), self.by_year,
+        request = sample_request(point_layer_file(self.pointsLayerCombo.currentLayer()), output, self.chosen_rasters(), self.by_year,
                                  self.bandSpin.value())
         task = SampleRastersTask(request)
         task.points_layer_id = self.pointsLayerCombo.currentLayer().id()  # an id: the layer may be removed meanwhile
