@@ -29,8 +29,10 @@ def test_the_panel_adds_the_ticked_rasters_to_a_copy_of_the_points_and_loads_it(
     panel = dialog.show_panel(dialog.sample_rasters)
     panel.pointsLayerCombo.setLayer(points)
     if by_year:
+        ticked_only(panel, ["cover"])  # a raster that is not a composite, ticked before switching
         panel.compositeByYearRadio.setChecked(True)  # lists the rasters whose file name holds a year, all ticked
-        assert panel.sampleRastersList.count() == 2
+        assert panel.sampleRastersList.count() == 2 and len(panel.chosen_rasters()) == 2
+        assert not panel.bandSpin.isEnabled()
     else:
         assert panel.sampleRastersList.count() == 3
         ticked_only(panel, ["cover"])

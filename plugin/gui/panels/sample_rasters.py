@@ -48,6 +48,7 @@ class SampleRastersPanel(BasePanel, FORM_CLASS):
                   if self.sampleRastersList.item(i).checkState() == Qt.CheckState.Checked}
         self.sampleRastersList.clear()
         self.bandSpin.setEnabled(not self.by_year)
+        listed = []
         for layer in QgsProject.instance().mapLayers().values():
             if not isinstance(layer, QgsRasterLayer):
                 continue
@@ -57,11 +58,14 @@ class SampleRastersPanel(BasePanel, FORM_CLASS):
                     label = f"{layer.name()} ({year_of(layer.source())})"
                 except CanopyExplorerError:
                     continue
+            listed.append((layer.id(), label))
+        # the composites by year are all ticked unless some of them were chosen; other rasters only when chosen
+        tick_all = self.by_year and not ticked & {identifier for identifier, _ in listed}
+        for identifier, label in listed:
             item = QListWidgetItem(label)
-            item.setData(Qt.ItemDataRole.UserRole, layer.id())
+            item.setData(Qt.ItemDataRole.UserRole, identifier)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if layer.id() in ticked or (self.by_year and not ticked)
-                               else Qt.CheckState.Unchecked)
+            item.setCheckState(Qt.CheckState.Checked if tick_all or identifier in ticked else Qt.CheckState.Unchecked)
             self.sampleRastersList.addItem(item)
 
     def chosen_rasters(self) -> List[QgsRasterLayer]:
