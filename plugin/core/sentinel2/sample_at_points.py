@@ -248,6 +248,7 @@ def read_points(path: Path, layer_name: Optional[str] = None, time_field: Option
                                      f"time, which picks each segment's composite; its fields are: {', '.join(names) or 'none'}")
         kind = definition.GetFieldDefn(time_index).GetType()
     fids, xs, ys, years = [], [], [], []
+    layer.SetIgnoredFields([name for name in names if name != time_field])  # only the geometry and the time are read
     layer.ResetReading()
     for feature in layer:
         geometry = feature.GetGeometryRef()
@@ -338,8 +339,9 @@ def _write(request: SampleRequest, points: _Points, columns: Mapping[str, np.nda
     staging = temporary_sibling(output, ".gpkg")
     try:
         source = _open_vector(request.points)
-        # the copy keeps the source's feature ids (the values are written back by them); its spatial index is built
-        # after the values are in, as the R-tree triggers need SQL functions only OGR's SQLite has
+        # the copy keeps the source's feature ids (the values are written back by them). No spatial index, as the
+        # query's own outputs have none: SQLite's R-tree would take longer than the rest (and its triggers need SQL
+        # functions only OGR's SQLite has); QGIS draws point layers of millions of rows without one.
         gdal.VectorTranslate(str(staging), source, format="GPKG", layers=[points.layer], layerName=points.layer,
                              options=["-preserve_fid"], layerCreationOptions=["SPATIAL_INDEX=NO"])
         source = None
@@ -361,10 +363,6 @@ def _write(request: SampleRequest, points: _Points, columns: Mapping[str, np.nda
             connection.commit()
         finally:
             connection.close()
-        dataset = ogr.Open(str(staging), update=1)
-        dataset.ExecuteSQL(f"SELECT CreateSpatialIndex('{points.layer.replace(chr(39), chr(39) * 2)}', "
-                           f"'{layer_geometry_column(dataset, points.layer)}')")
-        dataset = None
         if output_format == "GPKG":
             os.replace(staging, output)
         else:
@@ -373,10 +371,6 @@ def _write(request: SampleRequest, points: _Points, columns: Mapping[str, np.nda
         raise OutputError(f"cannot write {output}: {error}") from error
     finally:
         remove_quietly(staging)
-
-
-def layer_geometry_column(dataset, layer: str) -> str:
-    return dataset.GetLayerByName(layer).GetGeometryColumn().replace("'", "''")
 
 
 def _fid_column(connection, table: str) -> str:
