@@ -150,3 +150,20 @@ def test_the_processing_algorithm_takes_a_layer_that_is_not_a_file(loaded_plugin
     rows = read_points(result["OUTPUT"])
     assert [rows[i]["ndvi"] for i in segment_ids(places)] == [pytest.approx(composite_value(2020)),
                                                               pytest.approx(composite_value(2021))]
+
+
+def test_a_cancel_leaves_no_output_and_no_temporary_file(raster, tmp_path):
+    from canopy_explorer.plugin.core.errors import Cancelled
+
+    points = write_points(tmp_path / "segments.gpkg", [in_pixel(1.5, 1.5)])
+    (tmp_path / "out.gpkg").write_bytes(b"an earlier output")
+
+    def cancel_after_the_first_raster(fraction):
+        if fraction > 0:
+            raise Cancelled("cancelled by the user")
+
+    request = SampleRequest.create(points, tmp_path / "out.gpkg", rasters=[("cover", raster), ("cover_2", raster, 2)])
+    with pytest.raises(Cancelled):
+        sample_rasters_at_points(request, progress=cancel_after_the_first_raster)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.gpkg", "segments.gpkg"]
+    assert (tmp_path / "out.gpkg").read_bytes() == b"an earlier output"
