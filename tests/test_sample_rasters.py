@@ -167,3 +167,13 @@ def test_a_cancel_leaves_no_output_and_no_temporary_file(raster, tmp_path):
         sample_rasters_at_points(request, progress=cancel_after_the_first_raster)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.gpkg", "segments.gpkg"]
     assert (tmp_path / "out.gpkg").read_bytes() == b"an earlier output"
+
+
+@pytest.mark.parametrize("suffix", [".geojson", ".fgb", ".csv"])
+def test_points_in_any_format_the_query_writes_get_their_own_values(raster, tmp_path, suffix):
+    # GeoJSON and FlatGeobuf number features from 0, CSV has no geometry column: each value must still reach its point
+    places = [in_pixel(r, c) for r, c in INSIDE]
+    points = write_points(tmp_path / f"segments{suffix}", places)
+    rows = read_points(sample_rasters_at_points(SampleRequest.create(points, tmp_path / "out.gpkg", rasters=[("cover", raster)])).path)
+    values = pixel_values()
+    assert [rows[i]["cover"] for i in segment_ids(places)] == [float(values[int(r), int(c)]) for r, c in INSIDE]

@@ -225,26 +225,26 @@ def _layer_of(dataset, path: Path, name: Optional[str]):
     return layer
 
 
-def read_points(path: Path, layer_name: Optional[str] = None, time_field: Optional[str] = None) -> _Points:
-    """Feature ids, coordinates and (with ``time_field``) acquisition years of a point layer."""
+def read_points(path: Path, layer_name: Optional[str] = None, time_field: Optional[str] = None,
+                shown: Optional[str] = None) -> _Points:
+    """Feature ids, coordinates and (with ``time_field``) acquisition years of a point layer; errors name ``shown``
+    (the user's file) rather than ``path``."""
     from osgeo import ogr
 
     dataset = _open_vector(path)
     layer = _layer_of(dataset, path, layer_name)
+    shown = shown or path.name
     definition = layer.GetLayerDefn()
     names = tuple(definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount()))
     srs = layer.GetSpatialRef()
     if srs is None:
-        crs = "EPSG:4326" if path.suffix.lower() == ".csv" else None
-        if crs is None:
-            raise ConfigurationError(f"the point layer {path.name} has no coordinate reference system: set one on the layer")
-    else:
-        crs = srs.ExportToWkt()
+        raise ConfigurationError(f"the point layer {shown} has no coordinate reference system: set one on the layer")
+    crs = srs.ExportToWkt()
     time_index = -1
     if time_field is not None:
         time_index = definition.GetFieldIndex(time_field)
         if time_index < 0:
-            raise ConfigurationError(f"the point layer {path.name} has no field {time_field!r} with the segments' acquisition "
+            raise ConfigurationError(f"the point layer {shown} has no field {time_field!r} with the segments' acquisition "
                                      f"time, which picks each segment's composite; its fields are: {', '.join(names) or 'none'}")
         kind = definition.GetFieldDefn(time_index).GetType()
     fids, xs, ys, years = [], [], [], []
@@ -258,7 +258,7 @@ def read_points(path: Path, layer_name: Optional[str] = None, time_field: Option
             ys.append(math.nan)
         else:
             if ogr.GT_Flatten(geometry.GetGeometryType()) != ogr.wkbPoint:
-                raise ConfigurationError(f"{path.name} holds {geometry.GetGeometryName().lower()} geometries: choose a point layer")
+                raise ConfigurationError(f"{shown} holds {geometry.GetGeometryName().lower()} geometries: choose a point layer")
             xs.append(geometry.GetX())
             ys.append(geometry.GetY())
         if time_index >= 0:
@@ -285,7 +285,41 @@ def _year(feature, index: int, kind) -> int:
 def sample_rasters_at_points(request: SampleRequest, progress: Optional[Progress] = None,
                              check_cancel: Optional[CheckCancel] = None, log: Optional[Log] = None) -> SampledPoints:
     """The request's point layer copied to ``request.output`` with one field per raster (or ``ndvi`` by year)."""
-    points = read_points(request.points, request.layer, request.time_field if request.composites else None)
+    import sqlite3
+
+    output = request.output
+    check_output_folder(output)
+    output_format = format_for_path(output)
+    # The points are copied first, into a GeoPackage beside the output, and read from that copy: the values go back
+    # to the copy's own feature ids, whatever ids the source format gives (GeoJSON and FlatGeobuf count from 0).
+    staging = temporary_sibling(output, ".gpkg")
+    try:
+        layer_name = _copy_points(request, staging)
+        points = read_points(staging, layer_name, request.time_field if request.composites else None,
+                             shown=request.points.name)
+        columns = _sampled_columns(request, points, progress, check_cancel, log)
+        if check_cancel:
+            check_cancel()
+        _add_columns(staging, layer_name, points.fids, columns)
+        if output_format == "GPKG":
+            os.replace(staging, output)
+        else:
+            copy_to_format(staging, output, output_format)
+    except (RuntimeError, OSError, sqlite3.Error) as error:
+        raise OutputError(f"cannot write {output}: {error}") from error
+    finally:
+        remove_quietly(staging)
+    _report(progress, 1.0)
+    valued = {name: int(np.isfinite(values).sum()) for name, values in columns.items()}
+    if log:
+        log(f"{len(points.fids)} point(s) written to {output.name}; "
+            + ", ".join(f"{name}: {count} with a value" for name, count in valued.items()))
+    return SampledPoints(output, len(points.fids), tuple(columns), valued)
+
+
+def _sampled_columns(request: SampleRequest, points: _Points, progress: Optional[Progress], check_cancel: Optional[CheckCancel],
+                     log: Optional[Log]) -> Dict[str, np.ndarray]:
+    """The new fields' values (NaN for NULL) at the points, by field name."""
     taken = {name.lower(): name for name in points.fields}
     for name in request.fields:
         if name.lower() in taken:
@@ -311,15 +345,7 @@ def sample_rasters_at_points(request: SampleRequest, progress: Optional[Progress
             count = int(np.isin(points.years, without).sum())
             log(f"{count} segment(s) of {', '.join(map(str, without))} have no composite of their year: their ndvi is NULL")
         columns[NDVI_FIELD] = ndvi
-    if check_cancel:
-        check_cancel()
-    _write(request, points, columns)
-    _report(progress, 1.0)
-    valued = {name: int(np.isfinite(values).sum()) for name, values in columns.items()}
-    if log:
-        log(f"{len(points.fids)} point(s) written to {request.output.name}; "
-            + ", ".join(f"{name}: {count} with a value" for name, count in valued.items()))
-    return SampledPoints(request.output, len(points.fids), tuple(columns), valued)
+    return columns
 
 
 def _report(progress: Optional[Progress], fraction: float) -> None:
@@ -327,50 +353,45 @@ def _report(progress: Optional[Progress], fraction: float) -> None:
         progress(min(1.0, fraction))
 
 
-def _write(request: SampleRequest, points: _Points, columns: Mapping[str, np.ndarray]) -> None:
-    """A GeoPackage copy of the points with the new fields, renamed over (or converted to) the output."""
+def _copy_points(request: SampleRequest, staging: Path) -> str:
+    """The points' layer copied into the GeoPackage ``staging``; returns its layer name there. No spatial index, as
+    the query's own outputs have none: SQLite's R-tree would take longer than everything else (and its triggers
+    need SQL functions only OGR's SQLite has); QGIS draws point layers of millions of rows without one."""
+    from osgeo import gdal
+
+    source = _open_vector(request.points)
+    layer = _layer_of(source, request.points, request.layer)
+    name = layer.GetName()
+    options = ["-a_srs", "EPSG:4326"] if request.points.suffix.lower() == ".csv" else []  # the query's CSV: longitude, latitude
+    gdal.VectorTranslate(str(staging), source, format="GPKG", layers=[name], layerName=name, options=options,
+                         layerCreationOptions=["SPATIAL_INDEX=NO"])
+    return name
+
+
+def _add_columns(staging: Path, layer_name: str, fids: np.ndarray, columns: Mapping[str, np.ndarray]) -> None:
+    """The new fields (double precision) added to the copy and filled, NaN as NULL."""
     import sqlite3
 
-    from osgeo import gdal, ogr
+    from osgeo import ogr
 
-    output = request.output
-    check_output_folder(output)
-    output_format = format_for_path(output)
-    staging = temporary_sibling(output, ".gpkg")
+    dataset = ogr.Open(str(staging), update=1)
+    layer = dataset.GetLayerByName(layer_name)
+    for name in columns:
+        layer.CreateField(ogr.FieldDefn(name, ogr.OFTReal))
+    dataset = None
+    # one UPDATE per point through SQLite, with bound values: OGR's feature-by-feature rewrite is several times slower
+    connection = sqlite3.connect(str(staging))
     try:
-        source = _open_vector(request.points)
-        # the copy keeps the source's feature ids (the values are written back by them). No spatial index, as the
-        # query's own outputs have none: SQLite's R-tree would take longer than the rest (and its triggers need SQL
-        # functions only OGR's SQLite has); QGIS draws point layers of millions of rows without one.
-        gdal.VectorTranslate(str(staging), source, format="GPKG", layers=[points.layer], layerName=points.layer,
-                             options=["-preserve_fid"], layerCreationOptions=["SPATIAL_INDEX=NO"])
-        source = None
-        dataset = ogr.Open(str(staging), update=1)
-        layer = dataset.GetLayerByName(points.layer)
-        for name in columns:
-            layer.CreateField(ogr.FieldDefn(name, ogr.OFTReal))
-        dataset = None
-        # one UPDATE per point through SQLite, with bound values: OGR's feature-by-feature rewrite is several times slower
-        connection = sqlite3.connect(str(staging))
-        try:
-            table = _quote(points.layer)
-            assignments = ", ".join(f"{_quote(name)} = ?" for name in columns)
-            fid = _fid_column(connection, points.layer)
-            rows = zip(*[[None if not math.isfinite(v) else float(v) for v in values] for values in columns.values()],
-                       points.fids.tolist())
-            # B608: the table and column names are quoted by _quote(); the values are bound parameters
-            connection.executemany(f"UPDATE {table} SET {assignments} WHERE {_quote(fid)} = ?", rows)  # nosec B608
-            connection.commit()
-        finally:
-            connection.close()
-        if output_format == "GPKG":
-            os.replace(staging, output)
-        else:
-            copy_to_format(staging, output, output_format)
-    except (RuntimeError, OSError, sqlite3.Error) as error:
-        raise OutputError(f"cannot write {output}: {error}") from error
+        table = _quote(layer_name)
+        assignments = ", ".join(f"{_quote(name)} = ?" for name in columns)
+        fid = _fid_column(connection, layer_name)
+        rows = zip(*[[None if not math.isfinite(v) else float(v) for v in values] for values in columns.values()],
+                   fids.tolist())
+        # B608: the table and column names are quoted by _quote(); the values are bound parameters
+        connection.executemany(f"UPDATE {table} SET {assignments} WHERE {_quote(fid)} = ?", rows)  # nosec B608
+        connection.commit()
     finally:
-        remove_quietly(staging)
+        connection.close()
 
 
 def _fid_column(connection, table: str) -> str:
