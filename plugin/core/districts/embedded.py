@@ -209,7 +209,8 @@ def district_stats_embedded(
     log: Optional[Log] = None,
     before_publish: BeforePublish = None,
 ) -> StatsResult:
-    """Per district and year: pixel count, min, max, mean, stddev, median, 10th and 90th percentile of band 1 of each composite, in ``request.output_gpkg``.
+    """Per district and year: pixel count, min, max, mean, stddev, median, 10th and 90th percentile of band 1 of each
+    composite, in ``request.output_gpkg``.
 
     Writes ``ndvi_stats_<year>`` for each year given, updates ``ndvi_stats_latest`` (an
     existing file keeps the years of earlier runs; ``request.replace_latest`` starts that table
