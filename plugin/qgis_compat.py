@@ -36,6 +36,7 @@ def name(new: str, old: str):
 # Geometry and layer types
 POLYGON_GEOMETRY = name("Qgis.GeometryType.Polygon", "QgsWkbTypes.GeometryType.PolygonGeometry")
 POLYGON_LAYERS = name("Qgis.LayerFilter.PolygonLayer", "QgsMapLayerProxyModel.Filter.PolygonLayer")
+POINT_LAYERS = name("Qgis.LayerFilter.PointLayer", "QgsMapLayerProxyModel.Filter.PointLayer")
 
 # Processing
 SOURCE_VECTOR_POLYGON = name("Qgis.ProcessingSourceType.VectorPolygon", "QgsProcessing.SourceType.TypeVectorPolygon")

@@ -203,7 +203,8 @@ SCREEN_LEFT = (1366 - 16, 768 - 30 - 40 - 8)
 
 def test_every_panel_fits_a_1366_by_768_screen_with_the_desktop_fonts_and_no_tab_bar_scrolls(session):
     layout = step(session, "layout")
-    assert set(layout["panels"]) == {"ATL08 query", "Nearest shots", "Grid change", "NDVI composites", "District statistics"}
+    assert set(layout["panels"]) == {"ATL08 query", "Nearest shots", "Grid change", "NDVI composites", "District statistics",
+                                     "Sample rasters"}
     for title, panel in layout["panels"].items():
         for size in (panel["hint"], panel["minimum"]):
             assert size[0] <= SCREEN_LEFT[0] and size[1] <= SCREEN_LEFT[1], (title, panel)

@@ -1,4 +1,4 @@
-"""The dialog's layout: a list of the five workflows and one panel at a time, each with its own run button
+"""The dialog's layout: a list of the six workflows and one panel at a time, each with its own run button
 and status line, the shared database and region boxes above the panels that read them, and a size that
 fits a 1366 x 768 screen without tab bars that scroll."""
 
@@ -15,7 +15,7 @@ from canopy_explorer.plugin.gui.components.region_box import RegionBox
 # 1366 x 768 less what the desktop takes: a window frame (2 x 8 px), a title bar (30 px) and a panel or
 # task bar (40 px).
 SCREEN_LEFT = QSize(1366 - 16, 768 - 30 - 40 - 8)
-TITLES = ["ATL08 query", "Nearest shots", "Grid change", "NDVI composites", "District statistics"]
+TITLES = ["ATL08 query", "Nearest shots", "Grid change", "NDVI composites", "District statistics", "Sample rasters"]
 
 
 def show(dialog, panel):
@@ -24,7 +24,7 @@ def show(dialog, panel):
     return panel
 
 
-def test_the_workflow_list_names_the_five_panels_and_shows_one_at_a_time(dialog):
+def test_the_workflow_list_names_the_six_panels_and_shows_one_at_a_time(dialog):
     assert [dialog.workflowList.item(row).text() for row in range(dialog.workflowList.count())] == TITLES
     assert [panel.title for panel in dialog.panels] == TITLES
     for row, panel in enumerate(dialog.panels):
@@ -34,14 +34,14 @@ def test_the_workflow_list_names_the_five_panels_and_shows_one_at_a_time(dialog)
         assert [p for p in dialog.panels if p.isVisible()] == [panel]
 
 
-@pytest.mark.parametrize("row", range(5), ids=TITLES)
+@pytest.mark.parametrize("row", range(len(TITLES)), ids=TITLES)
 def test_every_panel_fits_a_1366_by_768_screen(dialog, row):
     panel = show(dialog, dialog.panels[row])
     for hint in (dialog.sizeHint(), dialog.minimumSizeHint()):
         assert hint.width() <= SCREEN_LEFT.width() and hint.height() <= SCREEN_LEFT.height(), (panel.title, hint)
 
 
-@pytest.mark.parametrize("row", range(5), ids=TITLES)
+@pytest.mark.parametrize("row", range(len(TITLES)), ids=TITLES)
 def test_no_tab_bar_needs_scroll_buttons(dialog, row):
     panel = show(dialog, dialog.panels[row])
     dialog.resize(dialog.sizeHint())
@@ -54,7 +54,7 @@ def test_no_tab_bar_needs_scroll_buttons(dialog, row):
 def test_each_panel_has_its_own_run_button_and_status_line(dialog):
     run_buttons = {panel.runButton.text() for panel in dialog.panels}
     assert run_buttons == {"Run query", "Click a point on the map…", "Map the change on a grid", "Build NDVI composites",
-                           "Compute district statistics"}
+                           "Compute district statistics", "Sample the rasters"}
     for panel in dialog.panels:
         assert panel.isAncestorOf(panel.runButton) and panel.isAncestorOf(panel.statusLabel)
         show(dialog, panel)
@@ -69,7 +69,8 @@ def test_the_shared_boxes_stand_above_the_panels_that_read_them_and_exist_once(d
         show(dialog, panel)
         shown[panel.title] = (dialog.database.isVisible(), dialog.region.isVisible())
     assert shown == {"ATL08 query": (True, True), "Nearest shots": (True, False), "Grid change": (True, True),
-                     "NDVI composites": (False, True), "District statistics": (False, False)}
+                     "NDVI composites": (False, True), "District statistics": (False, False),
+                     "Sample rasters": (False, False)}
 
 
 def test_enter_runs_the_workflow_on_screen(dialog):

@@ -24,7 +24,9 @@ import granule_truth
 from postgis_fixtures import *  # noqa: F401,F403  (postgis_server)
 from qgis_process_runner import QgisProcessProfile, venv_site_packages
 from stac_fixtures import BOUNDARY, BOUNDARY_CRS, COLLECTION, SPECS, expected_stack, grid_centres
-from zonal_fixtures import district_shapes, expected_stats, write_composites
+from sampling_fixtures import (composite_value, in_pixel, pixel_values, read_points, write_composite, write_points,
+                               write_utm_raster)
+from zonal_fixtures import district_shapes, expected_quantiles, expected_stats, write_composites
 
 UTM = "EPSG:32632"  # the sample granules (45.0..45.3 N, 7.0..7.3 E) and the NDVI scenes are in UTM 32N
 START, END = "2020-03-01", "2021-06-30"  # two of the four granules (2020-08-30 and 2021-03-28)
@@ -476,7 +478,7 @@ def test_ndvi_composite_matches_the_engine_in_process_and_the_scene_reflectances
 # --------------------------------------------------------------------------- zonal_stats
 
 ZONAL_YEARS = (2019, 2020, 2021)
-STAT_FIELDS = ("min_ndvi", "max_ndvi", "mean_ndvi", "stddev_ndvi")
+STAT_FIELDS = ("min_ndvi", "max_ndvi", "mean_ndvi", "stddev_ndvi", "median_ndvi", "p10_ndvi", "p90_ndvi")
 
 
 @pytest.fixture(scope="module")
@@ -520,7 +522,8 @@ def test_zonal_stats_embedded_gives_numpy_statistics_per_district_and_year_in_st
             count, low, high, mean, std = expected_stats(composites[year], geometry)
             assert rows[district]["pixel_count"] == count, (year, district)
             assert rows[district]["year"] == year
-            for field, value in zip(STAT_FIELDS, (low, high, mean, std)):
+            quantiles = expected_quantiles(composites[year], geometry)
+            for field, value in zip(STAT_FIELDS, (low, high, mean, std) + quantiles):
                 if count:
                     assert rows[district][field] == pytest.approx(value, abs=1e-6), (year, district, field)
                 else:
@@ -630,3 +633,24 @@ def test_atl08_district_stats_counts_and_summarises_the_segments_inside_each_dis
     assert rows_by_id(output, f"h_canopy_stats_{years[0]}", "district")["far away"]["segment_count"] == 0
     styles = default_styles(output)
     assert set(styles) == set(tables) and all("graduatedSymbol" in qml for qml in styles.values())
+
+
+# --------------------------------------------------------------------------- atl08_sample_rasters
+
+
+def test_sample_rasters_adds_each_pixel_value_and_each_segments_yearly_composite(profile, tmp_path):
+    places = [in_pixel(0.5, 0.5), in_pixel(3.5, 4.5), in_pixel(400, 400)]  # the last one is outside every raster
+    times = ["2020-05-01T10:00:00", "2021-05-01T10:00:00", "2021-05-01T10:00:00"]
+    points = write_points(tmp_path / "segments.gpkg", places, times)
+    raster = write_utm_raster(tmp_path / "cover.tif")
+    run = profile.run("atl08_sample_rasters", {"INPUT": points, "MODE": 0, "RASTERS": [raster], "BAND": 2,
+                                               "OUTPUT": tmp_path / "with_cover.gpkg"}).check()
+    rows = read_points(run.results["OUTPUT"])
+    values = pixel_values()
+    assert [rows[i]["cover"] for i in (1000, 1001, 1002)] == [-float(values[0, 0]), -float(values[3, 4]), None]
+    composites = [write_composite(tmp_path, year) for year in (2020, 2021)]
+    run = profile.run("atl08_sample_rasters", {"INPUT": points, "MODE": 1, "RASTERS": composites,
+                                               "OUTPUT": tmp_path / "with_ndvi.fgb"}).check()
+    rows = read_points(run.results["OUTPUT"])
+    assert [rows[i]["ndvi"] for i in (1000, 1001, 1002)] == [pytest.approx(composite_value(2020)),
+                                                             pytest.approx(composite_value(2021)), None]

@@ -181,7 +181,7 @@ def composites(tmp_path_factory):
     ({"connection": "service=gis", "output_gpkg": None, "geojson": "latest.geojson"}, ConfigurationError, "latest.geojson"),
     ({"classes": 0}, ConfigurationError, "not 0"),
     ({"classes": "5"}, ConfigurationError, "not '5'"),
-    ({"statistic": "median_ndvi"}, ConfigurationError, "'median_ndvi'"),
+    ({"statistic": "p95_ndvi"}, ConfigurationError, "'p95_ndvi'"),  # median_ndvi, p10_ndvi, p90_ndvi exist
     ({"connection": "service=gis", "loader": "gdal"}, ConfigurationError, "'gdal'"),
     ({"connection": "service=gis", "prefix": "p" * 60}, ConfigurationError, "p" * 60),
     ({"connection": "service=gis", "schema": " "}, ConfigurationError, "schema name is empty"),

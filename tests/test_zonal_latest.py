@@ -15,7 +15,7 @@ from zonal_fixtures import ID_FIELD, YEARS, district_shapes, districts, read_tab
 
 from canopy_explorer.plugin.core.districts.postgis import district_stats_postgis
 from canopy_explorer.plugin.core.districts.embedded import district_stats_embedded
-from canopy_explorer.plugin.core.districts.statistics import DistrictStatsRequest
+from canopy_explorer.plugin.core.districts.statistics import NDVI_LAYOUT, DistrictStatsRequest
 
 IDS = [i for i, _ in district_shapes()]
 NO_DATA = {"C; DROP TABLE districts; --", "H tiny"}
@@ -80,7 +80,7 @@ def runner(request, tmp_path):
 
 
 def stats_of(row):
-    return tuple(row[f] for f in ("pixel_count", "min_ndvi", "max_ndvi", "mean_ndvi", "stddev_ndvi"))
+    return tuple(row[f] for f in ("pixel_count",) + NDVI_LAYOUT.stat_fields)
 
 
 def test_latest_holds_the_newest_year_with_data_per_district(runner, composites):
@@ -125,7 +125,7 @@ def test_change_is_the_newest_minus_the_earliest_year_with_data(runner, composit
         row = change[identifier]
         assert (row["first_year"], row["last_year"]) == (2019, 2021)
         assert row["first_mean_ndvi"] == first[identifier]["mean_ndvi"]
-        for field in ("min_ndvi", "max_ndvi", "mean_ndvi", "stddev_ndvi"):
+        for field in NDVI_LAYOUT.stat_fields:
             assert math.isclose(row[f"{field}_change"], last[identifier][field] - first[identifier][field], abs_tol=1e-12)
         assert 0.02 < row["mean_ndvi_change"] < 0.14  # the composites rise by 0.04 a year, plus noise
     assert change[OLD_ONLY]["first_year"] == change[OLD_ONLY]["last_year"] == 2019
@@ -177,3 +177,39 @@ def test_the_chosen_statistic_drives_the_classes(composites, tmp_path):
     values = [r["max_ndvi"] for r in read_table(tmp_path / "out.gpkg", "ndvi_stats_latest").values() if r["max_ndvi"] is not None]
     assert latest.breaks[-1] == pytest.approx(max(values))
     assert result.layer("ndvi_stats_change").field == "max_ndvi_change"
+
+
+PERCENTILES = ("median_ndvi", "p10_ndvi", "p90_ndvi")
+
+
+def drop_percentile_columns(runner, tables):
+    """The tables as a release without the percentiles wrote them."""
+    if runner.mode == "embedded":
+        from osgeo import ogr
+
+        dataset = ogr.Open(str(runner.output), update=1)
+        for name in tables:
+            layer = dataset.GetLayerByName(name)
+            for column in PERCENTILES:
+                layer.DeleteField(layer.GetLayerDefn().GetFieldIndex(column))
+        dataset = None
+        return
+    from psycopg import sql
+
+    with runner.server.admin_connect() as conn:
+        for name in tables:
+            for column in PERCENTILES:
+                conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(
+                    sql.Identifier("latest rules", runner.prefix + name), sql.Identifier(column)))
+
+
+def test_tables_of_a_release_without_percentiles_are_updated_not_refused(runner, composites):
+    runner.run(composites, [2019])
+    drop_percentile_columns(runner, ["ndvi_stats_2019", "ndvi_stats_latest"])
+    runner.run(composites, [2021])
+    latest = runner.table("ndvi_stats_latest")
+    assert latest[OLD_ONLY]["year"] == 2019 and latest[OLD_ONLY]["median_ndvi"] is None  # kept from the older table
+    assert latest['A "simple"']["year"] == 2021 and latest['A "simple"']["median_ndvi"] is not None
+    change = runner.table("ndvi_stats_change")  # the older year still counts, its percentiles unknown
+    assert (change['A "simple"']["first_year"], change['A "simple"']["last_year"]) == (2019, 2021)
+    assert change['A "simple"']["median_ndvi_change"] is None and change['A "simple"']["mean_ndvi_change"] is not None

@@ -6,7 +6,8 @@ import pytest
 import shapely
 
 from postgis_fixtures import *  # noqa: F401,F403
-from zonal_fixtures import CRS, YEARS, district_shapes, districts, expected_stats, layer_names, read_table, write_composites
+from zonal_fixtures import (CRS, YEARS, district_shapes, districts, expected_quantiles, expected_stats, layer_names, read_table,
+                            write_composite, write_composites)
 
 from canopy_explorer.plugin.core.districts.statistics import NDVI_LAYOUT, DistrictStatsRequest
 from canopy_explorer.plugin.core.districts.postgis import district_stats_postgis
@@ -14,6 +15,7 @@ from canopy_explorer.plugin.core.districts.embedded import district_stats_embedd
 
 TOLERANCE = 1e-6
 STATS = ("pixel_count", "min_ndvi", "max_ndvi", "mean_ndvi", "stddev_ndvi")
+QUANTILES = ("median_ndvi", "p10_ndvi", "p90_ndvi")
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +49,8 @@ def assert_matches_numpy(gpkg, composites):
             assert row["pixel_count"] == count, f"{year} {identifier}: {row['pixel_count']} pixels, expected {count}"
             for field, value in zip(STATS[1:], (minimum, maximum, mean, stddev)):
                 assert_close(row[field], value, f"{year} {identifier} {field}")
+            for field, value in zip(QUANTILES, expected_quantiles(path, geometry)):
+                assert_close(row[field], value, f"{year} {identifier} {field}")
 
 
 def assert_same_tables(first, second, layers, id_field="district code"):
@@ -76,7 +80,7 @@ def test_district_outside_the_raster_or_between_pixel_centres_has_count_zero_and
         table = read_table(output, f"ndvi_stats_{year}")
         for identifier in ("C; DROP TABLE districts; --", "H tiny"):
             assert table[identifier]["pixel_count"] == 0
-            assert all(table[identifier][f] is None for f in STATS[1:])
+            assert all(table[identifier][f] is None for f in STATS[1:] + QUANTILES)
 
 
 def test_nan_pixels_are_left_out_and_partial_overlap_counts_only_pixels_inside(embedded_output, composites):
@@ -175,3 +179,28 @@ def test_progress_rises_to_one(composites, tmp_path, postgis_server):
         seen = []
         run(seen.append)
         assert seen[-1] == 1.0 and all(0 <= a <= b <= 1 for a, b in zip(seen, seen[1:])) and len(seen) > 3
+
+
+def test_median_and_percentiles_interpolate_linearly_between_ranks_in_both_modes(postgis_server, tmp_path):
+    # a district over five pixels 0, 1, 2, 10 and NaN (left out): numpy's default (linear) percentile puts the
+    # 10th percentile at rank 0.3 (0.3), the median between 1 and 2 (1.5) and the 90th at rank 2.7 (2 + 0.7 * 8 = 7.6);
+    # "lower", "nearest" or "midpoint" definitions would give other numbers
+    import numpy as np
+
+    from canopy_explorer.plugin.core.districts.statistics import Districts
+    from zonal_fixtures import rect
+
+    values = np.full((4, 6), np.nan, dtype=np.float32)
+    values[1, 1:6] = [0.0, 1.0, np.nan, 2.0, 10.0]
+    raster = write_composite(tmp_path / "ndvi_composite_2022.tif", values)
+    row = rect(10.3, 10.3, 59.7, 19.7)  # the centres of row 1, columns 1..5
+    request = dict(districts=Districts.create(["row"], [row], CRS), rasters=[raster])
+    district_stats_embedded(DistrictStatsRequest.create(**request, output_gpkg=tmp_path / "embedded.gpkg"))
+    district_stats_postgis(DistrictStatsRequest.create(**request, connection=postgis_server.conninfo, prefix="ranks_",
+                                                       output_gpkg=tmp_path / "pg.gpkg"))
+    for output in ("embedded.gpkg", "pg.gpkg"):
+        for table in ("ndvi_stats_2022", "ndvi_stats_latest"):
+            found = read_table(tmp_path / output, table, "id")["row"]
+            assert found["pixel_count"] == 4, output
+            assert (found["p10_ndvi"], found["median_ndvi"], found["p90_ndvi"]) == pytest.approx((0.3, 1.5, 7.6), abs=1e-12), \
+                f"{output} {table}"

@@ -7,6 +7,8 @@ sit at decimals that no pixel centre (multiples of 10 plus 5) falls on, so the p
 rule has a single answer.
 """
 
+from functools import lru_cache
+
 import numpy as np
 import shapely
 from shapely.geometry import Polygon, box
@@ -83,10 +85,12 @@ def write_composites(folder, years=YEARS):
     return {year: write_composite(folder / f"ndvi_composite_{year}.tif", composite_values(year)) for year in years}
 
 
-def expected_stats(path, geometry):
-    """(count, min, max, mean, population stddev) over the valid pixels whose centre is inside ``geometry``."""
+@lru_cache(maxsize=64)
+def _picked(path, geometry_wkb: bytes) -> np.ndarray:
+    """The valid values (float64) of band 1 whose pixel centre is inside the geometry (made valid)."""
     import rasterio
 
+    geometry = shapely.from_wkb(geometry_wkb)
     with rasterio.open(path) as dataset:
         values = dataset.read(1).astype(np.float64)
         transform = dataset.transform
@@ -94,11 +98,24 @@ def expected_stats(path, geometry):
     xs, ys = transform * (cols + 0.5, rows + 0.5)
     if not geometry.is_valid:
         geometry = shapely.make_valid(geometry)
-    inside = shapely.contains_xy(geometry, xs, ys) & np.isfinite(values)
-    picked = values[inside]
+    return values[shapely.contains_xy(geometry, xs, ys) & np.isfinite(values)]
+
+
+def expected_stats(path, geometry):
+    """(count, min, max, mean, population stddev) over the valid pixels whose centre is inside ``geometry``."""
+    picked = _picked(str(path), geometry.wkb)
     if not len(picked):
         return 0, None, None, None, None
     return len(picked), picked.min(), picked.max(), picked.mean(), picked.std()
+
+
+def expected_quantiles(path, geometry):
+    """(median, 10th, 90th percentile) over the same pixels as ``expected_stats``: numpy's default (linear)
+    percentile, None when no pixel counts."""
+    picked = _picked(str(path), geometry.wkb)
+    if not len(picked):
+        return None, None, None
+    return tuple(float(np.percentile(picked, q)) for q in (50, 10, 90))
 
 
 def read_table(gpkg, layer, id_field=ID_FIELD):

@@ -1,6 +1,6 @@
 """The Canopy Explorer dialog: a list of the workflows on the left, the chosen workflow's panel on the right.
 
-Five panels, one per workflow (plugin/gui/panels/), each with its own run button and status line. What
+Six panels, one per workflow (plugin/gui/panels/), each with its own run button and status line. What
 several workflows read is one component, made here once and shared: the ATL08 database and the region of
 interest stand above the panels that use them (the database above the ATL08 query, nearest shots and grid
 change; the region above the ATL08 query, grid change and NDVI composites); the time range, variables and
@@ -27,6 +27,7 @@ from .panels.districts import DistrictsPanel
 from .panels.grid_change import GridChangePanel
 from .panels.ndvi import NdviPanel
 from .panels.nearest import NearestPanel
+from .panels.sample_rasters import SampleRastersPanel
 from .settings import ExplorerSettings
 
 FORM_CLASS, _ = uic.loadUiType(ui_path("explorer_dialog.ui"))
@@ -58,7 +59,9 @@ class ExplorerDialog(QDialog, FORM_CLASS):
         self.grid_change = GridChangePanel(iface, self.database, self.region, self.variables, self.filters)
         self.ndvi = NdviPanel(iface, self.region)
         self.districts = DistrictsPanel(iface)
-        self.panels: List[BasePanel] = [self.query, self.nearest, self.grid_change, self.ndvi, self.districts]
+        self.sample_rasters = SampleRastersPanel(iface)
+        self.panels: List[BasePanel] = [self.query, self.nearest, self.grid_change, self.ndvi, self.districts,
+                                        self.sample_rasters]
         for panel in self.panels:
             self.workflowList.addItem(QListWidgetItem(icon(panel.icon_name), panel.title))
             self.panelLayout.addWidget(panel)

@@ -30,9 +30,10 @@ class CanopyExplorerProvider(QgsProcessingProvider):
         from .atl08_ingest import Atl08IngestAlgorithm
         from .atl08_nearest import Atl08NearestAlgorithm
         from .atl08_query import Atl08QueryAlgorithm
+        from .atl08_sample_rasters import Atl08SampleRastersAlgorithm
         from .ndvi_composite import NdviCompositeAlgorithm
         from .atl08_district_stats import Atl08DistrictStatsAlgorithm
         from .zonal_stats import ZonalStatsAlgorithm
 
         return [Atl08IngestAlgorithm(), Atl08QueryAlgorithm(), Atl08NearestAlgorithm(), NdviCompositeAlgorithm(),
-                ZonalStatsAlgorithm(), Atl08DistrictStatsAlgorithm(), Atl08GridChangeAlgorithm()]
+                ZonalStatsAlgorithm(), Atl08DistrictStatsAlgorithm(), Atl08GridChangeAlgorithm(), Atl08SampleRastersAlgorithm()]

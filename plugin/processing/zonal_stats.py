@@ -31,14 +31,16 @@ class ZonalStatsAlgorithm(CanopyExplorerAlgorithm):
 
     def shortHelpString(self):  # noqa: N802
         return (
-            "Per district and year: pixel count, minimum, maximum, mean and standard deviation of NDVI "
-            "(pixels whose centre is inside the district, as PostGIS ST_Clip), in tables ndvi_stats_<year>; "
+            "Per district and year: pixel count, minimum, maximum, mean, standard deviation, median and 10th and "
+            "90th percentiles of NDVI (pixels whose centre is inside the district, as PostGIS ST_Clip; percentiles "
+            "as numpy's default, linear between the two nearest ranks, which is PostgreSQL's percentile_cont), "
+            "in tables ndvi_stats_<year>; "
             "ndvi_stats_latest keeps, for each district, its newest year with data (older years never overwrite "
             "newer ones); ndvi_stats_change holds latest minus earliest.\n\n"
             "DISTRICTS and ID_FIELD: the polygons and their identifier. Every table keeps ID_FIELD under its own "
             "name and type, and the districts' other fields (integer, real, text, date; a GeoPackage's fid is left "
             "out). A field named like a column the tables add (geom, year, pixel_count, min_ndvi, max_ndvi, "
-            "mean_ndvi, stddev_ndvi, or a change-table field: first_year, last_year, first_mean_ndvi, "
+            "mean_ndvi, stddev_ndvi, median_ndvi, p10_ndvi, p90_ndvi, or a change-table field: first_year, last_year, first_mean_ndvi, "
             "last_mean_ndvi, <statistic>_change; ignoring case) is refused with an error naming it: rename it "
             "(Refactor fields).\n"
             "RASTERS: NDVI composites; the year is the 4-digit year in each file name (ndvi_composite_2019.tif).\n"

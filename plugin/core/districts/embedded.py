@@ -9,8 +9,11 @@ a pixel belongs to a district when its centre is inside the polygon, decided by 
 same GDAL rasterizer ``ST_Clip`` uses (so pixel centres lying exactly on an edge go
 the same way as in PostGIS); nodata pixels (and NaN, whatever the declared nodata)
 are left out; ``stddev`` is the population standard deviation. Each district's window
-is read in strips of bounded size and combined with Chan's pairwise update, so a
-district as large as the raster needs no more memory than a strip.
+is read in strips of bounded size and combined with Chan's pairwise update. The median and
+the 10th and 90th percentiles are exact: numpy's default (linear) interpolation between the
+two nearest ranks, which is PostgreSQL's ``percentile_cont``; they need the district's valid
+values, kept in the raster's own type (4 bytes a pixel for a float32 composite) until the
+district is done.
 
 Tables and the latest/change rules: see ``statistics``; writing: ``geopackage``.
 """
@@ -76,6 +79,19 @@ def check_rasters(rasters) -> Tuple[Dict[int, RasterInfo], str]:
     return infos, first.crs
 
 
+QUANTILES = {"median": 50.0, "p10": 10.0, "p90": 90.0}  # statistic name: percentile
+
+
+def quantiles(values: np.ndarray) -> Dict[str, float]:
+    """Median, 10th and 90th percentile of ``values`` (NaN when empty; reordered in place): numpy's linear
+    interpolation, computed in float64 as PostgreSQL's ``percentile_cont`` over double precision values is."""
+    if not values.size:
+        return {name: math.nan for name in QUANTILES}
+    # the values are the caller's own copy: partitioning them in place saves a second copy of a large district
+    found = np.percentile(values.astype(np.float64, copy=False), list(QUANTILES.values()), overwrite_input=True)
+    return {name: float(value) for name, value in zip(QUANTILES, found)}
+
+
 class _Accumulator:
     """Count, min, max, mean and sum of squared deviations, combined batch by batch (Chan et al.)."""
 
@@ -121,7 +137,8 @@ def _pixel_window(geometry, inverse, width: int, height: int) -> Optional[Tuple[
 
 def zonal_statistics(path, geometries: Sequence, band: int = 1, progress: Optional[Progress] = None,
                      check_cancel: Optional[CheckCancel] = None) -> Dict[str, np.ndarray]:
-    """``count``, ``min``, ``max``, ``mean``, ``stddev`` per geometry (in the raster's CRS) over ``band``.
+    """``count``, ``min``, ``max``, ``mean``, ``stddev``, ``median``, ``p10``, ``p90`` per geometry (in the raster's CRS)
+    over ``band``.
 
     Statistics are NaN where the count is 0 (outside the raster, only nodata, empty geometry).
     """
@@ -131,7 +148,7 @@ def zonal_statistics(path, geometries: Sequence, band: int = 1, progress: Option
     from rasterio.windows import transform as window_transform
 
     n = len(geometries)
-    result = {name: np.full(n, np.nan) for name in ("min", "max", "mean", "stddev")}
+    result = {name: np.full(n, np.nan) for name in ("min", "max", "mean", "stddev", *QUANTILES)}
     result["count"] = np.zeros(n, dtype=np.int64)
     # GDAL decodes compressed GeoTIFF blocks on several threads when asked (a quarter faster on 2 cores)
     options = {"NUM_THREADS": "ALL_CPUS"} if Path(path).suffix.lower() in (".tif", ".tiff") else {}
@@ -161,20 +178,25 @@ def zonal_statistics(path, geometries: Sequence, band: int = 1, progress: Option
             row0, row1, col0, col1 = window
             strip_rows = max(1, STRIP_PIXELS // (col1 - col0))
             accumulator = _Accumulator()
+            kept = []  # the district's valid values, for its percentiles
             for top in range(row0, row1, strip_rows):
                 bottom = min(row1, top + strip_rows)
                 values = read(top, bottom, col0, col1)
                 inside = rasterize([(geometry, 1)], out_shape=values.shape, fill=0, dtype="uint8", all_touched=False,
                                    transform=window_transform(Window(col0, top, col1 - col0, bottom - top), transform)).view(bool)
-                picked = values[inside].astype(np.float64)
+                raw = values[inside]
+                picked = raw.astype(np.float64)
                 valid = np.isfinite(picked)
                 if nodata is not None and not math.isnan(nodata):
                     valid &= picked != nodata
                 accumulator.add(picked[valid])
+                kept.append(raw[valid])
             count, minimum, maximum, mean, stddev = accumulator.values()
             result["count"][index] = count
             result["min"][index], result["max"][index] = minimum, maximum
             result["mean"][index], result["stddev"][index] = mean, stddev
+            for name, value in quantiles(np.concatenate(kept) if kept else np.empty(0)).items():
+                result[name][index] = value
     if progress:
         progress(1.0)
     return result
@@ -187,7 +209,8 @@ def district_stats_embedded(
     log: Optional[Log] = None,
     before_publish: BeforePublish = None,
 ) -> StatsResult:
-    """Per district and year: pixel count, min, max, mean, stddev of band 1 of each composite, in ``request.output_gpkg``.
+    """Per district and year: pixel count, min, max, mean, stddev, median, 10th and 90th percentile of band 1 of each
+    composite, in ``request.output_gpkg``.
 
     Writes ``ndvi_stats_<year>`` for each year given, updates ``ndvi_stats_latest`` (an
     existing file keeps the years of earlier runs; ``request.replace_latest`` starts that table
@@ -217,7 +240,8 @@ def district_stats_embedded(
         values = zonal_statistics(info.path, prepared.geometries, progress=part, check_cancel=check_cancel)
         years[year] = stats_rows(layout, prepared, year, values["count"], {
             "min_ndvi": values["min"], "max_ndvi": values["max"], "mean_ndvi": values["mean"],
-            "stddev_ndvi": values["stddev"]})
+            "stddev_ndvi": values["stddev"], "median_ndvi": values["median"], "p10_ndvi": values["p10"],
+            "p90_ndvi": values["p90"]})
         empty = int((values["count"] == 0).sum())
         if empty:
             say(log, f"{year}: {empty} district(s) have no valid pixel (outside the raster or only nodata)")

@@ -21,7 +21,9 @@ In the chosen schema, every table name starting with ``prefix``:
   All-nodata tiles are skipped, as ``raster2pgsql`` does. Band 1 (the statistic) only.
 * ``ndvi_stats_<year>``: per district ``ST_SummaryStatsAgg(ST_Clip(rast, geom, true), 1, true)``
   over the tiles whose convex hull meets the district: ``pixel_count`` (0 when none) and
-  ``min_ndvi``, ``max_ndvi``, ``mean_ndvi``, ``stddev_ndvi`` (NULL when the count is 0).
+  ``min_ndvi``, ``max_ndvi``, ``mean_ndvi``, ``stddev_ndvi``; ``median_ndvi``, ``p10_ndvi``, ``p90_ndvi`` by
+  ``percentile_cont`` over the same clipped pixels (``ST_DumpValues``), which interpolates linearly between the two
+  nearest ranks as numpy's default percentile does (all NULL when the count is 0).
 * ``ndvi_stats_latest``: upserted (``INSERT ... ON CONFLICT (<id field>) DO UPDATE ... WHERE
   latest.year <= excluded.year``): the newest year with data wins and is never replaced by
   an older one; districts with no data in any year are kept with ``year`` NULL.
@@ -397,19 +399,30 @@ def compute_year(conn, names: TableNames, layout: StatsLayout, year: int, distri
     table = names.identifier(layout.year_table(year))
     tiles = names.identifier(RASTER_TABLE.format(year=year))
     districts = names.identifier(DISTRICTS_TABLE)
-    statistic = {"min_ndvi": "min", "max_ndvi": "max", "mean_ndvi": "mean", "stddev_ndvi": "stddev"}
+    summary = {"min_ndvi": "min", "max_ndvi": "max", "mean_ndvi": "mean", "stddev_ndvi": "stddev"}
+    quantile = {"median_ndvi": 1, "p10_ndvi": 2, "p90_ndvi": 3}  # element of j.quantiles (percentile_cont's array)
     values = sql.SQL(", ").join(
-        sql.SQL("CASE WHEN (j.stats).count > 0 THEN (j.stats).{} END").format(sql.Identifier(statistic[f]))
+        sql.SQL("CASE WHEN (j.stats).count > 0 THEN (j.stats).{} END").format(sql.Identifier(summary[f])) if f in summary
+        else sql.SQL("CASE WHEN (j.stats).count > 0 THEN j.quantiles[{}] END").format(sql.Literal(quantile[f]))
         for f in layout.stat_fields)
     with _step(conn, f"statistics for {year} into {names.qualified(layout.year_table(year))}", check_cancel):
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
         _create_stats_table(conn, table, layout, districts_given, srid, nullable_year=False)
+        # Each district's tiles are clipped once (ST_Clip keeps pixels whose centre is inside); the summary comes from
+        # ST_SummaryStatsAgg, the median and percentiles from percentile_cont over the same clipped pixels
+        # (ST_DumpValues gives NULL for nodata; NaN is left out as ST_SummaryStatsAgg leaves it out): exact, and the
+        # same linear interpolation as numpy's default percentile.
         conn.execute(sql.SQL(
             "INSERT INTO {table} ({columns}, geom, year, {count}, {fields}) "
             "SELECT {selected}, d.geom, %s, COALESCE((j.stats).count, 0), {values} FROM {districts} AS d "
             "LEFT JOIN LATERAL ("
-            "  SELECT ST_SummaryStatsAgg(ST_Clip(t.rast, d.geom, true), 1, true) AS stats FROM {tiles} AS t"
-            "  WHERE ST_ConvexHull(t.rast) && d.geom AND ST_Intersects(ST_ConvexHull(t.rast), d.geom)"
+            "  WITH clipped AS MATERIALIZED ("
+            "    SELECT ST_Clip(t.rast, d.geom, true) AS rast FROM {tiles} AS t"
+            "    WHERE ST_ConvexHull(t.rast) && d.geom AND ST_Intersects(ST_ConvexHull(t.rast), d.geom))"
+            "  SELECT (SELECT ST_SummaryStatsAgg(c.rast, 1, true) FROM clipped AS c) AS stats,"
+            "         (SELECT percentile_cont(ARRAY[0.5, 0.1, 0.9]::double precision[]) WITHIN GROUP (ORDER BY p.value)"
+            "          FROM clipped AS c CROSS JOIN LATERAL unnest(ST_DumpValues(c.rast, 1, true)) AS p(value)"
+            "          WHERE p.value IS NOT NULL AND p.value <> 'NaN'::double precision) AS quantiles"
             ") AS j ON true"
         ).format(table=table, columns=_district_list(districts_given), selected=_district_list(districts_given, "d"),
                  count=sql.Identifier(layout.count_field),
@@ -449,6 +462,9 @@ def _match_attribute_columns(conn, names: TableNames, table: str, layout: StatsL
     for column, kind in wanted.items():
         if existing.get(column) != kind:
             conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(identifier, sql.Identifier(column), sql.SQL(kind)))
+    for column in layout.stat_fields:  # a table of an earlier release lacks the statistics added since (the percentiles)
+        if column not in existing:
+            conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} double precision").format(identifier, sql.Identifier(column)))
 
 
 def update_latest(conn, names: TableNames, layout: StatsLayout, years: Sequence[int], districts_given: Districts, srid: int,
@@ -494,7 +510,8 @@ def year_tables(conn, names: TableNames, layout: StatsLayout, districts: Distric
     rows = conn.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                         "WHERE n.nspname = %s AND c.relkind IN ('r', 'p')", (names.schema,)).fetchall()
     years = []
-    wanted = {districts.id_field, YEAR, layout.count_field, *layout.stat_fields}
+    # the statistics added in later releases (the percentiles) may be missing: they read as NULL
+    wanted = {districts.id_field, YEAR, layout.count_field, layout.primary}
     for (relname,) in rows:
         if not relname.startswith(names.prefix):
             continue
@@ -524,8 +541,15 @@ def build_change(conn, names: TableNames, layout: StatsLayout, districts: Distri
         ).format(change, _district_definitions(districts), sql.Literal(srid), sql.SQL(", ").join(
             sql.SQL("{} double precision").format(sql.Identifier(f)) for f in layout.change_fields[2:])))
         selected = sql.SQL(", ").join(map(sql.Identifier, [districts.id_field, YEAR] + stats))
+
+        def year_columns(year):
+            present = _existing_columns(conn, names, layout.year_table(year))
+            return sql.SQL(", ").join([sql.Identifier(districts.id_field), sql.Identifier(YEAR)] + [
+                sql.Identifier(s) if s in present else sql.SQL("NULL::double precision AS {}").format(sql.Identifier(s))
+                for s in stats])
+
         union = sql.SQL(" UNION ALL ").join(
-            sql.SQL("SELECT {} FROM {} WHERE {} > 0").format(selected, names.identifier(layout.year_table(y)),
+            sql.SQL("SELECT {} FROM {} WHERE {} > 0").format(year_columns(y), names.identifier(layout.year_table(y)),
                                                              sql.Identifier(layout.count_field)) for y in years)
         if not years:
             union = sql.SQL("SELECT {} FROM {} WHERE false").format(selected, names.identifier(layout.latest_table))

@@ -391,7 +391,7 @@ class StatsLayout:
 
     base: str  # "ndvi_stats": tables <base>_<year>, <base>_latest, <base>_change
     count_field: str  # "pixel_count"
-    stat_fields: Tuple[str, ...]  # ("min_ndvi", "max_ndvi", "mean_ndvi", "stddev_ndvi")
+    stat_fields: Tuple[str, ...]  # ("min_ndvi", "max_ndvi", "mean_ndvi", "stddev_ndvi", "median_ndvi", ...)
     primary: str  # the statistic maps are classified on
 
     def __post_init__(self):
@@ -435,7 +435,9 @@ class StatsLayout:
         return (YEAR, self.count_field, "first_year", "last_year")
 
 
-NDVI_LAYOUT = StatsLayout("ndvi_stats", "pixel_count", ("min_ndvi", "max_ndvi", "mean_ndvi", "stddev_ndvi"), "mean_ndvi")
+# the percentiles come after the statistics of earlier releases, so their columns keep their places
+NDVI_LAYOUT = StatsLayout("ndvi_stats", "pixel_count", ("min_ndvi", "max_ndvi", "mean_ndvi", "stddev_ndvi", "median_ndvi",
+                                                        "p10_ndvi", "p90_ndvi"), "mean_ndvi")
 
 
 # --------------------------------------------------------------------------- rows and rules
