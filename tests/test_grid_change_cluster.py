@@ -14,14 +14,13 @@ from canopy_explorer.plugin.core.lidar.database import Atl08Database
 from canopy_explorer.plugin.core.lidar.query import SegmentQuery
 from grid_fixtures import PERIODS, write_planted_database
 
-distributed = pytest.importorskip("distributed")
-
 SAMPLE_PERIODS = (("2020-01-01", "2020-12-31"), ("2021-01-01", "2021-12-31"))
 
 
 @pytest.fixture(scope="module")
 def cluster():
     """Two worker processes on loopback, as a real cluster's workers would be (each its own interpreter)."""
+    distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None, silence_logs=40) as local:
         yield local.scheduler_address
@@ -100,6 +99,7 @@ def test_statistics_merged_from_parts_equal_one_pass_bit_for_bit():
 def test_a_scheduler_that_cannot_be_reached_is_named(planted, monkeypatch):
     import socket
 
+    pytest.importorskip("distributed")
     with socket.socket() as probe:  # a loopback port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -138,3 +138,22 @@ def test_processing_runs_on_the_cluster_with_scheduler(loaded_plugin, cluster, p
     assert result["CELLS"] == len(here) == len(rows) > 0
     for name in FIELDS:
         assert [rows[int(cell)][name] for cell in here.cell] == here.columns[name].tolist(), name
+
+
+def test_the_dialog_passes_its_dask_scheduler_to_the_request(loaded_plugin, planted, tmp_path):
+    from canopy_explorer.plugin.gui.explorer_dialog import ExplorerDialog
+    from dialog_fixtures import use_database
+
+    dialog = ExplorerDialog(loaded_plugin.iface)
+    use_database(dialog, planted.local_path)
+    dialog.variables.set_variables(["h_canopy"])
+    panel = dialog.grid_change
+    panel.gridWholeCheck.setChecked(True)
+    panel.gridOutputWidget.setFilePath(str(tmp_path / "change.gpkg"))
+    assert panel.build_task().request.scheduler is None  # empty: computed here
+    panel.schedulerEdit.setText(" tcp://127.0.0.1:8786 ")
+    assert panel.build_task().request.scheduler == "tcp://127.0.0.1:8786"
+    panel.schedulerEdit.setText("my cluster")
+    assert panel.map_grid_change() is None
+    assert "The Dask scheduler 'my cluster' is not an address" in panel.statusLabel.text() and not list(tmp_path.iterdir())
+    dialog.deleteLater()
