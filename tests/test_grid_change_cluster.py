@@ -59,6 +59,25 @@ def test_the_cluster_result_equals_the_single_process_result_on_s3(cluster, s3_d
     assert_same_result(grid_change(request(scheduler=cluster)), here)
 
 
+def test_progress_reaches_the_end_and_cancel_stops_the_cluster_run(cluster, planted):
+    from canopy_explorer.plugin.core.errors import Cancelled
+
+    request = GridChangeRequest.create(planted, periods=PERIODS, cell_size_km=50, min_shots=20, scheduler=cluster)
+    fractions = []
+    grid_change(request, progress=fractions.append)
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) > 2
+
+    checks = []
+
+    def cancel_on_the_third_check():
+        checks.append(1)
+        if len(checks) == 3:
+            raise Cancelled("cancelled")
+
+    with pytest.raises(Cancelled):
+        grid_change(request, check_cancel=cancel_on_the_third_check)
+
+
 def test_the_region_parts_read_every_segment_exactly_once(planted):
     spec = SegmentQuery.create(roi=(8.0, 50.0, 12.0, 52.0), start=PERIODS[0][0], end=PERIODS[0][1])
     database = Atl08Database(planted)

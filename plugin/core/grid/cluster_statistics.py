@@ -31,7 +31,7 @@ from ..errors import CanopyExplorerError, ConfigurationError, MissingDependencyE
 from ..lidar.query import SegmentQuery
 from .cell_statistics import CellStatistics, PartialStatistics, PeriodStatistics
 
-PARTS_PER_WORKER = 4
+PARTS_PER_WORKER = 4  # per worker thread
 CONNECT_TIMEOUT_S = 10
 WAIT_STEP_S = 0.05  # how often finished parts are collected (and cancel is checked) while the workers run
 
@@ -112,9 +112,9 @@ def cluster_statistics(request, progress: Optional[Progress] = None, check_cance
     grid_shape = (type(request.grid), request.grid.cell_size_km, request.grid.crs)
     client = connect(request.scheduler, request.scheduler_label)
     try:
-        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        threads = max(1, sum(client.nthreads().values()))  # none yet (an autoscaling cluster): parts wait for them
         tasks = [(period, piece) for period, spec in enumerate(request.specs)
-                 for piece in split_region(spec, PARTS_PER_WORKER * workers)]
+                 for piece in split_region(spec, PARTS_PER_WORKER * threads)]
         futures = {client.submit(part_statistics, config, piece, request.column.name, grid_shape, request.resolution,
                                  request.batch_rows, pure=False): period for period, piece in tasks}
         return _gather(client, futures, request.resolution, progress, check_cancel)
@@ -125,7 +125,7 @@ def cluster_statistics(request, progress: Optional[Progress] = None, check_cance
 def _gather(client, futures: dict, resolution: float, progress: Optional[Progress], check_cancel: Optional[CheckCancel]):
     merged = [CellStatistics(resolution), CellStatistics(resolution)]
     batches, largest = [0, 0], [0, 0]
-    pending, done = set(futures), 0
+    pending, total = set(futures), len(futures)
     try:
         while pending:
             if check_cancel:
@@ -137,13 +137,12 @@ def _gather(client, futures: dict, resolution: float, progress: Optional[Progres
             pending -= finished
             for future in finished:
                 part = _result(future)
-                period = futures[future]
+                period = futures.pop(future)  # the worker may now forget it
                 merged[period].merge(part.statistics)
                 batches[period] += part.batches
                 largest[period] = max(largest[period], part.histogram_rows)
-                done += 1
                 if progress:
-                    progress(0.99 * done / len(futures))
+                    progress(0.99 * (total - len(pending)) / total)
     except BaseException:
         client.cancel(list(pending))
         raise
