@@ -31,9 +31,9 @@ import numpy as np
 
 DEFAULT_RESOLUTION = 0.05
 COMPACT_EVERY_ROWS = 500_000  # pending histogram rows before they are merged (or half the merged rows, if more)
-MANTISSA_BITS = 53  # float64: value = mantissa * 2 ** (exponent - 53), the mantissa a 53-bit integer
+EXPONENT_BIAS = 1075  # float64: value = mantissa * 2 ** (biased exponent - 1075), the mantissa a 53-bit integer
 LOW_BITS = 26  # the mantissa is added as two int64 halves: 2 ** 36 values per cell and exponent before overflow
-EXPONENT_OFFSET = 1100  # float64 exponents from frexp lie in -1073..1024
+MAX_DENSE_ROWS = 2**26  # values one float64 count may sum exactly: halves below 2 ** 27, sums below 2 ** 53
 
 
 @dataclass
@@ -80,21 +80,37 @@ class PartialStatistics:
     resolution: float
 
 
+def _binary_parts(values: np.ndarray):
+    """Integers mantissa and exponent with value == mantissa * 2 ** exponent exactly, from the float64 bits."""
+    bits = values.view(np.int64)
+    biased = (bits >> 52) & 0x7FF
+    fraction = bits & ((1 << 52) - 1)
+    normal = biased > 0  # subnormals (and zero) have no implicit leading bit and the exponent of biased 1
+    mantissa = np.where(normal, fraction | (1 << 52), fraction)
+    return np.where(bits < 0, -mantissa, mantissa), np.where(normal, biased, 1) - EXPONENT_BIAS
+
+
 def _exact_sums(cells: np.ndarray, values: np.ndarray):
     """Per (cell, binary exponent): the sum of the values' mantissas as two int64 halves, exactly.
 
-    ``cells`` is sorted; the rows come back sorted by (cell, exponent)."""
-    mantissa, exponent = np.frexp(values)
-    mantissa = np.ldexp(mantissa, MANTISSA_BITS).astype(np.int64)  # exact: 53 significant bits
-    cell_runs = _runs(cells)
-    run = np.repeat(np.arange(len(cell_runs), dtype=np.int64), np.diff(np.append(cell_runs, len(cells))))
-    # cells already sorted and, within a cell, exponents nearly so: a stable sort of this key is cheap
-    order = np.argsort(run * (2 * EXPONENT_OFFSET) + (exponent + EXPONENT_OFFSET), kind="stable")
-    cells, exponent, mantissa = cells[order], exponent[order].astype(np.int64), mantissa[order]
-    starts = _runs(cells, exponent)
-    high = np.add.reduceat(mantissa >> LOW_BITS, starts)
-    low = np.add.reduceat(mantissa & ((1 << LOW_BITS) - 1), starts)
-    return cells[starts], exponent[starts], high, low
+    ``cells`` is sorted. A batch's values span a few dozen exponents at most, so the sums are
+    counted into a dense (cell, exponent) table rather than sorted; the float64 counting is
+    exact, because every partial sum is an integer below 2 ** 53 (halves below 2 ** 27, at
+    most ``MAX_DENSE_ROWS`` values). The rows come back sorted by (cell, exponent)."""
+    mantissa, exponent = _binary_parts(values)
+    high, low = mantissa >> LOW_BITS, mantissa & ((1 << LOW_BITS) - 1)
+    cell_starts = _runs(cells)
+    lowest, span = int(exponent.min()), int(exponent.max() - exponent.min()) + 1
+    if len(values) > MAX_DENSE_ROWS or len(cell_starts) * span > 4 * len(values) + 1024:  # values of every magnitude
+        order = np.lexsort((exponent, cells))
+        return _merged_sums([(cells[order], exponent[order].astype(np.int64), high[order], low[order])])
+    run = np.repeat(np.arange(len(cell_starts), dtype=np.int64), np.diff(np.append(cell_starts, len(cells))))
+    slot = run * span + (exponent - lowest)
+    size = len(cell_starts) * span
+    used = np.flatnonzero(np.bincount(slot, minlength=size))
+    high_sums = np.bincount(slot, weights=high.astype(np.float64), minlength=size)[used].astype(np.int64)
+    low_sums = np.bincount(slot, weights=low.astype(np.float64), minlength=size)[used].astype(np.int64)
+    return cells[cell_starts][used // span], used % span + lowest, high_sums, low_sums
 
 
 def _merged_sums(parts):
@@ -113,7 +129,7 @@ def _exact_means(cells: np.ndarray, exponents: np.ndarray, high: np.ndarray, low
     lowest = np.repeat(exponents[starts], np.diff(np.append(starts, len(cells))))
     scaled = (high.astype(object) * (1 << LOW_BITS) + low.astype(object)) << (exponents - lowest).astype(object)
     totals = np.add.reduceat(scaled, starts)
-    power = exponents[starts] - MANTISSA_BITS  # a cell's exact sum is totals * 2 ** power
+    power = exponents[starts]  # a cell's exact sum is totals * 2 ** power
     numerator = totals << np.maximum(power, 0).astype(object)
     denominator = counts.astype(object) << np.maximum(-power, 0).astype(object)
     return np.array([n / d for n, d in zip(numerator, denominator)], dtype=np.float64)  # int / int: correctly rounded
