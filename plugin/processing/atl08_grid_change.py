@@ -38,7 +38,11 @@ class Atl08GridChangeAlgorithm(CanopyExplorerAlgorithm):
             "OUTPUT: a GeoPackage of hexagons (styled: baseline with a 2-40 m sequential ramp, change with a diverging ramp "
             "symmetric at the 95th percentile of the absolute change), or a GeoTIFF (.tif) of square cells of the same size, "
             "one band per field.\n"
-            "Hexagons cut by the antimeridian are clipped at the map edge: each side is its own cell."
+            "Hexagons cut by the antimeridian are clipped at the map edge: each side is its own cell.\n"
+            "SCHEDULER (advanced): a Dask scheduler address (tcp://host:8786) whose workers read the database, each its own "
+            "part of the region, and send back per-cell statistics, merged here; the result is the same as computed here. "
+            "The workers need this plugin and its Python packages installed, and reach the database themselves (a local "
+            "database must be on a disk they share). Empty: compute here."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -59,7 +63,9 @@ class Atl08GridChangeAlgorithm(CanopyExplorerAlgorithm):
                                              defaultValue=EQUAL_EARTH, optional=True)  # 3.22 rejects a missing value despite the default
         batch = QgsProcessingParameterNumber("BATCH_ROWS", "Segments per batch (bounds memory)",
                                              NUMBER_INTEGER, DEFAULT_BATCH_ROWS, minValue=1000)
-        for parameter in (grid_crs, batch):
+        scheduler = QgsProcessingParameterString("SCHEDULER", "Dask scheduler address (empty: compute here)", defaultValue="",
+                                                 optional=True)
+        for parameter in (grid_crs, batch, scheduler):
             parameter.setFlags(parameter.flags() | PARAMETER_ADVANCED)
             self.addParameter(parameter)
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Grid change", "GeoPackage (*.gpkg);;GeoTIFF (*.tif)"))
@@ -79,6 +85,7 @@ class Atl08GridChangeAlgorithm(CanopyExplorerAlgorithm):
             grid_crs=(crs.authid() or crs.toWkt()) if crs.isValid() else EQUAL_EARTH,
             batch_rows=self.parameterAsInt(parameters, "BATCH_ROWS", context),
             period_labels=(("PERIOD1_START", "PERIOD1_END"), ("PERIOD2_START", "PERIOD2_END")),
+            scheduler=self.parameterAsString(parameters, "SCHEDULER", context), scheduler_label="SCHEDULER",
         )
         progress, check_cancel = feedback_progress(feedback)
         output = write_grid_change(request, progress, check_cancel, log=feedback.pushInfo)

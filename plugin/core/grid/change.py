@@ -13,6 +13,11 @@ a value histogram (``cell_statistics``), then dropped. Memory therefore depends 
 batch size and the number of cells, never on the number of segments, so a whole-globe
 query runs on a machine with a few GB. Only cells where both periods have at least
 ``min_shots`` segments are kept; ``change`` is period 2 minus period 1 of the medians.
+
+With a Dask scheduler (``GridChangeRequest.create(..., scheduler="tcp://host:8786")``) the
+workers read the database, each its own part of the region, and only their per-cell
+statistics come back to be merged (``cluster_statistics``): the same result, computed by
+the cluster.
 """
 
 import os
@@ -29,7 +34,7 @@ from ..lidar.filters import ParsedFilters
 from ..lidar.query import Column, SegmentQuery, resolve_columns
 from ..segment_files import check_output_folder, remove_quietly, temporary_sibling
 from ..values import whole_number
-from .cell_statistics import DEFAULT_RESOLUTION, CellStatistics, CellTable
+from .cell_statistics import DEFAULT_RESOLUTION, CellStatistics, CellTable, PeriodStatistics
 from .equal_area_grid import EQUAL_EARTH, Grid, HexGrid, SquareGrid
 
 FIELDS = ("count_p1", "median_p1", "mean_p1", "count_p2", "median_p2", "mean_p2", "change")
@@ -61,18 +66,19 @@ class GridChange:
         return len(self.cell)
 
 
-def _period_statistics(database, spec: SegmentQuery, column: str, request: "GridChangeRequest", progress: Optional[Progress],
-                       check_cancel: Optional[CheckCancel]):
-    statistics = CellStatistics(request.resolution)
+def period_statistics(database, spec: SegmentQuery, column: str, grid: Grid, resolution: float, batch_rows: int,
+                      progress: Optional[Progress] = None, check_cancel: Optional[CheckCancel] = None):
+    """One period's (or one part's) per-cell statistics, streamed from ``database``; and the number of batches."""
+    statistics = CellStatistics(resolution)
     batches = 0
-    for frame in database.iter_batches(spec, rows=request.batch_rows, progress=progress):
+    for frame in database.iter_batches(spec, rows=batch_rows, progress=progress):
         if check_cancel:
             check_cancel()
-        keys = request.grid.cell_keys(frame["longitude"].to_numpy(), frame["latitude"].to_numpy())
+        keys = grid.cell_keys(frame["longitude"].to_numpy(), frame["latitude"].to_numpy())
         statistics.add(keys, frame[column].to_numpy())
         batches += 1
         del frame, keys
-    return statistics.result(), statistics.values_added, batches, statistics.histogram_rows
+    return statistics, batches
 
 
 CELL_SHAPES = ("hexagon", "square")
@@ -101,6 +107,8 @@ class GridChangeRequest:
     output: Optional[Path] = None  # .gpkg (hexagons) or .tif (squares); None: computed, not written
     batch_rows: int = DEFAULT_BATCH_ROWS
     resolution: float = DEFAULT_RESOLUTION  # of the per-cell median, in the variable's units
+    scheduler: Optional[str] = None  # a Dask scheduler address (tcp://host:8786): its workers read the database
+    scheduler_label: str = "the scheduler"  # names the setting in messages (SCHEDULER)
 
     @property
     def raster(self) -> bool:
@@ -123,8 +131,12 @@ class GridChangeRequest:
         batch_rows: int = DEFAULT_BATCH_ROWS,
         resolution: float = DEFAULT_RESOLUTION,
         period_labels: Sequence[Tuple[str, str]] = DEFAULT_PERIOD_LABELS,
+        scheduler: Optional[str] = None,
+        scheduler_label: str = "the scheduler",
     ) -> "GridChangeRequest":
-        """``period_labels`` name each period's start and end in messages (``("PERIOD1_START", "PERIOD1_END")``)."""
+        """``period_labels`` name each period's start and end in messages (``("PERIOD1_START", "PERIOD1_END")``);
+        ``scheduler``: a Dask scheduler address whose workers compute the statistics (None or empty: here),
+        named ``scheduler_label`` in messages (``"SCHEDULER"``)."""
         from ..lidar.config import DatabaseConfig
 
         if not isinstance(database, DatabaseConfig) and not hasattr(database, "iter_batches"):
@@ -156,7 +168,7 @@ class GridChangeRequest:
                       for (start, end), label in zip(periods, labels))  # validates both periods before any read
         normalised = tuple((str(start), str(end)) for start, end in periods)
         return cls(database, specs, normalised, variable, columns[0], grid, int(min_shots), output, int(batch_rows),
-                   float(resolution))
+                   float(resolution), _scheduler(scheduler, scheduler_label), scheduler_label)
 
 
 RASTER_SUFFIXES = (".tif", ".tiff")
@@ -185,48 +197,77 @@ def _cell_shape(cells: Optional[str], output: Optional[Path]) -> str:
     return shape
 
 
+def _scheduler(address, label: str) -> Optional[str]:
+    if address is None:
+        return None
+    if not isinstance(address, str):
+        raise ConfigurationError(f"{label} must be a Dask scheduler address such as tcp://host:8786, not {_shown(address)}")
+    address = address.strip()
+    if address and ("://" not in address and ":" not in address):
+        raise ConfigurationError(f"{label} {address!r} is not an address: write it as tcp://host:8786")
+    return address or None
+
+
 def _shown(value) -> str:
     return repr(value)[:120]
 
 
 def grid_change(request: GridChangeRequest, progress: Optional[Progress] = None, check_cancel: Optional[CheckCancel] = None,
                 log: Optional[Log] = None) -> GridChange:
-    """Per-cell count, median and mean of the request's variable in its two periods, and the change of the median."""
+    """Per-cell count, median and mean of the request's variable in its two periods, and the change of the median.
+
+    With ``request.scheduler``, the workers of that Dask cluster read the database and the
+    statistics are merged here (``cluster_statistics``); the result is the same."""
     from ..lidar.config import DatabaseConfig
     from ..lidar.database import Atl08Database
 
-    opened = isinstance(request.database, DatabaseConfig)
-    database = Atl08Database(request.database) if opened else request.database
+    opened = []
+
+    def database():  # on a cluster, opened here only to explain an empty period
+        if not isinstance(request.database, DatabaseConfig):
+            return request.database
+        if not opened:
+            opened.append(Atl08Database(request.database))
+        return opened[0]
+
     try:
         return _grid_change(database, request, progress, check_cancel, log)
     finally:
-        if opened:
-            database.close()
+        for each in opened:
+            each.close()
 
 
-def _grid_change(database, request: GridChangeRequest, progress: Optional[Progress], check_cancel: Optional[CheckCancel],
+def _grid_change(database: Callable, request: GridChangeRequest, progress: Optional[Progress], check_cancel: Optional[CheckCancel],
                  log: Optional[Log]) -> GridChange:
     column = request.column
-    tables = []
-    segments, seen, histogram_rows, batches = [], [], 0, 0
-    for index, spec in enumerate(request.specs):
-        share = (lambda f, i=index: progress((i + f) / 2)) if progress else None
-        table, count, period_batches, rows = _period_statistics(database, spec, column.name, request, share, check_cancel)
-        tables.append(table)
-        segments.append(count)
-        seen.append(len(table))
-        histogram_rows = max(histogram_rows, rows)
-        batches += period_batches
+    if request.scheduler:
+        from .cluster_statistics import cluster_statistics
+
         if log:
+            log(f"computing on the Dask cluster at {request.scheduler}")
+        periods = cluster_statistics(request, progress, check_cancel)
+    else:
+        periods = []
+        for index, spec in enumerate(request.specs):
+            share = (lambda f, i=index: progress((i + f) / 2)) if progress else None
+            statistics, batches = period_statistics(database(), spec, column.name, request.grid, request.resolution,
+                                                    request.batch_rows, share, check_cancel)
+            table = statistics.result()
+            periods.append(PeriodStatistics(table, statistics.values_added, batches, statistics.histogram_rows))
+    tables = [period.table for period in periods]
+    segments = [period.values_added for period in periods]
+    if log:
+        for index, period in enumerate(periods):
             (start, end) = request.periods[index]
-            log(f"period {index + 1} ({start} to {end}): {count:,} segments with a value in {len(table):,} cells")
+            log(f"period {index + 1} ({start} to {end}): {period.values_added:,} segments with a value in {len(period.table):,} cells")
     cells, data = _combine(tables[0], tables[1], request.min_shots)
-    reasons = tuple(explain_empty(database, spec, value_column=column.attribute) if not count else ""
+    reasons = tuple(explain_empty(database(), spec, value_column=column.attribute) if not count else ""
                     for spec, count in zip(request.specs, segments))
     if progress:
         progress(1.0)
     return GridChange(request.grid, column.name, column.variable, request.periods, request.min_shots, cells, data, tuple(segments),
-                      tuple(seen), histogram_rows, batches, reasons)
+                      tuple(len(table) for table in tables), max(period.histogram_rows for period in periods),
+                      sum(period.batches for period in periods), reasons)
 
 
 def _combine(first: CellTable, second: CellTable, min_shots: int):

@@ -77,6 +77,7 @@ class GridChangePanel(Atl08Panel, FORM_CLASS):
             self.database.config(), output, roi=roi, roi_crs=roi_crs, variable=variables[0],
             periods=((self.period1.start(), self.period1.end()), (self.period2.start(), self.period2.end())),
             cell_size_km=self.cellSizeSpin.value(), min_shots=self.minShotsSpin.value(), filters=filters,
+            scheduler=self.schedulerEdit.text(), scheduler_label="the Dask scheduler",
         )
         return GridChangeTask(request)
 
