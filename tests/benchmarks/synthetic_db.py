@@ -364,10 +364,27 @@ def generate(spec: BuildSpec, workers: int = 2, log: Callable[[str], None] = pri
         yield year, {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
-def build(spec: BuildSpec, configs: Sequence, workers: int = 2, log: Callable[[str], None] = print) -> Dict[str, float]:
+def split_late_passes(columns: Dict[str, np.ndarray], late_passes: int) -> List[Dict[str, np.ndarray]]:
+    """``columns`` without its last ``late_passes`` passes, then each of those passes on its own
+    (a pass is a run of segments with no gap of 10 minutes or more in time)."""
+    order = np.argsort(columns["timestamp_ns"], kind="stable")
+    times = columns["timestamp_ns"][order]
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(times) >= 600 * 10**9) + 1, [len(times)]])
+    late_passes = min(late_passes, len(starts) - 2)  # keep at least one pass in the main batch
+    if late_passes <= 0:
+        return [columns]
+    cuts = starts[-late_passes - 1:]
+    pieces = [order[:cuts[0]]] + [order[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+    return [{key: value[index] for key, value in columns.items()} for index in pieces]
+
+
+def build(spec: BuildSpec, configs: Sequence, workers: int = 2, log: Callable[[str], None] = print,
+          late_passes: int = 0) -> Dict[str, float]:
     """Write the generated segments into every database in ``configs`` (DatabaseConfig list),
-    one annual batch per year as ``ingest_granules`` does. Returns seconds spent per database
-    and on generation."""
+    one annual batch per year as ``ingest_granules`` does. ``late_passes``: the last year's last
+    passes are left out of its annual batch and written after it, one batch each, as the public
+    database's small late fragments (granules ingested after their year's batch). Returns seconds
+    spent per database and on generation."""
     from canopy_explorer.plugin.core.lidar.ingest import _record, _write_batch, ensure_database
     from canopy_explorer.plugin.core.lidar.storage import make_context
 
@@ -383,15 +400,21 @@ def build(spec: BuildSpec, configs: Sequence, workers: int = 2, log: Callable[[s
     started = time.perf_counter()
     for year, columns in generate(spec, workers, log):
         timings["generate"] += time.perf_counter() - started
-        stamp += 1
-        n = len(columns["latitude"])
-        segments += n
-        for config, ctx in zip(configs, contexts):
-            t = time.perf_counter()
-            fragments = _write_batch(config.array_uri, ctx, columns, stamp, config)
-            _record(config.ledger_uri, ctx, [(f"synthetic_{spec.key()}_{year}", stamp, n)])
-            timings[config.array_uri] += time.perf_counter() - t
-            log(f"  {year}: {n:,} segments, {fragments} fragments -> {config.array_uri} ({time.perf_counter() - t:.0f} s)")
+        batches = [columns]
+        if late_passes and year == spec.years[-1]:
+            batches = split_late_passes(columns, late_passes)
+        for number, batch in enumerate(batches):
+            stamp += 1
+            n = len(batch["latitude"])
+            segments += n
+            label = f"synthetic_{spec.key()}_{year}" + (f"_late{number}" if number else "")
+            for config, ctx in zip(configs, contexts):
+                t = time.perf_counter()
+                fragments = _write_batch(config.array_uri, ctx, batch, stamp, config)
+                _record(config.ledger_uri, ctx, [(label, stamp, n)])
+                timings[config.array_uri] += time.perf_counter() - t
+                log(f"  {year}{' late pass ' + str(number) if number else ''}: {n:,} segments, {fragments} fragments -> "
+                    f"{config.array_uri} ({time.perf_counter() - t:.0f} s)")
         started = time.perf_counter()
     timings["segments"] = segments
     return timings
