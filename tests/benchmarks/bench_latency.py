@@ -28,7 +28,7 @@ query and the warm query separately; rows and the segment-id checksum
 
 * engine: ``Atl08Database(load_config(file))`` and ``SegmentQuery`` to a DataFrame, the
   file a copy of ``configs/public_atl08_v007.yaml`` (so the public configuration's S3
-  settings are measured) with its endpoint at the proxy and the benchmark's bucket;
+  settings are measured) with its endpoint at the proxy, the benchmark's bucket and keys;
 * icesat2db: ``IceSat2Provider(...).get_data(..., return_type="dataframe")`` in its own
   virtualenv (``<workdir>/refvenv``, made from ``reference-requirements.txt``);
 * bare TileDB: ``tiledb.open`` with the engine's context for the same file and one
@@ -49,7 +49,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 
@@ -84,9 +84,10 @@ def log(message: str) -> None:
 # --------------------------------------------------------------------------- database
 
 
-def ensure_database(workdir: Path, segments: int, late_passes: int, workers: int, rebuild: bool) -> Dict:
+def ensure_database(workdir: Path, segments: int, late_passes: int, global_passes: int, global_keep: float, workers: int,
+                    rebuild: bool) -> Dict:
     """The public-layout database with annual batches and late fragments, built once and reused."""
-    spec = synthetic_db.BuildSpec(segments=segments, years=YEARS)
+    spec = synthetic_db.BuildSpec(segments=segments, years=YEARS, global_per_round=global_passes, global_keep=global_keep)
     root = workdir / f"latency-db-{spec.key()}-late{late_passes}"
     config = layout_configs(root, 10000, 6)["public"]
     info_path = root / "build.json"
@@ -98,7 +99,8 @@ def ensure_database(workdir: Path, segments: int, late_passes: int, workers: int
         log(f"building the latency database ({segments:,}+ segments, {YEARS[0]}-{YEARS[-1]}, {late_passes} late passes) under {root}")
         timings = synthetic_db.build(spec, [config], workers=workers, log=log, late_passes=late_passes)
         info = {"segments": timings["segments"], "write_s": timings[config.array_uri], "generate_s": timings["generate"],
-                "years": list(YEARS), "late_passes": late_passes, "segments_requested": segments}
+                "years": list(YEARS), "late_passes": late_passes, "segments_requested": segments, "global_passes": global_passes,
+                "global_keep": global_keep}
         info.update(layout_stats(config))
         info.pop("column_bytes", None)
         info_path.write_text(json.dumps(info, indent=2))
@@ -114,8 +116,11 @@ def engine_config_file(path: Path, proxy_url: str) -> Path:
     import yaml
 
     document = yaml.safe_load(PUBLIC_CONFIG.read_text())
-    document["tiledb"].update(s3_bucket=BUCKET, url=proxy_url, s3_region=REGION)
-    path.write_text("# The public configuration (configs/public_atl08_v007.yaml) with the latency benchmark's endpoint and bucket.\n"
+    settings = document["tiledb"]
+    # moto refuses unsigned requests to a private bucket: the benchmark's keys instead of anonymous access
+    settings.update(s3_bucket=BUCKET, url=proxy_url, s3_region=REGION, anonymous=False,
+                    s3_settings={**(settings.get("s3_settings") or {}), **S3_KEYS})
+    path.write_text("# The public configuration (configs/public_atl08_v007.yaml) with the latency benchmark's endpoint, bucket and keys.\n"
                     + yaml.safe_dump(document, sort_keys=False))
     return path
 
@@ -288,7 +293,8 @@ def report(results: Dict, image: str) -> str:
            "Engine side: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ". "
            + ("icesat2db side (own virtualenv): " + ", ".join(f"{k} {v}" for k, v in ref.items()) + "." if ref else "icesat2db not run."), "",
            f"**Data**: {d['segments']:,} simulated ATL08 segments in the public layout (capacity 100000, Hilbert, 30° write tiles), one annual "
-           f"batch per year {d['years'][0]}-{d['years'][-1]} and the last {d['late_passes']} passes of {d['years'][-1]} written afterwards, one "
+           f"batch per year {d['years'][0]}-{d['years'][-1]} (a dense set of passes over Europe and {d.get('global_passes', 1)} global passes per year and round, "
+           f"{d.get('global_keep', 1.0):.0%} of their segments kept, so that most land tiles hold a fragment every year) and the last {d['late_passes']} passes of {d['years'][-1]} written afterwards, one "
            f"batch each: {d['fragments']} fragments ({d['fragment_metadata_bytes'] / 1e6:.2f} MB of fragment metadata, "
            f"{d['array_bytes'] / 1e9:.2f} GB), uploaded to a moto S3 server on loopback ({results['s3_upload']['files']:,} objects). "
            "See `tests/benchmarks/synthetic_db.py`.", "",
@@ -302,7 +308,7 @@ def report(results: Dict, image: str) -> str:
            f"Boxes centred at 51°N 10°E (the seed's series, {len(results['series'][next(iter(results['series']))])} of its 20 half sides), "
            f"`{', '.join(VARIABLES)}`, {START[:4]}-{END[:4]}; {results['repeats']} run(s) per reader and box, readers in turn, medians. "
            "Engine: `Atl08Database(load_config(file))` and `SegmentQuery.create(...)` to a DataFrame, the file a copy of "
-           "`configs/public_atl08_v007.yaml` with its endpoint at the proxy. icesat2db: `IceSat2Provider(..., url=<proxy>)`, "
+           "`configs/public_atl08_v007.yaml` with its endpoint at the proxy (and the server's keys: moto refuses unsigned requests). icesat2db: `IceSat2Provider(..., url=<proxy>)`, "
            "`get_data(..., return_type=\"dataframe\", use_polygon_filter=False)`, in its own virtualenv. Bare: `tiledb.open` with the "
            "engine's context settings and one `multi_index` read of `segment_id`, the variables and the three dimensions, to numpy"
            + (f" (the engine asks TileDB for {', '.join('`' + a + '`' for a in attributes)} and the dimensions)" if attributes else "")
@@ -366,6 +372,8 @@ def publish(results: Dict, args, image: str) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--segments", type=int, default=2_000_000, help="at least this many segments in the database (default 2000000)")
+    parser.add_argument("--global-passes", type=int, default=12, help="global passes per year and round (default 12: most land tiles occupied)")
+    parser.add_argument("--global-keep", type=float, default=0.1, help="share of the global passes' segments kept (default 0.1)")
     parser.add_argument("--late-passes", type=int, default=3, help="passes of the last year written as late batches (default 3)")
     parser.add_argument("--latencies", type=int, nargs="+", default=LATENCIES_MS, help="milliseconds per request (default 0 50 150)")
     parser.add_argument("--boxes", type=int, default=6, help="how many of the seed's 20 boxes, smallest and largest always (default 6)")
@@ -386,10 +394,11 @@ def main(argv=None) -> int:
         return publish(json.loads((workdir / "latency.json").read_text()), args, image)
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
-    built = ensure_database(workdir, args.segments, args.late_passes, args.workers, args.rebuild)
+    built = ensure_database(workdir, args.segments, args.late_passes, args.global_passes, args.global_keep, args.workers, args.rebuild)
     config, info = built["config"], built["info"]
     results = {"machine": machine(), "database": info, "built_now": built["built_now"], "repeats": args.repeats,
-               "command": " ".join(["--segments", str(args.segments), "--late-passes", str(args.late_passes), "--latencies",
+               "command": " ".join(["--segments", str(args.segments), "--global-passes", str(args.global_passes), "--global-keep",
+                                    str(args.global_keep), "--late-passes", str(args.late_passes), "--latencies",
                                     *map(str, args.latencies), "--boxes", str(args.boxes), "--repeats", str(args.repeats),
                                     "--workdir", os.path.relpath(workdir, REPO), "--out", os.path.relpath(args.out.resolve(), REPO)])}
     reference = None if args.skip_reference else reference_python(workdir, args.reference_python)

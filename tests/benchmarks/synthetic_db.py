@@ -186,9 +186,18 @@ class BuildSpec:
     years: Tuple[int, ...] = (2019, 2020, 2021)
     seed: int = 2020
     version: int = BUILD_VERSION
+    # Global passes per year and round, and the share of their segments kept: many thinned
+    # global passes occupy as many 30-degree tiles per year as the public database does
+    # (one fragment each per annual batch) without many segments far from the benchmarks' boxes.
+    global_per_round: int = GLOBAL_PER_ROUND
+    global_keep: float = 1.0
 
     def key(self) -> str:
-        text = json.dumps(asdict(self), sort_keys=True)
+        fields = asdict(self)
+        for name, default in (("global_per_round", GLOBAL_PER_ROUND), ("global_keep", 1.0)):
+            if fields[name] == default:  # added later: the keys of databases built before stay valid
+                del fields[name]
+        text = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
@@ -203,14 +212,15 @@ class PassPlan:
     ascending: bool
     rgt: int
     sc_orient: int
+    keep: float = 1.0  # share of the segments kept (at random)
 
 
 def plan_round(spec: BuildSpec, round_number: int) -> List[PassPlan]:
-    """The passes of one round: per year, EUROPE_PER_ROUND European and GLOBAL_PER_ROUND global."""
+    """The passes of one round: per year, EUROPE_PER_ROUND European and ``spec.global_per_round`` global."""
     from canopy_explorer.plugin.core.samples.granules import REFERENCE_GROUND_TRACKS
 
     plans = []
-    per_year = EUROPE_PER_ROUND + GLOBAL_PER_ROUND
+    per_year = EUROPE_PER_ROUND + spec.global_per_round
     for y, year in enumerate(spec.years):
         rng = np.random.default_rng([spec.seed, year, round_number])
         first = dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc)
@@ -227,9 +237,9 @@ def plan_round(spec: BuildSpec, round_number: int) -> List[PassPlan]:
                     lon = lo + (hi - lo) * ((0.5 + k * GOLDEN + y * 0.1) % 1.0)
                 plans.append(PassPlan(index, year, "europe", start, CENTRE[1], lon, k % 2 == 0, 1 + (index * 389) % REFERENCE_GROUND_TRACKS, int(rng.integers(0, 2))))
             else:
-                g = round_number * GLOBAL_PER_ROUND + (j - EUROPE_PER_ROUND)
+                g = round_number * spec.global_per_round + (j - EUROPE_PER_ROUND)
                 lon = -180.0 + 360.0 * ((0.25 + g * GOLDEN + y * 0.37) % 1.0)
-                plans.append(PassPlan(index, year, "global", start, 0.0, lon, g % 2 == 0, 1 + (index * 389) % REFERENCE_GROUND_TRACKS, int(rng.integers(0, 2))))
+                plans.append(PassPlan(index, year, "global", start, 0.0, lon, g % 2 == 0, 1 + (index * 389) % REFERENCE_GROUND_TRACKS, int(rng.integers(0, 2)), spec.global_keep))
     return plans
 
 
@@ -263,6 +273,8 @@ def simulate_pass(plan: PassPlan, seed: int) -> Dict[str, np.ndarray]:
     along = np.mod(along, 2 * np.pi * sg.EARTH_RADIUS_M)
     rng = np.random.default_rng([seed, plan.index])
     keep = is_land(sg._wrap(lon), lat) & _clear_sky(seconds, rng)
+    if plan.keep < 1.0:
+        keep &= rng.random(len(keep)) < plan.keep
     lat, lon, seconds, along = lat[keep], lon[keep], seconds[keep], along[keep]
     if not len(lat):
         return {}
