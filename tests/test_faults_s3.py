@@ -43,7 +43,9 @@ def clean_result(s3_database):
 def test_the_proxy_counts_requests_and_the_bytes_it_sends_back_until_reset(s3_server):
     bucket = "proxy-counts"
     create_bucket(s3_server, bucket)
-    boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1", **KEYS).put_object(Bucket=bucket, Key="object", Body=b"x" * 1000)
+    direct = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1", **KEYS)
+    direct.put_object(Bucket=bucket, Key="object", Body=b"x" * 1000)
+    direct.close()
     with FaultProxy(s3_server, delay_rate=1.0, delay_s=0.01) as proxy:
         client = boto3.client("s3", endpoint_url=proxy.url, region_name="us-east-1", **KEYS)
         assert client.get_object(Bucket=bucket, Key="object")["Body"].read() == b"x" * 1000
@@ -56,6 +58,7 @@ def test_the_proxy_counts_requests_and_the_bytes_it_sends_back_until_reset(s3_se
         proxy.set(delay_s=0.0)
         client.head_object(Bucket=bucket, Key="object")
         assert (proxy.counts()["requests"], proxy.counts()["bytes"]) == (1, 0)  # a HEAD answer has no body
+        client.close()
 
 
 def test_queries_through_503s_drops_and_delays_return_the_right_rows(s3_server, s3_database, clean_result):

@@ -276,7 +276,7 @@ def simulate_pass(plan: PassPlan, seed: int) -> Dict[str, np.ndarray]:
     if plan.keep < 1.0:
         keep &= rng.random(len(keep)) < plan.keep
     lat, lon, seconds, along = lat[keep], lon[keep], seconds[keep], along[keep]
-    if not len(lat):
+    if len(lat) < 3:  # nothing, or too little for the terrain's slopes
         return {}
     beams = [sg.simulate_beam(track, beam, landscape, rng, lat, lon, seconds, along, region, 0.05) for beam in sg.BEAMS]
     return beams_to_columns(track, beams)
