@@ -212,7 +212,7 @@ class PassPlan:
     ascending: bool
     rgt: int
     sc_orient: int
-    keep: float = 1.0  # share of the segments kept (at random)
+    keep: float = 1.0  # share of the segments kept (one 10 km stretch in every 10 km / keep)
 
 
 def plan_round(spec: BuildSpec, round_number: int) -> List[PassPlan]:
@@ -273,8 +273,8 @@ def simulate_pass(plan: PassPlan, seed: int) -> Dict[str, np.ndarray]:
     along = np.mod(along, 2 * np.pi * sg.EARTH_RADIUS_M)
     rng = np.random.default_rng([seed, plan.index])
     keep = is_land(sg._wrap(lon), lat) & _clear_sky(seconds, rng)
-    if plan.keep < 1.0:
-        keep &= rng.random(len(keep)) < plan.keep
+    if plan.keep < 1.0:  # whole 10 km stretches, so that every beam keeps runs of segments
+        keep &= (along // 10_000.0) % round(1 / plan.keep) == 0
     lat, lon, seconds, along = lat[keep], lon[keep], seconds[keep], along[keep]
     if len(lat) < 3:  # nothing, or too little for the terrain's slopes
         return {}
