@@ -5,8 +5,13 @@
 
 Each request, independently and reproducibly (seeded), is answered with a 503 ``SlowDown``
 (as S3 does when throttling), dropped (the connection closed without an answer), delayed
-by ``delay_s`` then forwarded, or forwarded untouched. The rates can be changed while it
-runs (``proxy.set(error_rate=0)``); ``proxy.counts()`` says what happened.
+by ``delay_s`` then forwarded, or forwarded untouched. The rates and the delay can be changed
+while it runs (``proxy.set(error_rate=0)``, ``proxy.set(delay_rate=1.0, delay_s=0.05)`` for a fixed
+latency on every request); ``proxy.counts()`` says what happened: requests, each fault, and the
+bytes of the bodies sent back to the client; ``proxy.requests()`` lists the requests one by one
+(method, path, status, body bytes) and ``proxy.reset()`` starts both afresh, so that a benchmark
+can count what one step of a client costs. The same answers come from the control endpoint
+(``<url>/__faults__/``, ``?reset=1``, ``?log=1``) for a client in another process.
 
 The proxy runs in its own process: some TileDB calls hold Python's GIL while they wait for
 the network, so a proxy thread in the client's process would never get to answer.
@@ -25,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 CONTROL = "/__faults__/"
+LOG_LIMIT = 100_000  # requests kept in the per-request log between resets
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "trailer", "upgrade"}
 SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
@@ -39,7 +45,8 @@ class _Faults:
         self.upstream = (parts.hostname, parts.port)
         self.rates = {"error": error_rate, "drop": drop_rate, "delay": delay_rate}
         self.delay_s = delay_s
-        self.counts = {"requests": 0, "errors": 0, "drops": 0, "delays": 0}
+        self.counts = {"requests": 0, "errors": 0, "drops": 0, "delays": 0, "bytes": 0}
+        self.log = []  # (method, path, status, body bytes) per answered request, the first LOG_LIMIT
         self._random = random.Random(seed)
         self._lock = threading.Lock()
 
@@ -53,6 +60,18 @@ class _Faults:
                     return kind
                 draw -= self.rates[kind]
         return "forward"
+
+    def sent(self, method: str, path: str, status: int, size: int) -> None:
+        """Count a body of ``size`` bytes sent back to the client."""
+        with self._lock:
+            self.counts["bytes"] += size
+            if len(self.log) < LOG_LIMIT:
+                self.log.append((method, path, status, size))
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts = dict.fromkeys(self.counts, 0)
+            self.log = []
 
 
 def _serve(faults: _Faults, port: int) -> None:
@@ -87,10 +106,18 @@ def _serve(faults: _Faults, port: int) -> None:
 
         def _control(self):
             query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+            if query.pop("reset", None):
+                faults.reset()
+            with_log = bool(query.pop("log", None))
             with faults._lock:
+                if "delay_s" in query:
+                    faults.delay_s = float(query.pop("delay_s"))
                 for key, value in query.items():
                     faults.rates[key] = float(value)
-                document = json.dumps({"rates": faults.rates, "counts": faults.counts}).encode()
+                answer = {"rates": faults.rates, "delay_s": faults.delay_s, "counts": faults.counts}
+                if with_log:
+                    answer["log"] = faults.log
+                document = json.dumps(answer).encode()
             self._answer(200, document, "application/json")
 
         def _handle(self):
@@ -106,6 +133,7 @@ def _serve(faults: _Faults, port: int) -> None:
                     pass
                 return
             if action == "error":
+                faults.sent(self.command, self.path, 503, len(SLOW_DOWN) if self.command != "HEAD" else 0)
                 return self._answer(503, SLOW_DOWN)
             if action == "delay":
                 time.sleep(faults.delay_s)
@@ -129,6 +157,7 @@ def _serve(faults: _Faults, port: int) -> None:
             if content_type:
                 self.send_header("Content-Type", content_type)
             self.end_headers()
+            faults.sent(self.command, self.path, response.status, 0 if self.command == "HEAD" else len(data))
             if self.command != "HEAD":
                 self.wfile.write(data)
 
@@ -139,6 +168,14 @@ def _serve(faults: _Faults, port: int) -> None:
     server.serve_forever()
 
 
+def control(url: str, **parameters) -> dict:
+    """The control endpoint of the proxy at ``url`` (from any process): its rates, delay and counts
+    after applying ``parameters`` (rates, ``delay_s``, ``reset=1``; ``log=1`` adds the request log)."""
+    query = "&".join(f"{k}={v}" for k, v in parameters.items())
+    with urllib.request.urlopen(f"{url}{CONTROL}?{query}", timeout=10) as answer:
+        return json.loads(answer.read())
+
+
 class FaultProxy:
     def __init__(self, upstream: str, error_rate=0.0, drop_rate=0.0, delay_rate=0.0, delay_s=0.3, seed=0):
         self.arguments = [upstream, str(error_rate), str(drop_rate), str(delay_rate), str(delay_s), str(seed)]
@@ -146,15 +183,22 @@ class FaultProxy:
         self.url = ""
 
     def _control(self, **rates) -> dict:
-        query = "&".join(f"{k}={v}" for k, v in rates.items())
-        with urllib.request.urlopen(f"{self.url}{CONTROL}?{query}", timeout=10) as answer:
-            return json.loads(answer.read())
+        return control(self.url, **rates)
 
-    def set(self, error_rate=None, drop_rate=None, delay_rate=None) -> None:
-        self._control(**{k: v for k, v in (("error", error_rate), ("drop", drop_rate), ("delay", delay_rate)) if v is not None})
+    def set(self, error_rate=None, drop_rate=None, delay_rate=None, delay_s=None) -> None:
+        changes = (("error", error_rate), ("drop", drop_rate), ("delay", delay_rate), ("delay_s", delay_s))
+        self._control(**{k: v for k, v in changes if v is not None})
 
     def counts(self) -> dict:
         return self._control()["counts"]
+
+    def requests(self) -> list:
+        """[method, path, status, body bytes] of each request answered since the start or the last reset."""
+        return self._control(log=1)["log"]
+
+    def reset(self) -> None:
+        """Zero the counts and empty the request log (the rates and the delay stay)."""
+        self._control(reset=1)
 
     def __enter__(self):
         with socket.socket() as probe:

@@ -186,9 +186,18 @@ class BuildSpec:
     years: Tuple[int, ...] = (2019, 2020, 2021)
     seed: int = 2020
     version: int = BUILD_VERSION
+    # Global passes per year and round, and the share of their segments kept: many thinned
+    # global passes occupy as many 30-degree tiles per year as the public database does
+    # (one fragment each per annual batch) without many segments far from the benchmarks' boxes.
+    global_per_round: int = GLOBAL_PER_ROUND
+    global_keep: float = 1.0
 
     def key(self) -> str:
-        text = json.dumps(asdict(self), sort_keys=True)
+        fields = asdict(self)
+        for name, default in (("global_per_round", GLOBAL_PER_ROUND), ("global_keep", 1.0)):
+            if fields[name] == default:  # added later: the keys of databases built before stay valid
+                del fields[name]
+        text = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
@@ -203,14 +212,15 @@ class PassPlan:
     ascending: bool
     rgt: int
     sc_orient: int
+    keep: float = 1.0  # share of the segments kept (one 10 km stretch in every 10 km / keep)
 
 
 def plan_round(spec: BuildSpec, round_number: int) -> List[PassPlan]:
-    """The passes of one round: per year, EUROPE_PER_ROUND European and GLOBAL_PER_ROUND global."""
+    """The passes of one round: per year, EUROPE_PER_ROUND European and ``spec.global_per_round`` global."""
     from canopy_explorer.plugin.core.samples.granules import REFERENCE_GROUND_TRACKS
 
     plans = []
-    per_year = EUROPE_PER_ROUND + GLOBAL_PER_ROUND
+    per_year = EUROPE_PER_ROUND + spec.global_per_round
     for y, year in enumerate(spec.years):
         rng = np.random.default_rng([spec.seed, year, round_number])
         first = dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc)
@@ -227,9 +237,9 @@ def plan_round(spec: BuildSpec, round_number: int) -> List[PassPlan]:
                     lon = lo + (hi - lo) * ((0.5 + k * GOLDEN + y * 0.1) % 1.0)
                 plans.append(PassPlan(index, year, "europe", start, CENTRE[1], lon, k % 2 == 0, 1 + (index * 389) % REFERENCE_GROUND_TRACKS, int(rng.integers(0, 2))))
             else:
-                g = round_number * GLOBAL_PER_ROUND + (j - EUROPE_PER_ROUND)
+                g = round_number * spec.global_per_round + (j - EUROPE_PER_ROUND)
                 lon = -180.0 + 360.0 * ((0.25 + g * GOLDEN + y * 0.37) % 1.0)
-                plans.append(PassPlan(index, year, "global", start, 0.0, lon, g % 2 == 0, 1 + (index * 389) % REFERENCE_GROUND_TRACKS, int(rng.integers(0, 2))))
+                plans.append(PassPlan(index, year, "global", start, 0.0, lon, g % 2 == 0, 1 + (index * 389) % REFERENCE_GROUND_TRACKS, int(rng.integers(0, 2)), spec.global_keep))
     return plans
 
 
@@ -263,8 +273,10 @@ def simulate_pass(plan: PassPlan, seed: int) -> Dict[str, np.ndarray]:
     along = np.mod(along, 2 * np.pi * sg.EARTH_RADIUS_M)
     rng = np.random.default_rng([seed, plan.index])
     keep = is_land(sg._wrap(lon), lat) & _clear_sky(seconds, rng)
+    if plan.keep < 1.0:  # whole 10 km stretches, so that every beam keeps runs of segments
+        keep &= (along // 10_000.0) % round(1 / plan.keep) == 0
     lat, lon, seconds, along = lat[keep], lon[keep], seconds[keep], along[keep]
-    if not len(lat):
+    if len(lat) < 3:  # nothing, or too little for the terrain's slopes
         return {}
     beams = [sg.simulate_beam(track, beam, landscape, rng, lat, lon, seconds, along, region, 0.05) for beam in sg.BEAMS]
     return beams_to_columns(track, beams)
@@ -364,10 +376,27 @@ def generate(spec: BuildSpec, workers: int = 2, log: Callable[[str], None] = pri
         yield year, {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
-def build(spec: BuildSpec, configs: Sequence, workers: int = 2, log: Callable[[str], None] = print) -> Dict[str, float]:
+def split_late_passes(columns: Dict[str, np.ndarray], late_passes: int) -> List[Dict[str, np.ndarray]]:
+    """``columns`` without its last ``late_passes`` passes, then each of those passes on its own
+    (a pass is a run of segments with no gap of 10 minutes or more in time)."""
+    order = np.argsort(columns["timestamp_ns"], kind="stable")
+    times = columns["timestamp_ns"][order]
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(times) >= 600 * 10**9) + 1, [len(times)]])
+    late_passes = min(late_passes, len(starts) - 2)  # keep at least one pass in the main batch
+    if late_passes <= 0:
+        return [columns]
+    cuts = starts[-late_passes - 1:]
+    pieces = [order[:cuts[0]]] + [order[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+    return [{key: value[index] for key, value in columns.items()} for index in pieces]
+
+
+def build(spec: BuildSpec, configs: Sequence, workers: int = 2, log: Callable[[str], None] = print,
+          late_passes: int = 0) -> Dict[str, float]:
     """Write the generated segments into every database in ``configs`` (DatabaseConfig list),
-    one annual batch per year as ``ingest_granules`` does. Returns seconds spent per database
-    and on generation."""
+    one annual batch per year as ``ingest_granules`` does. ``late_passes``: the last year's last
+    passes are left out of its annual batch and written after it, one batch each, as the public
+    database's small late fragments (granules ingested after their year's batch). Returns seconds
+    spent per database and on generation."""
     from canopy_explorer.plugin.core.lidar.ingest import _record, _write_batch, ensure_database
     from canopy_explorer.plugin.core.lidar.storage import make_context
 
@@ -383,15 +412,21 @@ def build(spec: BuildSpec, configs: Sequence, workers: int = 2, log: Callable[[s
     started = time.perf_counter()
     for year, columns in generate(spec, workers, log):
         timings["generate"] += time.perf_counter() - started
-        stamp += 1
-        n = len(columns["latitude"])
-        segments += n
-        for config, ctx in zip(configs, contexts):
-            t = time.perf_counter()
-            fragments = _write_batch(config.array_uri, ctx, columns, stamp, config)
-            _record(config.ledger_uri, ctx, [(f"synthetic_{spec.key()}_{year}", stamp, n)])
-            timings[config.array_uri] += time.perf_counter() - t
-            log(f"  {year}: {n:,} segments, {fragments} fragments -> {config.array_uri} ({time.perf_counter() - t:.0f} s)")
+        batches = [columns]
+        if late_passes and year == spec.years[-1]:
+            batches = split_late_passes(columns, late_passes)
+        for number, batch in enumerate(batches):
+            stamp += 1
+            n = len(batch["latitude"])
+            segments += n
+            label = f"synthetic_{spec.key()}_{year}" + (f"_late{number}" if number else "")
+            for config, ctx in zip(configs, contexts):
+                t = time.perf_counter()
+                fragments = _write_batch(config.array_uri, ctx, batch, stamp, config)
+                _record(config.ledger_uri, ctx, [(label, stamp, n)])
+                timings[config.array_uri] += time.perf_counter() - t
+                log(f"  {year}{' late pass ' + str(number) if number else ''}: {n:,} segments, {fragments} fragments -> "
+                    f"{config.array_uri} ({time.perf_counter() - t:.0f} s)")
         started = time.perf_counter()
     timings["segments"] = segments
     return timings
