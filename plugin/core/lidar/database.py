@@ -529,7 +529,8 @@ class Atl08Database:
         """
         first_day, last_day = spec.day_range
         rows = 0.0
-        self._prepared()
+        if self._preparing is not None:
+            self._preparing.result()  # the extents are loading already: wait rather than load them twice
         extents, damaged = self._fragment_extents()
         for ((lat0, lat1), (lon0, lon1), (t0, t1)), cells in extents:
             time_share = _overlap(t0, t1 + 1, first_day, last_day + 1)
