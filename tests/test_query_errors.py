@@ -125,6 +125,17 @@ def test_a_query_larger_than_the_memory_that_can_be_spared_is_refused_before_rea
     assert sum(len(b) for b in database.iter_batches(spec, rows=1_000)) == len(database.query(spec))
 
 
+def test_on_s3_a_query_larger_than_the_memory_that_can_be_spared_stops_as_soon_as_it_passes_it(s3_database):
+    from canopy_explorer.plugin.core.lidar.database import Atl08Database
+
+    database = Atl08Database(s3_database)  # no extents loaded: on S3 they cost two requests per fragment
+    spec = SegmentQuery.create(variables=["h_canopy"])
+    whole = database.query(spec)
+    with pytest.raises(QueryError, match=r"needs more than the .* GB of memory that can be spared.*iter_batches"):
+        Atl08Database(s3_database).query(spec, max_bytes=1000)
+    assert len(Atl08Database(s3_database).query(spec, max_bytes=10**9)) == len(whole) > 0
+
+
 @pytest.mark.parametrize("start, end, message", [
     (None, "3000-01-01", r"^end time \(END\) 3000-01-01 is outside the times Canopy Explorer can represent \(1677-09-22 to 2262-04-10"),
     ("2300-01-01", None, r"^start time \(START\) 2300-01-01 is outside"),

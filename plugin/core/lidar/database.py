@@ -43,6 +43,8 @@ EXACT_COUNT_LIMIT = 2_000_000  # cells whose coordinates a count may read to tes
 # continents) on a query that is otherwise answered from TileDB's cache; ingests take minutes,
 # so a view a few seconds old is one no user can tell from the newest.
 REMOTE_FRESHNESS_S = 10.0
+NARROW_IT = ("narrow the region, time range or filters, write it to a file (the dialog and Processing stream it), read it "
+             "with iter_batches, or map it on a grid (grid_change)")
 
 
 @dataclass(frozen=True)
@@ -307,10 +309,12 @@ class Atl08Database:
         # when the caller wants acquisition instants rather than days.
         return spec.exact_times and self.has_timestamp_ns
 
-    def _raw_batches(self, spec: SegmentQuery, batch_rows: Optional[int] = None,
-                     listing: Optional[_Listing] = None) -> Iterator[Dict[str, np.ndarray]]:
+    def _raw_batches(self, spec: SegmentQuery, batch_rows: Optional[int] = None, listing: Optional[_Listing] = None,
+                     incomplete: bool = False) -> Iterator[Dict[str, np.ndarray]]:
         """Raw TileDB results per subarray, or in batches of about ``batch_rows`` with bounded memory,
-        from a view holding at least what ``listing`` (by default a current one) lists."""
+        from a view holding at least what ``listing`` (by default a current one) lists. ``incomplete``:
+        each subarray in TileDB's own batches (its result buffers' size), so that a caller can stop
+        between them."""
         listing = listing or self._current_listing()
         domain_first, domain_last = self._time_domain
         first_day, last_day = max(spec.day_range[0], int(domain_first)), min(spec.day_range[1], int(domain_last))
@@ -324,6 +328,15 @@ class Atl08Database:
             ranges = (slice(lat_min, lat_max), slice(lon_min, lon_max), slice(first_day, last_day))
             if batch_rows is not None:
                 yield from self._bounded_read(ranges, attrs, condition, dims, batch_rows, listing)
+                continue
+            if incomplete:
+                import tiledb
+
+                try:
+                    with self._handle(listing) as array:
+                        yield from array.query(attrs=attrs, cond=condition, dims=dims, return_incomplete=True).multi_index[ranges]
+                except tiledb.TileDBError as error:
+                    raise StorageError(f"reading {self.uri} failed: {error}") from None
                 continue
             with self._handle(listing) as array:
                 result = retrying(lambda: array.query(attrs=attrs, cond=condition, dims=dims).multi_index[ranges],
@@ -409,56 +422,67 @@ class Atl08Database:
         """All matching segments as one DataFrame (see ``iter_batches`` for larger results).
 
         A query that could need more memory than can be spared (``max_bytes``; by default
-        half the memory available now) is refused before reading, with a QueryError that
-        says how much and what to do instead, rather than taking the process down.
+        half the memory available now) is refused with a QueryError that says how much and
+        what to do instead, rather than taking the process down: before reading when the
+        fragments' extents are at hand (local disk, or loaded already), else as soon as what it
+        has read passes the limit (on S3 the extents cost two requests per fragment).
         """
         import pandas as pd
 
+        limit = self._memory_limit(spec, max_bytes)
         listing = self._listing
-        if self._check_memory(spec, max_bytes) or self._young(listing) or not self._remote:
-            frames = self._frames(spec, progress)
+        if self._young(listing) or not self._remote:
+            frames = self._frames(spec, progress, limit=limit)
         else:
             # Past its freshness on S3: read on the last view while the commits are listed beside
             # the read; read again only if fragments landed since that view (rarely).
             pending = self._renew_in_background()
-            frames = self._frames(spec, progress, listing)
+            frames = self._frames(spec, progress, listing, limit)
             renewed = pending.result()
             if renewed.commits is None or renewed.commits != listing.commits:
-                frames = self._frames(spec, progress, renewed)
+                frames = self._frames(spec, progress, renewed, limit)
         if not frames:
             return self._to_frame(spec, self._empty(spec))
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         return frame
 
-    def _check_memory(self, spec: SegmentQuery, max_bytes: Optional[int]) -> bool:
-        """Refuse a query that could need more than ``max_bytes``; True when it was checked
-        (the estimate then took a current listing)."""
+    def _memory_limit(self, spec: SegmentQuery, max_bytes: Optional[int]) -> Optional[int]:
+        """Refuse now a query that could need more than ``max_bytes`` when its estimate is cheap;
+        else the limit the read must stay under (None: no limit)."""
         from .regions import parts_area
 
         if max_bytes is None:
             # Small regions cannot exhaust memory; skipping them keeps the fragment listing
             # the estimate needs off the latency of the queries a map canvas makes.
             if parts_area(spec.parts) < MEMORY_CHECK_MIN_AREA_DEG2:
-                return False
+                return None
             available = available_memory_bytes()
             if available is None:
-                return False
+                return None
             max_bytes = available // 2
+        if self._remote and not self._extents_at_hand():
+            return max_bytes
         need = self.estimate(spec).bytes * FRAME_MEMORY_FACTOR
         if need > max_bytes:
-            raise QueryError(
-                f"this query could need about {need / 1e9:.1f} GB of memory, more than the {max_bytes / 1e9:.1f} GB "
-                "that can be spared: narrow the region, time range or filters, write it to a file (the dialog and "
-                "Processing stream it), read it with iter_batches, or map it on a grid (grid_change)"
-            )
-        return True
+            raise QueryError(f"this query could need about {need / 1e9:.1f} GB of memory, more than the "
+                             f"{max_bytes / 1e9:.1f} GB that can be spared: {NARROW_IT}")
+        return None
 
-    def _frames(self, spec: SegmentQuery, progress: Optional[Progress], listing: Optional[_Listing] = None) -> list:
-        frames = []
-        for index, raw in enumerate(self._raw_batches(spec, listing=listing)):
+    def _extents_at_hand(self) -> bool:
+        cached, listing = self._extents, self._listing
+        return (cached is not None and listing is not None and cached[0] == listing.commits) or (
+            self._preparing is not None and self._preparing.done())
+
+    def _frames(self, spec: SegmentQuery, progress: Optional[Progress], listing: Optional[_Listing] = None,
+                limit: Optional[int] = None) -> list:
+        frames, held = [], 0
+        for index, raw in enumerate(self._raw_batches(spec, listing=listing, incomplete=limit is not None)):
+            held += sum(values.nbytes for values in raw.values()) * FRAME_MEMORY_FACTOR
+            if limit is not None and held > limit:
+                raise QueryError(f"this query needs more than the {limit / 1e9:.1f} GB of memory that can be spared: {NARROW_IT}")
             frames.append(self._to_frame(spec, raw))
             if progress:
-                progress((index + 1) / len(spec.parts))
+                progress(min(1.0, (index + 1) / len(spec.parts)))
         return frames
 
     def _empty(self, spec: SegmentQuery) -> Dict[str, np.ndarray]:
