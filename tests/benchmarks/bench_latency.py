@@ -58,6 +58,7 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))  # tests/, for fault_proxy
 
+import bench_first_points  # noqa: E402
 import synthetic_db  # noqa: E402
 from bench_query_scaling import (BUCKET, S3_KEYS, MotoServer, layout_configs, layout_stats, machine,  # noqa: E402
                                  reference_python, series_boxes, upload)
@@ -65,6 +66,8 @@ from benchmarks_md import write_section  # noqa: E402
 from fault_proxy import FaultProxy  # noqa: E402
 
 LATENCIES_MS = [0, 50, 150]
+FIRST_POINTS_LATENCY_MS = 50
+FIRST_POINTS_HALF_SIDE = 11.0  # about a million segments of the benchmark's database
 YEARS = (2019, 2020, 2021, 2022, 2023)
 START, END = "2019-01-01", "2023-12-31"
 VARIABLES = ["h_canopy"]
@@ -362,6 +365,11 @@ def publish(results: Dict, args, image: str) -> int:
     if not args.no_docs:
         plot(results, args.out / image)
         write_section(args.out / "BENCHMARKS.md", section, MARK_START, MARK_END)
+        if results.get("first_points"):
+            points = bench_first_points.section(results["first_points"], FIRST_POINTS_LATENCY_MS, FIRST_POINTS_HALF_SIDE,
+                                                "the latency benchmark's database (below)")
+            print(points)
+            write_section(args.out / "BENCHMARKS.md", points, bench_first_points.MARK_START, bench_first_points.MARK_END)
         log(f"wrote {args.out / 'BENCHMARKS.md'} and {args.out / image}")
     return 0
 
@@ -386,6 +394,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)), help="processes generating segments")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached database")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report, figure and section from <workdir>/latency.json")
+    parser.add_argument("--first-points-runs", type=int, default=2,
+                        help="runs of bench_first_points.py on the same database at 50 ms (0: none; default 2)")
     args = parser.parse_args(argv)
 
     workdir = args.workdir.resolve()
@@ -416,6 +426,13 @@ def main(argv=None) -> int:
                 readers["icesat2db"] = {"python": reference, "script": READERS["icesat2db"], "spec": dict(common, reference=job)}
             readers["bare"] = {"python": sys.executable, "script": READERS["bare"], "spec": dict(common, config=str(config_file))}
             results["series"] = measure(readers, boxes, args.latencies, args.repeats, proxy)
+            if args.first_points_runs:
+                # the dialog's path on a box of about a million segments: first points against the whole layer
+                proxy.set(delay_rate=1.0, delay_s=FIRST_POINTS_LATENCY_MS / 1000)
+                log(f"first points: {args.first_points_runs} runs at {FIRST_POINTS_LATENCY_MS} ms")
+                results["first_points"] = bench_first_points.measure_first_points(
+                    proxy.url, BUCKET, S3_KEYS["aws_access_key_id"], S3_KEYS["aws_secret_access_key"], FIRST_POINTS_HALF_SIDE,
+                    args.first_points_runs)
     first = results["series"][str(args.latencies[0])][0]["readers"]
     results["reference_versions"] = first.get("icesat2db", {}).get("versions")
     results["engine_attributes"] = first["engine"].get("details", {}).get("attributes")

@@ -1,6 +1,6 @@
 """Latency benchmark worker: bare TileDB, the physical limit, in a new process.
 
-Open: ``tiledb.open(array, ctx=make_context(config))`` with the engine's context settings for
+Open: ``tiledb.open(array, ctx=make_context(config, reading=True))`` with the engine's context settings for
 the same configuration file; query: ``query(attrs=["segment_id", *variables], dims=[latitude,
 longitude, time]).multi_index[...]`` to numpy, nothing else (segment ids, the requested
 variables and the dimensions: what the engine returns). See latency_phases.py.
@@ -24,7 +24,7 @@ EPOCH = dt.date(1970, 1, 1)
 
 def open_reader(spec):
     config = load_config(spec["config"])
-    return tiledb.open(config.array_uri, mode="r", ctx=make_context(config))
+    return tiledb.open(config.array_uri, mode="r", ctx=make_context(config, reading=True))
 
 
 def query(array, spec, bounds):

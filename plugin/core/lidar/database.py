@@ -74,7 +74,7 @@ class Atl08Database:
         self.config = config
         self.product = product(config.product)
         self.uri = config.array_uri
-        self.ctx = make_context(config)
+        self.ctx = make_context(config, reading=True)
         self._remote = "://" in self.uri and not self.uri.startswith("file://")
         # on local disk a listing costs a fraction of a millisecond: every query checks
         self.freshness_s = (REMOTE_FRESHNESS_S if self._remote else 0.0) if freshness_s is None else freshness_s

@@ -17,16 +17,17 @@ T = TypeVar("T")
 # pools: opening an array loads each fragment's footer on a compute thread (a HEAD and a ranged GET
 # each), a query fetches its tiles on I/O threads. With the pools as large as the machine's cores,
 # a database of 40 fragments took 5.9 s to open at 50 ms per request; with 32 threads, 1.2 s.
-# The threads mostly wait, so they cost no CPU; on local disk the pools stay small, to leave the
-# cores to QGIS.
+# The threads mostly wait, so they cost no CPU. Reads on local disk, and writes (ingest), keep the
+# small pools, which leave the cores to QGIS.
 LOCAL_THREADS = {"sm.compute_concurrency_level": "2", "sm.io_concurrency_level": "4"}
-REMOTE_THREADS = {"sm.compute_concurrency_level": "32", "sm.io_concurrency_level": "32", "vfs.s3.max_parallel_ops": "32"}
+REMOTE_READ_THREADS = {"sm.compute_concurrency_level": "32", "sm.io_concurrency_level": "32", "vfs.s3.max_parallel_ops": "32"}
 
 
-def make_context(config: DatabaseConfig, extra: Optional[Dict[str, str]] = None):
+def make_context(config: DatabaseConfig, extra: Optional[Dict[str, str]] = None, reading: bool = False):
+    """A TileDB context for ``config``; ``reading``: sized for reads (see REMOTE_READ_THREADS)."""
     import tiledb
 
-    threads = REMOTE_THREADS if config.storage_type == "s3" else LOCAL_THREADS
+    threads = REMOTE_READ_THREADS if reading and config.storage_type == "s3" else LOCAL_THREADS
     settings = {**threads, **config.tiledb_config(), **(extra or {})}
     return tiledb.Ctx(tiledb.Config(settings))
 
