@@ -158,7 +158,7 @@ class BareReader(_Timed):
 
         self.name = name
         self.attrs = list(attrs)
-        self.array = tiledb.open(config.array_uri, mode="r", ctx=make_context(config))
+        self.array = tiledb.open(config.array_uri, mode="r", ctx=make_context(config, reading=True))
         self.days = _day_range()
 
     def __call__(self, bounds):
@@ -396,7 +396,7 @@ def open_costs(config, repeats) -> Dict[str, float]:
     import tiledb
     from canopy_explorer.plugin.core.lidar.storage import make_context
 
-    ctx = make_context(config)
+    ctx = make_context(config, reading=True)
     open_s, _, _ = time_calls(lambda: tiledb.open(config.array_uri, mode="r", ctx=ctx).close(), repeats)
     array = tiledb.open(config.array_uri, mode="r", ctx=ctx)
     reopen_s, _, _ = time_calls(lambda: array.reopen(), repeats)
