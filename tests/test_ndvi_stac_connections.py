@@ -146,6 +146,8 @@ def test_a_saved_connection_appears_and_its_composite_reaches_the_private_api_wi
         ndvi_panel, saved_connection, private_server, credentials, tmp_path):
     from qgis.core import QgsProject
 
+    from canopy_explorer.plugin.gui.explorer_dialog import ExplorerDialog
+
     dialog, panel = ndvi_panel
     panel.refresh()  # the connection was saved after the dialog opened, as from the Data Source Manager
     assert saved_connection in rows(panel)
@@ -178,7 +180,13 @@ def test_a_saved_connection_appears_and_its_composite_reaches_the_private_api_wi
     settings.save()
     values = [str(stored.value(key)) for key in stored.allKeys() if key.startswith(PREFIX)]
     assert not any(credentials[1] in value or credentials[2] in value for value in values)
-    ExplorerSettings.clear()
+    reopened = ExplorerDialog(dialog.iface)
+    try:
+        assert reopened.ndvi.stacCatalogueCombo.currentText() == saved_connection  # chosen again next time
+    finally:
+        reopened.clear_canvas_items()
+        reopened.deleteLater()
+        ExplorerSettings.clear()
 
 
 @needs_stac_connections
