@@ -66,6 +66,56 @@ VECTOR_LAYER_TYPE = name("Qgis.LayerType.Vector", "QgsMapLayerType.VectorLayer")
 # Elevation profiles: QGIS 3.26 added the Elevation Profile tool and the layers' elevation properties it reads.
 HAS_ELEVATION_PROFILES = hasattr(qgis.core, "QgsVectorLayerElevationProperties") and hasattr(qgis.core, "QgsProfileRequest")
 
+# Saved STAC connections: QGIS 3.40 added a STAC data provider, whose connections (Data Source Manager, Browser)
+# live in the settings tree under connections/stac/<name>/ (url, authcfg, username, password, http-header). 3.40
+# has no Python binding for QgsStacConnection, so they are read where that class reads them; a QGIS without the
+# node (before 3.40; the tree itself came in 3.30) has no saved STAC connections.
+def _stac_connections_node():
+    tree = getattr(qgis.core, "QgsSettingsTree", None)
+    connections = tree.node("connections") if tree is not None else None
+    return connections.childNode("stac") if connections is not None else None
+
+
+HAS_STAC_CONNECTIONS = _stac_connections_node() is not None
+
+
+def stac_connection_names() -> list:
+    """The names of the STAC connections saved in QGIS, sorted as the Data Source Manager lists them; none
+    where this QGIS has no STAC connections."""
+    node = _stac_connections_node()
+    return sorted(node.items(), key=str.lower) if node is not None else []
+
+
+def stac_connection_values(connection_name: str) -> dict:
+    """A saved STAC connection's settings ("url", "authcfg", "username", "password", "http-header"), as QGIS
+    stores them; empty when there is no such connection."""
+    node = _stac_connections_node()
+    if node is None or connection_name not in node.items():
+        return {}
+    values = {}
+    for key in ("url", "authcfg", "username", "password", "http-header"):
+        setting = node.childSetting(key)
+        if setting is not None:
+            values[key] = setting.valueAsVariant(connection_name)
+    return values
+
+
+def save_stac_connection(connection_name: str, url: str, authcfg: str = "", headers=None) -> None:
+    """Save a STAC connection as the Data Source Manager does (for tests and scripts that set QGIS up)."""
+    node = _stac_connections_node()
+    if node is None:
+        raise RuntimeError("this QGIS has no STAC connections (they came with QGIS 3.40)")
+    node.childSetting("url").setVariantValue(url, connection_name)
+    node.childSetting("authcfg").setVariantValue(authcfg, connection_name)
+    node.childSetting("http-header").setVariantValue(dict(headers or {}), connection_name)
+
+
+def remove_stac_connection(connection_name: str) -> None:
+    node = _stac_connections_node()
+    if node is not None:
+        node.deleteItem(connection_name)
+
+
 # QAction moved from QtWidgets to QtGui in Qt6
 try:
     from qgis.PyQt.QtGui import QAction  # noqa: F401

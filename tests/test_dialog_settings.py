@@ -16,7 +16,7 @@ CHANGED = ExplorerSettings(
     database_choice=2, database="/data/atl08.yaml", endpoint="https://s3.example.org", auth_config="abc1234",
     variables=("h_te_best_fit", "canopy_h_metrics:95"), filters="night_flag == 1", output_format=1,
     output_path="/tmp/out.gpkg", max_rows=5000, exact_times=True, classes=7, ndvi_years="2020, 2021",
-    stac_url="http://127.0.0.1:9000", stac_collection="s2-test", ndvi_folder="/tmp/ndvi", max_cloud=35.5,
+    stac_connection="Field survey catalogue", stac_url="http://127.0.0.1:9000", stac_collection="s2-test", ndvi_folder="/tmp/ndvi", max_cloud=35.5,
 )
 
 

@@ -92,6 +92,7 @@ def test_the_dialog_builds_composites_for_the_chosen_region_and_loads_them_style
     dialog.region.roiLayerCombo.setLayer(layer)
     dialog.region.use_layer()
     panel.yearsEdit.setText("2022")
+    panel.stacCatalogueCombo.setCurrentIndex(panel.stacCatalogueCombo.findText("Another STAC API (URL below)"))
     panel.stacUrlEdit.setText(stac_server.url)
     panel.collectionEdit.setText(COLLECTION)
     panel.maxCloudSpin.setValue(50)

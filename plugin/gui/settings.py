@@ -36,6 +36,7 @@ class ExplorerSettings:
     classes: int = 5
     # NDVI composites
     ndvi_years: str = "2019, 2024"
+    stac_connection: str = ""  # the name of a STAC connection saved in QGIS (3.40+), never its credentials
     stac_url: str = field(default_factory=lambda: default_stac_source().url)
     stac_collection: str = field(default_factory=lambda: default_stac_source().collection)
     ndvi_folder: str = ""

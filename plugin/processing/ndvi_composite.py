@@ -17,6 +17,7 @@ from ..core.sentinel2.stac_search import default_stac_source
 from ..layers.ndvi_layer import write_ndvi_composites
 from ..layers.roi_source import roi_from_features
 from ..qgis_compat import NUMBER_DOUBLE, PARAMETER_ADVANCED, SKIP_GEOMETRY_CHECKS, SOURCE_VECTOR_POLYGON
+from ..stac_catalogue import StacCatalogue
 from .algorithm import CanopyExplorerAlgorithm, feedback_progress
 
 DEFAULTS = default_stac_source()
@@ -39,6 +40,9 @@ class NdviCompositeAlgorithm(CanopyExplorerAlgorithm):
             "(UTM when the boundary is in degrees), clipped to it.\n"
             "YEARS: e.g. '2019, 2024'.\n"
             "STAC_URL, COLLECTION: the catalogue (default Element 84 Earth Search, sentinel-2-c1-l2a).\n"
+            "STAC_CONNECTION (advanced, QGIS 3.40 and newer): the name of a STAC connection saved in QGIS's Data Source "
+            "Manager, used instead of STAC_URL with its authentication (sent to the STAC API only, not to the scenes' "
+            "asset hosts).\n"
             "MAX_CLOUD: scenes with more cloud cover (%) are not used.\n"
             "COVER_WHOLE: use only scenes covering the whole boundary instead of mosaicking "
             "every scene that intersects it.\n\n"
@@ -54,9 +58,11 @@ class NdviCompositeAlgorithm(CanopyExplorerAlgorithm):
         self.addParameter(QgsProcessingParameterString("COLLECTION", "Collection", defaultValue=DEFAULTS.collection))
         self.addParameter(QgsProcessingParameterNumber("MAX_CLOUD", "Maximum cloud cover (%)", NUMBER_DOUBLE,
                                                        defaultValue=20.0, minValue=0.0, maxValue=100.0))
+        connection = QgsProcessingParameterString("STAC_CONNECTION", "Saved STAC connection (instead of the STAC API)",
+                                                  optional=True)
         cover = QgsProcessingParameterBoolean("COVER_WHOLE", "Only scenes covering the whole boundary", defaultValue=False)
         classes = QgsProcessingParameterNumber("CLASSES", "Natural-breaks classes for the style", defaultValue=5, minValue=2, maxValue=10)
-        for advanced in (cover, classes):
+        for advanced in (connection, cover, classes):
             advanced.setFlags(advanced.flags() | PARAMETER_ADVANCED)
             self.addParameter(advanced)
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Output folder"))
@@ -68,8 +74,9 @@ class NdviCompositeAlgorithm(CanopyExplorerAlgorithm):
             raise QueryError("no boundary layer given")
         features = source_features.getFeatures(QgsFeatureRequest(), SKIP_GEOMETRY_CHECKS)
         boundary, boundary_crs = roi_from_features(features, source_features.sourceCrs(), "the boundary layer has no polygon features")
-        stac = DEFAULTS.with_changes(url=self.parameterAsString(parameters, "STAC_URL", context).strip() or DEFAULTS.url,
-                                     collection=self.parameterAsString(parameters, "COLLECTION", context).strip() or DEFAULTS.collection)
+        catalogue = StacCatalogue(connection=self.parameterAsString(parameters, "STAC_CONNECTION", context) or "",
+                                  url=self.parameterAsString(parameters, "STAC_URL", context) or "")
+        stac = catalogue.source(self.parameterAsString(parameters, "COLLECTION", context) or "", connection_name="STAC_CONNECTION")
         folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
         request = CompositeRequest.create(
             stac, boundary, boundary_crs, self.parameterAsString(parameters, "YEARS", context),

@@ -18,6 +18,9 @@ deterministic with ``--seed``), ``--fail-search N`` (the first N searches fail),
 ``--stall SECONDS`` (delay answers to paths matching ``--stall-pattern``; with
 ``--stall-after N`` only after the first N of them, which stalls a read midway),
 ``--ignore-query`` (answer as servers without the query extension do: ignore ``query``).
+``--require-authorization VALUE`` makes the API (not the assets) a private one: requests whose
+``Authorization`` header is not exactly VALUE get 401; the log records each request's
+authorization scheme ("Basic", "Bearer", ...), never its credentials.
 
 Run it in its own process (``SampleStacServer``): a server thread inside a process that
 opens files over HTTP with rasterio can deadlock, since the open holds the GIL.
@@ -219,6 +222,7 @@ class Handler(BaseHTTPRequestHandler):
             "time": time.time(), "kind": kind, "method": self.command, "path": parsed.path,
             "params": {k: v if len(v) > 1 else v[0] for k, v in urllib.parse.parse_qs(parsed.query).items()},
             "body": body, "range": self.headers.get("Range"), "status": status, "bytes": sent,
+            "auth": (self.headers.get("Authorization") or "").split(" ")[0] or None,
         }
         with self.log_lock:
             with open(self.options.log, "a", encoding="utf-8") as handle:
@@ -252,6 +256,10 @@ class Handler(BaseHTTPRequestHandler):
             if seen > self.options.stall_after:
                 time.sleep(self.options.stall)
 
+    def _authorized(self) -> bool:
+        required = self.options.require_authorization
+        return not required or self.headers.get("Authorization") == required
+
     # ------------------------------------------------------------ verbs
 
     def do_HEAD(self):
@@ -262,6 +270,8 @@ class Handler(BaseHTTPRequestHandler):
         parsed = urllib.parse.urlsplit(self.path)
         path = parsed.path.rstrip("/") or "/"
         params = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query).items()}
+        if _is_api(path) and not self._authorized():
+            return self._error(401, "this STAC API needs an Authorization header")
         if path == "/":
             return self._send_json(self._landing())
         if path == "/conformance":
@@ -289,6 +299,8 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(raw or b"{}")
         except ValueError:
             return self._error(400, "the request body is not JSON")
+        if not self._authorized():
+            return self._error(401, "this STAC API needs an Authorization header", body)
         if urllib.parse.urlsplit(self.path).path.rstrip("/") != "/search":
             return self._error(405, "POST is only for /search", body)
         return self._search(body, body)
@@ -436,6 +448,11 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(data)
 
 
+def _is_api(path: str) -> bool:
+    """The API's documents (landing page, conformance, collections, items, search), not an asset file."""
+    return path in ("/", "/conformance", "/collections", "/search") or path.startswith("/collections/")
+
+
 def _parse_ranges(header: str, size: int):
     if not header.startswith("bytes="):
         return None
@@ -464,6 +481,7 @@ def serve(folder, host: str = "127.0.0.1", port: int = 0, log: Optional[str] = N
         log=log, fail_asset_pattern=faults.get("fail_asset_pattern"), fail_status=faults.get("fail_status", 503),
         fail_rate=faults.get("fail_rate", 0.0), fail_search=faults.get("fail_search", 0), stall=faults.get("stall", 0.0),
         stall_pattern=faults.get("stall_pattern") or ".", stall_after=faults.get("stall_after", 0),
+        require_authorization=faults.get("require_authorization"),
     )
     handler = type("SampleStacHandler", (Handler,), {
         "catalogue": Catalogue(Path(folder), ignore_query=bool(faults.get("ignore_query"))), "options": options, "counters": {"search": 0, "stall": 0},
@@ -496,13 +514,15 @@ def parse_args(argv=None):
     parser.add_argument("--stall-pattern", default=".", help="regular expression of the paths to stall")
     parser.add_argument("--stall-after", type=int, default=0, help="answer the first N matching requests at once, then stall")
     parser.add_argument("--ignore-query", action="store_true", help="ignore the query parameter, as servers without the query extension do")
+    parser.add_argument("--require-authorization", help="answer API requests whose Authorization header is not this with 401")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    faults = {k: getattr(args, k) for k in ("fail_asset_pattern", "fail_status", "fail_rate", "fail_search", "stall", "stall_pattern", "stall_after", "ignore_query", "seed")}
+    faults = {k: getattr(args, k) for k in ("fail_asset_pattern", "fail_status", "fail_rate", "fail_search", "stall", "stall_pattern", "stall_after", "ignore_query", "seed",
+                                       "require_authorization")}
 
     def ready(port):
         print(f"serving {args.folder} as a STAC API at http://{args.host}:{port}/", flush=True)

@@ -52,6 +52,11 @@ class StacSource:
     timeout_s: float = 30.0
     gdal_options: Mapping[str, str] = field(default_factory=dict)
     source: str = "<in memory>"  # the file this came from, for messages
+    # HTTP headers every request to the STAC API carries (an Authorization header from a QGIS
+    # authentication configuration, a saved connection's own headers). Given by the caller for one run,
+    # never read from or written to a configuration file; kept out of repr so no message or log shows them.
+    # They go to the API only: the scenes' assets are often on other hosts (buckets, signed URLs).
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def asset_keys(self) -> Dict[str, str]:
@@ -91,6 +96,9 @@ class StacSource:
                 raise ConfigurationError(f"stac.{key} {where} must be a positive integer")
         if self.retries < 0 or self.retry_delay_s < 0 or self.timeout_s <= 0:
             raise ConfigurationError(f"stac.retries, retry_delay_s and timeout_s {where} must be positive")
+        if not isinstance(self.headers, Mapping) or any(not isinstance(k, str) or not k or not isinstance(v, str)
+                                                        for k, v in self.headers.items()):
+            raise ConfigurationError(f"the HTTP headers of the STAC API {self.url} must be names and values (text)")
 
 
 # --------------------------------------------------------------------------- configuration
@@ -312,7 +320,7 @@ def _stac_client(source: StacSource):
         backoff_factor=source.retry_delay_s, status_forcelist=(429, 500, 502, 503, 504),
         allowed_methods=frozenset({"GET", "POST"}), raise_on_status=False,
     )
-    stac_io = StacApiIO(timeout=source.timeout_s, max_retries=retry)
+    stac_io = StacApiIO(headers=dict(source.headers), timeout=source.timeout_s, max_retries=retry)
     try:
         # Client.open hands its own timeout (None by default) to the stac_io it is given
         return Client.open(source.url, stac_io=stac_io, timeout=source.timeout_s), stac_io
@@ -421,7 +429,14 @@ def _search_items(source: StacSource, intersects, year: int, query, max_items: O
         return list(search.items_as_dicts())  # follows every "next" link
     except NotImplementedError as error:
         raise StorageError(f"{source.url} is not a STAC API with item search: {error}") from None
-    except (APIError, OSError, ValueError, json.JSONDecodeError) as error:
+    except APIError as error:
+        status = getattr(error, "status_code", None)
+        if status in (401, 403):
+            raise StorageError(f"the STAC API at {source.url} refused the search (HTTP {status}): it needs credentials; "
+                               "choose its STAC connection saved in QGIS, with an authentication configuration "
+                               "that may read it") from None
+        raise _api_failure(source, error) from None
+    except (OSError, ValueError, json.JSONDecodeError) as error:
         raise _api_failure(source, error) from None
     except Exception as error:  # requests' and pystac's own errors: unreachable, not JSON, not STAC
         raise _api_failure(source, error) from None
