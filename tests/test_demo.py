@@ -29,7 +29,8 @@ PNGS = ("canopy_explorer_demo.png", "canopy_explorer_ndvi.png", "canopy_explorer
 OUTPUTS = ("atl08_canopy.gpkg", "basemap.tif", *NDVI_FILES, "atl08_change.gpkg", *DISTRICT_FILES, "canopy_explorer_demo.qgz", *PNGS)
 DISTRICT_LAYERS = ("Sample districts", "District mean NDVI 2019", "District mean NDVI 2024",
                    "District NDVI change 2024 minus 2019", "District ATL08 canopy height, latest year")
-NDVI_FIELDS = ["district_code", "name", "area_km2", "year", "pixel_count", "min_ndvi", "max_ndvi", "mean_ndvi", "stddev_ndvi"]
+NDVI_FIELDS = ["district_code", "name", "area_km2", "year", "pixel_count", "min_ndvi", "max_ndvi", "mean_ndvi", "stddev_ndvi",
+               "median_ndvi", "p10_ndvi", "p90_ndvi"]
 CANOPY_FIELDS = ["district_code", "name", "area_km2", "year", "segment_count", "median_h_canopy", "mean_h_canopy", "p95_h_canopy"]
 # The sample landscape's dieback disc (sample_granules.DIEBACK_AREA), written out for the same reason.
 DIEBACK = (10.22, 51.22, 0.14)  # lon, lat, radius in degrees of latitude

@@ -64,7 +64,7 @@ def test_the_plugin_loads_with_packages_missing_and_shows_one_warning_with_an_in
                                   "pystac-client.")
         buttons = {b.objectName(): b for b in iface.messageBar().widgets[-1].findChildren(QPushButton)}
         assert set(buttons) == {"CanopyExplorerInstallPackages", "CanopyExplorerDependencyDetails"}
-        assert plugin.menu is not None and len(plugin.actions) == 5
+        assert plugin.menu is not None and len(plugin.actions) == 6
         buttons["CanopyExplorerDependencyDetails"].click()  # opens the dialog, installs nothing
         dialog = plugin._dependencies_dialog
         assert dialog.isVisible() and dialog.task is None

@@ -15,7 +15,7 @@ an ingest this process has finished.
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -33,8 +33,7 @@ from .write_notices import writes_to
 
 MEMORY_CHECK_MIN_AREA_DEG2 = 4.0  # queries over smaller boxes skip the memory check
 FRAME_MEMORY_FACTOR = 2  # TileDB's result buffers and the DataFrame built from them
-BATCH_BUFFER_BYTES = 2 * 2**20  # result buffers of a batched read (per column)...
-BATCH_CELLS = BATCH_BUFFER_BYTES // 8  # ...so TileDB's batches hold 262,144 segments (cut smaller when asked)
+BATCH_CELLS = 262_144  # the batch size of the dialog's and Processing's reads, whose array prepare() opens
 BATCH_MEMORY_FLOOR = 64 * 2**20  # TileDB's memory budget for a batched read...
 BATCH_MEMORY_CEILING = 8 * 2**30  # ...and how far it may grow for arrays with many tiles
 EXACT_COUNT_LIMIT = 2_000_000  # cells whose coordinates a count may read to test them against a polygon (about 0.1 s locally)
@@ -79,8 +78,9 @@ class Atl08Database:
         # on local disk a listing costs a fraction of a millisecond: every query checks
         self.freshness_s = (REMOTE_FRESHNESS_S if self._remote else 0.0) if freshness_s is None else freshness_s
         self._lock = threading.Lock()
-        self._free: Dict[Optional[int], list] = {}  # batch memory budget (None: the database's context) -> [(array, listing)]
-        self._contexts: Dict[Optional[int], object] = {None: self.ctx}
+        # (memory budget, result buffer bytes) of batched reads, or None for the database's context:
+        self._free: Dict[Optional[tuple], list] = {}  # -> [(array, listing)] not in use
+        self._contexts: Dict[Optional[tuple], object] = {None: self.ctx}
         self._listing: Optional[_Listing] = None  # the newest listing taken
         self._refreshing: Optional[Future] = None
         self._lister: Optional[ThreadPoolExecutor] = None
@@ -173,7 +173,7 @@ class Atl08Database:
             return self._refreshing
 
     @contextmanager
-    def _handle(self, listing: Optional[_Listing] = None, budget: Optional[int] = None):
+    def _handle(self, listing: Optional[_Listing] = None, budget: Optional[Tuple[int, int]] = None):
         """An open array for one query, holding at least what ``listing`` (by default a current
         one) lists. Arrays are reused across queries and threads, one thread at a time: reopening
         reads every fragment's metadata again (a request per fragment on S3), so it happens only
@@ -202,7 +202,8 @@ class Atl08Database:
         fragments' extents, and an array of the batched reads' own context (a bounded memory budget).
         Each loads every fragment's footer again (a HEAD and a ranged GET per fragment on S3), so the
         two load side by side, and the dialog starts them as soon as a database is chosen (see
-        ``connection_summary``) rather than on its first query's wait. Plain queries need neither."""
+        ``connection_summary``) rather than on its first query's wait; ``write_query_output`` starts
+        them before its estimate. Plain queries need neither."""
         if self._preparing is not None:
             return self._preparing
         listing = self._current_listing()
@@ -213,35 +214,33 @@ class Atl08Database:
             return self._preparing
 
     def _prepare(self, listing: _Listing) -> None:
+        # A failure here is not reported: the first batched read or estimate does the same again and says what fails.
         def batch_array():
-            try:
-                with self._handle(listing, budget=BATCH_MEMORY_FLOOR):
-                    pass
-            except Exception:  # noqa: BLE001 - the first batched read opens it again and reports what fails
+            with suppress(Exception), self._handle(listing, budget=_batch_budget(BATCH_CELLS)):
                 pass
 
         opening = threading.Thread(target=batch_array, name="tiledb-open", daemon=True)
         opening.start()
-        try:
+        with suppress(Exception):
             self._fragment_extents(listing)
-        except Exception:  # noqa: BLE001 - the first estimate does it again and reports what fails
-            pass
         opening.join()
         self._preparing.set_result(None)
 
-    def _prepared(self) -> None:
-        """What ``prepare`` loads, loaded (and waited for when it is loading)."""
-        self.prepare().result()
+    def _prepared_if_asked(self) -> None:
+        """Wait for what ``prepare`` is loading, if it was asked for: rather than load it twice."""
+        if self._preparing is not None:
+            self._preparing.result()
 
-    def _context(self, budget: Optional[int]):
+    def _context(self, budget: Optional[Tuple[int, int]]):
         """The database's TileDB context, or for batched reads one with a bounded memory budget
-        (TileDB's default is 10 GB, which a large query would use) and result buffers of a batch."""
+        (TileDB's default is 10 GB, which a large query would use) and result buffers of a batch:
+        ``budget`` is (memory budget, buffer bytes)."""
         import tiledb
 
         with self._lock:
             if budget not in self._contexts:
                 config = dict(self.ctx.config().items())
-                config["sm.mem.total_budget"], config["py.init_buffer_bytes"] = str(budget), str(BATCH_BUFFER_BYTES)
+                config["sm.mem.total_budget"], config["py.init_buffer_bytes"] = str(budget[0]), str(budget[1])
                 self._contexts[budget] = tiledb.Ctx(tiledb.Config(config))
             return self._contexts[budget]
 
@@ -349,22 +348,21 @@ class Atl08Database:
 
         The budget starts at ``BATCH_MEMORY_FLOOR``; some arrays need more just for their tile
         offsets, which TileDB reports before returning any row, so the budget then grows, up to
-        ``BATCH_MEMORY_CEILING``. TileDB's batches (``BATCH_BUFFER_BYTES`` per column) are cut to
-        ``batch_rows``.
+        ``BATCH_MEMORY_CEILING``.
         """
         import tiledb
 
-        self._prepared()
-        budget = BATCH_MEMORY_FLOOR
+        self._prepared_if_asked()
+        budget, buffer_bytes = _batch_budget(batch_rows)
         failures = 0
         while True:
             started = False
             try:
-                with self._handle(listing, budget=budget) as array:
+                with self._handle(listing, budget=(budget, buffer_bytes)) as array:
                     query = array.query(attrs=attrs, cond=condition, dims=dims, return_incomplete=True)
                     for batch in query.multi_index[ranges]:
                         started = True
-                        yield from _cut(batch, batch_rows)
+                        yield batch
                 return
             except StorageError:
                 raise
@@ -553,8 +551,7 @@ class Atl08Database:
         """
         first_day, last_day = spec.day_range
         rows = 0.0
-        if self._preparing is not None:
-            self._preparing.result()  # the extents are loading already: wait rather than load them twice
+        self._prepared_if_asked()
         extents, damaged = self._fragment_extents()
         for ((lat0, lat1), (lon0, lon1), (t0, t1)), cells in extents:
             time_share = _overlap(t0, t1 + 1, first_day, last_day + 1)
@@ -602,13 +599,9 @@ class Atl08Database:
         return frame.reset_index(drop=True)
 
 
-def _cut(batch: Dict[str, np.ndarray], rows: int) -> Iterator[Dict[str, np.ndarray]]:
-    """``batch`` in even parts of at most ``rows`` cells (a batch of 262,144 asked as 250,000 comes as two halves)."""
-    size = len(next(iter(batch.values()))) if batch else 0
-    parts = max(1, -(-size // max(rows, 1)))
-    step = -(-size // parts) if size else 0
-    for first in range(0, parts * step, step) if step else [0]:
-        yield {name: values[first:first + step] for name, values in batch.items()} if step else batch
+def _batch_budget(rows: int) -> Tuple[int, int]:
+    """TileDB's memory budget and result buffer bytes (per column) for batches of ``rows`` segments."""
+    return max(BATCH_MEMORY_FLOOR, rows * 256), max(rows, 1024) * 8
 
 
 def _fragment_name(fragment) -> str:
