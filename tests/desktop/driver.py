@@ -323,6 +323,7 @@ def main():
         QgsProject.instance().addMapLayer(boundary)
         d.region.roiLayerCombo.setLayer(boundary)
         d.region.layerRoiButton.click()
+        panel.stacCatalogueCombo.setCurrentIndex(panel.stacCatalogueCombo.findText("Another STAC API (URL below)"))
         panel.stacUrlEdit.setText(PLAN["stac_url"])
         panel.collectionEdit.setText(PLAN["collection"])
         panel.yearsEdit.setText(PLAN["ndvi_years"])
