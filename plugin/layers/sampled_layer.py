@@ -11,7 +11,7 @@ from ..core.districts.statistics import rasters_by_year
 from ..core.errors import ConfigurationError
 from ..core.segment_files import format_for_path
 from ..core.sentinel2.sample_at_points import SampledPoints, SampledRaster, SampleRequest
-from .segment_layer import layer_uri
+from .segment_layer import layer_name_in, layer_uri
 
 
 def point_layer_file(layer: QgsVectorLayer) -> Tuple[str, Optional[str]]:
@@ -60,19 +60,10 @@ def sample_request(points: Tuple[str, Optional[str]], output: str, raster_layers
 def load_sampled_layer(result: SampledPoints, name: str, style_from: Optional[QgsVectorLayer] = None) -> QgsVectorLayer:
     """The written file as a layer (main thread), drawn as ``style_from`` is."""
     output_format = format_for_path(result.path)
-    uri, provider = layer_uri(str(result.path), output_format, _layer_name(result.path, output_format))
+    uri, provider = layer_uri(str(result.path), output_format, layer_name_in(result.path, output_format))
     layer = QgsVectorLayer(uri, name, provider)
     if not layer.isValid():
         raise ConfigurationError(f"QGIS cannot open the result file {result.path}")
     if style_from is not None and style_from.renderer() is not None:
         layer.setRenderer(style_from.renderer().clone())
     return layer
-
-
-def _layer_name(path: Path, output_format: str) -> str:
-    if output_format != "GPKG":
-        return path.stem
-    from osgeo import ogr
-
-    dataset = ogr.Open(str(path))
-    return dataset.GetLayer(0).GetName()

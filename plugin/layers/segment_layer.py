@@ -237,7 +237,7 @@ def save_default_style(path: Path, output_format: str, renderer, description: st
     default the first layer); other formats get a ``.qml`` next to the file,
     which QGIS loads as the default style.
     """
-    uri, provider = layer_uri(str(path), output_format, layer_name or _layer_name_in(path, output_format))
+    uri, provider = layer_uri(str(path), output_format, layer_name or layer_name_in(path, output_format))
     layer = QgsVectorLayer(uri, "style", provider)
     if not layer.isValid():
         raise QueryError(f"the written file {path.name} cannot be opened to store its style")
@@ -256,7 +256,8 @@ def save_default_style(path: Path, output_format: str, renderer, description: st
     del layer
 
 
-def _layer_name_in(path: Path, output_format: str) -> str:
+def layer_name_in(path: Path, output_format: str) -> str:
+    """The layer a written file holds: its GeoPackage table, or the file's stem."""
     if output_format != "GPKG":
         return path.stem
     from osgeo import ogr

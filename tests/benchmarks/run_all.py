@@ -26,7 +26,7 @@ MARKDOWN = "docs/BENCHMARKS.md"
 BUDGET_MIN = 30.0
 BENCHMARKS = {
     "query_scaling": ["bench_query_scaling.py", "--segments", "5000000", "--workdir", WORKDIR, "--out", "docs"],
-    "latency": ["bench_latency.py", "--segments", "2000000", "--latencies", "0", "50", "150", "--boxes", "6", "--workdir", WORKDIR,
+    "latency": ["bench_latency.py", "--segments", "2000000", "--latencies", "0", "50", "150", "--boxes", "4", "--workdir", WORKDIR,
                 "--out", "docs"],
     "grid_change": ["bench_grid_change.py", "--workdir", WORKDIR, "--out", "docs", "--rounds", "2"],
     "layer_loading": ["bench_layer_loading.py", "--rows", "500000", "1000000", "--out", MARKDOWN],
