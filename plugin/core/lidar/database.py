@@ -86,7 +86,6 @@ class Atl08Database:
         self._lister: Optional[ThreadPoolExecutor] = None
         self._extents = None  # (commit listing, fragment extents) of the last estimate
         self._preparing: Optional[Future] = None  # see prepare()
-        self._extents_loading: Optional[Future] = None  # see _memory_limit()
         array, listing = self._open_first(probe_timeout_s)
         self._listing = listing
         self._free[None] = [(array, listing)]
@@ -228,11 +227,9 @@ class Atl08Database:
         self._preparing.set_result(None)
 
     def _prepared_if_asked(self) -> None:
-        """Wait for what ``prepare`` (or a query's background load of the extents) is loading, if it was
-        asked for: rather than load it twice."""
-        for loading in (self._preparing, self._extents_loading):
-            if loading is not None:
-                loading.result()
+        """Wait for what ``prepare`` is loading, if it was asked for: rather than load it twice."""
+        if self._preparing is not None:
+            self._preparing.result()
 
     def _context(self, budget: Optional[Tuple[int, int]]):
         """The database's TileDB context, or for batched reads one with a bounded memory budget
@@ -462,8 +459,6 @@ class Atl08Database:
                 return None
             max_bytes = available // 2
         if self._remote and not self._extents_at_hand():
-            # checked while reading this time; the extents load beside it, so the next query checks first
-            self._load_extents_in_background()
             return max_bytes
         need = self.estimate(spec).bytes * FRAME_MEMORY_FACTOR
         if need > max_bytes:
@@ -473,22 +468,8 @@ class Atl08Database:
 
     def _extents_at_hand(self) -> bool:
         cached, listing = self._extents, self._listing
-        return (cached is not None and listing is not None and cached[0] == listing.commits) or any(
-            loading is not None and loading.done() for loading in (self._preparing, self._extents_loading))
-
-    def _load_extents_in_background(self) -> None:
-        with self._lock:
-            if self._extents_loading is not None or self._preparing is not None:
-                return
-            self._extents_loading = Future()
-        listing = self._current_listing()
-
-        def load():
-            with suppress(Exception):  # the next estimate loads them again and says what fails
-                self._fragment_extents(listing)
-            self._extents_loading.set_result(None)
-
-        threading.Thread(target=load, name="tiledb-extents", daemon=True).start()
+        return (cached is not None and listing is not None and cached[0] == listing.commits) or (
+            self._preparing is not None and self._preparing.done())
 
     def _frames(self, spec: SegmentQuery, progress: Optional[Progress], listing: Optional[_Listing] = None,
                 limit: Optional[int] = None) -> list:
