@@ -94,7 +94,8 @@ class PreviewLayer(QObject):
                 layer.setRenderer(graduated_renderer(self.colour_by, self.colour_variable, batch.minimum, batch.breaks))
             layer.dataProvider().addFeatures(batch.features)
             layer.updateExtents()
-            self.layer = QgsProject.instance().addMapLayer(layer)
+            self.layer = layer  # before the project has it: whatever its layersAdded handlers do, remove() finds it
+            QgsProject.instance().addMapLayer(layer)
         else:
             self.layer.dataProvider().addFeatures(batch.features)
             self.layer.updateExtents()

@@ -329,22 +329,19 @@ class Atl08Database:
                 yield from self._bounded_read(ranges, attrs, condition, dims, batch_rows, listing)
                 continue
             if incomplete:
-                import tiledb
-
-                try:
-                    with self._handle(listing) as array:
-                        yield from array.query(attrs=attrs, cond=condition, dims=dims, return_incomplete=True).multi_index[ranges]
-                except tiledb.TileDBError as error:
-                    raise StorageError(f"reading {self.uri} failed: {error}") from None
+                yield from self._bounded_read(ranges, attrs, condition, dims, None, listing)
                 continue
             with self._handle(listing) as array:
                 result = retrying(lambda: array.query(attrs=attrs, cond=condition, dims=dims).multi_index[ranges],
                                   f"reading {self.uri}")
             yield result
 
-    def _bounded_read(self, ranges, attrs, condition, dims, batch_rows: int, listing: _Listing) -> Iterator[Dict[str, np.ndarray]]:
+    def _bounded_read(self, ranges, attrs, condition, dims, batch_rows: Optional[int],
+                      listing: _Listing) -> Iterator[Dict[str, np.ndarray]]:
         """One subarray in incomplete batches: result buffers of ``batch_rows`` cells and a bounded
-        TileDB memory budget (its default is 10 GB, which a large query would use).
+        TileDB memory budget (its default is 10 GB, which a large query would use); with ``batch_rows``
+        None, the database's own context and TileDB's own batch size. Passing failures are retried
+        until the first batch is handed out.
 
         The budget starts at ``BATCH_MEMORY_FLOOR``; some arrays need more just for their tile
         offsets, which TileDB reports before returning any row, so the budget then grows, up to
@@ -352,13 +349,14 @@ class Atl08Database:
         """
         import tiledb
 
-        self._prepared_if_asked()
-        budget, buffer_bytes = _batch_budget(batch_rows)
+        if batch_rows is not None:
+            self._prepared_if_asked()
+        budget, buffer_bytes = _batch_budget(batch_rows) if batch_rows is not None else (None, None)
         failures = 0
         while True:
             started = False
             try:
-                with self._handle(listing, budget=(budget, buffer_bytes)) as array:
+                with self._handle(listing, budget=(budget, buffer_bytes) if budget else None) as array:
                     query = array.query(attrs=attrs, cond=condition, dims=dims, return_incomplete=True)
                     for batch in query.multi_index[ranges]:
                         started = True
@@ -369,14 +367,15 @@ class Atl08Database:
             except tiledb.TileDBError as error:
                 if started:  # batches already handed out cannot be taken back: say so rather than repeat them
                     raise StorageError(f"reading {self.uri} was interrupted after some batches: {error}") from None
-                if "budget" in str(error) and budget < BATCH_MEMORY_CEILING:
+                if budget and "budget" in str(error) and budget < BATCH_MEMORY_CEILING:
                     budget *= 4
                     continue
                 failures += 1
                 if is_transient(error) and failures < RETRY_ATTEMPTS:
                     time.sleep(RETRY_FIRST_DELAY_S * 2 ** (failures - 1))
                     continue
-                raise StorageError(f"reading {self.uri} failed: {error}") from None
+                attempts = f" (after {failures} attempts)" if failures > 1 else ""
+                raise StorageError(f"reading {self.uri} failed{attempts}: {error}") from None
 
     def _to_frame(self, spec: SegmentQuery, raw: Dict[str, np.ndarray]):
         import pandas as pd
