@@ -77,7 +77,7 @@ class PreviewLayer(QObject):
         self.name = name
         self.colour_by = colour_by
         self.colour_variable = colour_variable
-        self.layer: Optional[QgsVectorLayer] = None
+        self.layer_id = ""  # the preview layer's id in the project, once it has one
         self._ended = False  # a batch queued before the query ended adds nothing after it
 
     @pyqtSlot(object)
@@ -86,7 +86,9 @@ class PreviewLayer(QObject):
             return
         shown = f"{batch.rows:,} of about {batch.estimated_rows:,}" if batch.estimated_rows >= batch.rows else f"{batch.rows:,}"
         name = f"{self.name} (loading: {shown} segments read)"
-        if self.layer is None:
+        # The layer is the project's: it is found by its id, so no Python reference outlives it.
+        layer = QgsProject.instance().mapLayer(self.layer_id) if self.layer_id else None
+        if layer is None:
             layer = QgsVectorLayer("Point?crs=EPSG:4326", name, "memory")
             layer.dataProvider().addAttributes(list(preview_fields(self.colour_by)))
             layer.updateFields()
@@ -94,18 +96,18 @@ class PreviewLayer(QObject):
                 layer.setRenderer(graduated_renderer(self.colour_by, self.colour_variable, batch.minimum, batch.breaks))
             layer.dataProvider().addFeatures(batch.features)
             layer.updateExtents()
-            self.layer = layer  # before the project has it: whatever its layersAdded handlers do, remove() finds it
+            self.layer_id = layer.id()
             QgsProject.instance().addMapLayer(layer)
         else:
-            self.layer.dataProvider().addFeatures(batch.features)
-            self.layer.updateExtents()
-            self.layer.setName(name)
-        self.layer.triggerRepaint()
+            layer.dataProvider().addFeatures(batch.features)
+            layer.updateExtents()
+            layer.setName(name)
+            layer.triggerRepaint()
         self.shown.emit(batch)
 
     @pyqtSlot()
     def remove(self) -> None:
         self._ended = True
-        if self.layer is not None:
-            QgsProject.instance().removeMapLayer(self.layer.id())
-            self.layer = None
+        if self.layer_id and QgsProject.instance().mapLayer(self.layer_id) is not None:
+            QgsProject.instance().removeMapLayer(self.layer_id)
+        self.layer_id = ""
