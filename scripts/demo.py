@@ -579,7 +579,7 @@ def _district_layout(project, districts, layers):
     map_with_legend(x0, bottom, "change", f"Change in mean NDVI, {years[-1]} minus {years[0]}", "NDVI change",
                     "symmetric around 0")
     canopy_latest = next(layer for layer in canopy.layers if layer.kind == "latest")
-    map_with_legend(x1, bottom, "canopy", f"ATL08 canopy height (median h_canopy), latest year",
+    map_with_legend(x1, bottom, "canopy", "ATL08 canopy height (median h_canopy), latest year",
                     "Canopy height", f"natural breaks, {len(canopy_latest.breaks)} classes")
     _place(layout, _label(layout, (
         f"{len(districts.districts.ids)} synthetic districts (sample_districts) over the sample city; synthetic Sentinel-2 "

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from ..errors import Cancelled, ConfigurationError, StorageError
+from ..errors import ConfigurationError, StorageError
 from .config import DatabaseConfig
 from .granule_identity import GranuleIdentity
 from .ingest import (
