@@ -72,6 +72,30 @@ def test_a_query_draws_its_first_points_while_the_rest_is_read_then_the_finished
     assert any(re.match(r"Read [\d,]+ of about [\d,]+ segments", text) for text in statuses)
 
 
+def test_a_query_ending_while_its_preview_layer_is_being_added_leaves_no_layer():
+    """QGIS may process events inside addMapLayer, so the task's end can arrive there (QGIS 3.22 crashed when
+    the preview was removed under it): here the end is delivered from the project's layersAdded signal."""
+    import pandas as pd
+    from qgis.core import QgsProject
+
+    from canopy_explorer.plugin.layers.preview_layer import PreviewLayer, preview_batch
+
+    frame = pd.DataFrame({"longitude": [10.0, 10.1, 10.2], "latitude": [50.0, 50.1, 50.2], "h_canopy": [3.0, 9.0, 21.0]})
+    preview = PreviewLayer("ATL08 h_canopy", "h_canopy", "h_canopy")
+    shown = []
+    preview.shown.connect(shown.append)
+    end_on_add = lambda layers: preview.end()  # noqa: E731
+    QgsProject.instance().layersAdded.connect(end_on_add)
+    try:
+        preview.add(preview_batch(frame, 3, 3, "h_canopy", 2, first=True))
+    finally:
+        QgsProject.instance().layersAdded.disconnect(end_on_add)
+    assert [layer for layer in QgsProject.instance().mapLayers().values() if "(loading:" in layer.name()] == []
+    assert shown == []  # nothing reported for a query that has ended
+    preview.add(preview_batch(frame, 3, 3, "h_canopy", 2, first=False))  # a batch queued before the end adds nothing
+    assert not any("(loading:" in layer.name() for layer in QgsProject.instance().mapLayers().values())
+
+
 def test_cancelling_a_running_query_leaves_no_layer_and_no_file(dialog, tmp_path):
     dialog.query.outputFormatCombo.setCurrentIndex(dialog.query.outputFormatCombo.findData("GPKG"))
     dialog.query.outputFileWidget.setFilePath(str(tmp_path / "cancelled.gpkg"))

@@ -65,10 +65,14 @@ def preview_batch(frame, rows: int, estimated_rows: int, colour_by: Optional[str
 
 
 class PreviewLayer(QObject):
-    """The layer a query's preview batches go into; ``remove()`` when the query ends.
+    """The layer a query's preview batches go into; connect the task's end to ``end()``, which removes it.
 
     Created on the main thread, so a task's signal connected to ``add`` is queued there. ``shown(batch)``
-    follows each batch added."""
+    follows each batch added. QGIS may process events while a layer is added to the project or changed
+    (QGIS 3.22 did, in about one cancelled query in ten on a busy machine), so the query's end can arrive in
+    the middle of ``add``: removing the layer there deleted it under ``QgsProject.addMapLayers``, which then
+    crashed QGIS. ``end()`` during ``add`` only marks the end, and ``add`` removes the layer once QGIS has
+    returned. The object deletes itself once its layer has gone."""
 
     shown = pyqtSignal(object)
 
@@ -79,11 +83,24 @@ class PreviewLayer(QObject):
         self.colour_variable = colour_variable
         self.layer_id = ""  # the preview layer's id in the project, once it has one
         self._ended = False  # a batch queued before the query ended adds nothing after it
+        self._adding = False  # inside add(): QGIS may deliver the end meanwhile
+        self._gone = False
 
     @pyqtSlot(object)
     def add(self, batch: PreviewBatch) -> None:
         if self._ended:
             return
+        self._adding = True
+        try:
+            self._show(batch)
+        finally:
+            self._adding = False
+        if self._ended:
+            self._remove()
+        else:
+            self.shown.emit(batch)
+
+    def _show(self, batch: PreviewBatch) -> None:
         shown = f"{batch.rows:,} of about {batch.estimated_rows:,}" if batch.estimated_rows >= batch.rows else f"{batch.rows:,}"
         name = f"{self.name} (loading: {shown} segments read)"
         # The layer is the project's: it is found by its id, so no Python reference outlives it.
@@ -103,11 +120,19 @@ class PreviewLayer(QObject):
             layer.updateExtents()
             layer.setName(name)
             layer.triggerRepaint()
-        self.shown.emit(batch)
 
     @pyqtSlot()
-    def remove(self) -> None:
+    def end(self) -> None:
+        """The query ended (completed, failed or cancelled): the preview goes, now or when ``add`` returns."""
         self._ended = True
+        if not self._adding:
+            self._remove()
+
+    def _remove(self) -> None:
+        if self._gone:
+            return
+        self._gone = True
         if self.layer_id and QgsProject.instance().mapLayer(self.layer_id) is not None:
             QgsProject.instance().removeMapLayer(self.layer_id)
         self.layer_id = ""
+        self.deleteLater()

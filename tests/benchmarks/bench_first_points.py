@@ -76,7 +76,7 @@ def one_run(args) -> dict:
     task.batchRead.connect(preview.add)
     task.completed.connect(completed)
     task.failed.connect(lambda message: times.setdefault("error", message))
-    task.taskCompleted.connect(preview.remove)
+    task.taskCompleted.connect(preview.end)
     started = time.perf_counter()
     QgsApplication.taskManager().addTask(task)
     while "whole" not in times and "error" not in times:

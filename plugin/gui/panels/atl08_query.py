@@ -141,9 +141,8 @@ class Atl08QueryPanel(Atl08Panel, FORM_CLASS):
             f"Read {batch.rows:,} of about {max(batch.rows, batch.estimated_rows):,} segments; the map shows the first "
             "ones while the rest is read…"))
         task.batchRead.connect(preview.add)
-        for ended in (task.taskCompleted, task.taskTerminated):
-            ended.connect(preview.remove)
-            ended.connect(preview.deleteLater)
+        task.taskCompleted.connect(preview.end)
+        task.taskTerminated.connect(preview.end)
 
     def _query_completed(self, task: QueryTask, output: QueryOutput):
         if output.needs_confirmation:
