@@ -125,15 +125,24 @@ def test_a_query_larger_than_the_memory_that_can_be_spared_is_refused_before_rea
     assert sum(len(b) for b in database.iter_batches(spec, rows=1_000)) == len(database.query(spec))
 
 
-def test_on_s3_a_query_larger_than_the_memory_that_can_be_spared_stops_as_soon_as_it_passes_it(s3_database):
+def test_on_s3_a_query_larger_than_the_memory_that_can_be_spared_is_refused_on_tiledbs_estimate(s3_database):
     from canopy_explorer.plugin.core.lidar.database import Atl08Database
 
     database = Atl08Database(s3_database)  # no extents loaded: on S3 they cost two requests per fragment
     spec = SegmentQuery.create(variables=["h_canopy"])
     whole = database.query(spec)
-    with pytest.raises(QueryError, match=r"needs more than the .* GB of memory that can be spared.*iter_batches"):
+    with pytest.raises(QueryError, match=r"could need about .* GB of memory, more than the .* GB that can be spared.*iter_batches"):
         Atl08Database(s3_database).query(spec, max_bytes=1000)
     assert len(Atl08Database(s3_database).query(spec, max_bytes=10**9)) == len(whole) > 0
+
+
+def test_on_s3_a_read_that_outgrows_tiledbs_estimate_stops_as_soon_as_it_passes_the_limit(s3_database, monkeypatch):
+    from canopy_explorer.plugin.core.lidar import database as database_module
+
+    monkeypatch.setattr(database_module, "_check_estimate", lambda batches, limit: None)  # an estimate that fell short
+    spec = SegmentQuery.create(variables=["h_canopy"])
+    with pytest.raises(QueryError, match=r"needs more than the .* GB of memory that can be spared.*iter_batches"):
+        database_module.Atl08Database(s3_database).query(spec, max_bytes=1000)
 
 
 @pytest.mark.parametrize("start, end, message", [

@@ -309,11 +309,11 @@ class Atl08Database:
         return spec.exact_times and self.has_timestamp_ns
 
     def _raw_batches(self, spec: SegmentQuery, batch_rows: Optional[int] = None, listing: Optional[_Listing] = None,
-                     incomplete: bool = False) -> Iterator[Dict[str, np.ndarray]]:
+                     limit: Optional[int] = None) -> Iterator[Dict[str, np.ndarray]]:
         """Raw TileDB results per subarray, or in batches of about ``batch_rows`` with bounded memory,
-        from a view holding at least what ``listing`` (by default a current one) lists. ``incomplete``:
-        each subarray in TileDB's own batches (its result buffers' size), so that a caller can stop
-        between them."""
+        from a view holding at least what ``listing`` (by default a current one) lists. ``limit``: each
+        subarray in TileDB's own batches (its result buffers' size), so that a caller can stop between
+        them, after TileDB's estimate of the subarray's result has been checked against ``limit``."""
         listing = listing or self._current_listing()
         domain_first, domain_last = self._time_domain
         first_day, last_day = max(spec.day_range[0], int(domain_first)), min(spec.day_range[1], int(domain_last))
@@ -328,8 +328,8 @@ class Atl08Database:
             if batch_rows is not None:
                 yield from self._bounded_read(ranges, attrs, condition, dims, batch_rows, listing)
                 continue
-            if incomplete:
-                yield from self._bounded_read(ranges, attrs, condition, dims, None, listing)
+            if limit is not None:
+                yield from self._bounded_read(ranges, attrs, condition, dims, None, listing, limit)
                 continue
             with self._handle(listing) as array:
                 result = retrying(lambda: array.query(attrs=attrs, cond=condition, dims=dims).multi_index[ranges],
@@ -337,11 +337,13 @@ class Atl08Database:
             yield result
 
     def _bounded_read(self, ranges, attrs, condition, dims, batch_rows: Optional[int],
-                      listing: _Listing) -> Iterator[Dict[str, np.ndarray]]:
+                      listing: _Listing, limit: Optional[int] = None) -> Iterator[Dict[str, np.ndarray]]:
         """One subarray in incomplete batches: result buffers of ``batch_rows`` cells and a bounded
         TileDB memory budget (its default is 10 GB, which a large query would use); with ``batch_rows``
         None, the database's own context and TileDB's own batch size. Passing failures are retried
-        until the first batch is handed out.
+        until the first batch is handed out. ``limit``: TileDB's estimate of the result (from the
+        fragments' index, which the read loads anyway: no extra request) is checked against it
+        before any data tile is read.
 
         The budget starts at ``BATCH_MEMORY_FLOOR``; some arrays need more just for their tile
         offsets, which TileDB reports before returning any row, so the budget then grows, up to
@@ -357,8 +359,10 @@ class Atl08Database:
             started = False
             try:
                 with self._handle(listing, budget=(budget, buffer_bytes) if budget else None) as array:
-                    query = array.query(attrs=attrs, cond=condition, dims=dims, return_incomplete=True)
-                    for batch in query.multi_index[ranges]:
+                    batches = array.query(attrs=attrs, cond=condition, dims=dims, return_incomplete=True).multi_index[ranges]
+                    if limit is not None:
+                        _check_estimate(batches, limit)
+                    for batch in batches:
                         started = True
                         yield batch
                 return
@@ -421,8 +425,9 @@ class Atl08Database:
         A query that could need more memory than can be spared (``max_bytes``; by default
         half the memory available now) is refused with a QueryError that says how much and
         what to do instead, rather than taking the process down: before reading when the
-        fragments' extents are at hand (local disk, or loaded already), else as soon as what it
-        has read passes the limit (on S3 the extents cost two requests per fragment).
+        fragments' extents are at hand (local disk, or loaded already); else (on S3 the extents
+        cost two requests per fragment) with TileDB's own estimate of each box before its data
+        tiles are read, and as soon as what it has read passes the limit (an estimate can fall short).
         """
         import pandas as pd
 
@@ -459,10 +464,7 @@ class Atl08Database:
             max_bytes = available // 2
         if self._remote and not self._extents_at_hand():
             return max_bytes
-        need = self.estimate(spec).bytes * FRAME_MEMORY_FACTOR
-        if need > max_bytes:
-            raise QueryError(f"this query could need about {need / 1e9:.1f} GB of memory, more than the "
-                             f"{max_bytes / 1e9:.1f} GB that can be spared: {NARROW_IT}")
+        _refuse_above(self.estimate(spec).bytes * FRAME_MEMORY_FACTOR, max_bytes)
         return None
 
     def _extents_at_hand(self) -> bool:
@@ -473,7 +475,7 @@ class Atl08Database:
     def _frames(self, spec: SegmentQuery, progress: Optional[Progress], listing: Optional[_Listing] = None,
                 limit: Optional[int] = None) -> list:
         frames, held = [], 0
-        for index, raw in enumerate(self._raw_batches(spec, listing=listing, incomplete=limit is not None)):
+        for index, raw in enumerate(self._raw_batches(spec, listing=listing, limit=limit)):
             held += sum(values.nbytes for values in raw.values()) * FRAME_MEMORY_FACTOR
             if limit is not None and held > limit:
                 raise QueryError(f"this query needs more than the {limit / 1e9:.1f} GB of memory that can be spared: {NARROW_IT}")
@@ -596,6 +598,18 @@ class Atl08Database:
         frame["distance_m"] = request.distances(frame["longitude"].to_numpy(), frame["latitude"].to_numpy())
         frame = frame[frame["distance_m"] <= request.radius_m].sort_values("distance_m", kind="stable").head(request.num_shots)
         return frame.reset_index(drop=True)
+
+
+def _check_estimate(batches, limit: int) -> None:
+    """Refuse a read whose result TileDB estimates above ``limit`` (in memory, as a DataFrame)."""
+    _refuse_above(sum(size.data_bytes + size.offsets_bytes for size in batches.estimated_result_sizes().values()) * FRAME_MEMORY_FACTOR,
+                  limit)
+
+
+def _refuse_above(need: int, limit: int) -> None:
+    if need > limit:
+        raise QueryError(f"this query could need about {need / 1e9:.1f} GB of memory, more than the "
+                         f"{limit / 1e9:.1f} GB that can be spared: {NARROW_IT}")
 
 
 def _batch_budget(rows: int) -> Tuple[int, int]:
