@@ -139,7 +139,7 @@ def test_on_s3_a_query_larger_than_the_memory_that_can_be_spared_is_refused_on_t
 def test_on_s3_a_read_that_outgrows_tiledbs_estimate_stops_as_soon_as_it_passes_the_limit(s3_database, monkeypatch):
     from canopy_explorer.plugin.core.lidar import database as database_module
 
-    monkeypatch.setattr(database_module, "_check_estimate", lambda batches, limit: None)  # an estimate that fell short
+    monkeypatch.setattr(database_module, "_checked_estimate", lambda batches, limit: limit)  # an estimate that fell short
     spec = SegmentQuery.create(variables=["h_canopy"])
     with pytest.raises(QueryError, match=r"needs more than the .* GB of memory that can be spared.*iter_batches"):
         database_module.Atl08Database(s3_database).query(spec, max_bytes=1000)
