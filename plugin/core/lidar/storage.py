@@ -17,18 +17,23 @@ T = TypeVar("T")
 # pools: opening an array loads each fragment's footer on a compute thread (a HEAD and a ranged GET
 # each), a query fetches its tiles on I/O threads. With the pools as large as the machine's cores,
 # a database of 40 fragments took 5.9 s to open at 50 ms per request; with 32 threads, 1.2 s.
-# The threads mostly wait, so they cost no CPU. Reads on local disk, and writes (ingest), keep the
-# small pools, which leave the cores to QGIS.
+# The price, on 2 cores: a query's decoding runs on the same 32 compute threads, about 0.05 s
+# slower per warm query than with 8-16 (measured at 0-150 ms: with 16 the open of 175 fragments
+# took 8.1 s at 150 ms against 5.8 s with 32; docs/BENCHMARKS.md). The open is the longer wait.
+# Result buffers start at TileDB's estimate of the result, up to 512 MiB each (tiledb-py's default
+# of 10 MiB made a query of 1.7 million segments submit twice, a round of requests more).
+# Reads on local disk, and writes (ingest), keep the small pools, which leave the cores to QGIS.
 LOCAL_THREADS = {"sm.compute_concurrency_level": "2", "sm.io_concurrency_level": "4"}
-REMOTE_READ_THREADS = {"sm.compute_concurrency_level": "32", "sm.io_concurrency_level": "32", "vfs.s3.max_parallel_ops": "32"}
+REMOTE_READ_SETTINGS = {"sm.compute_concurrency_level": "32", "sm.io_concurrency_level": "32", "vfs.s3.max_parallel_ops": "32",
+                        "py.init_buffer_bytes": str(512 * 1024 ** 2)}
 
 
 def make_context(config: DatabaseConfig, extra: Optional[Dict[str, str]] = None, reading: bool = False):
-    """A TileDB context for ``config``; ``reading``: sized for reads (see REMOTE_READ_THREADS)."""
+    """A TileDB context for ``config``; ``reading``: sized for reads (see REMOTE_READ_SETTINGS)."""
     import tiledb
 
-    threads = REMOTE_READ_THREADS if reading and config.storage_type == "s3" else LOCAL_THREADS
-    settings = {**threads, **config.tiledb_config(), **(extra or {})}
+    sized = REMOTE_READ_SETTINGS if reading and config.storage_type == "s3" else LOCAL_THREADS
+    settings = {**sized, **config.tiledb_config(), **(extra or {})}
     return tiledb.Ctx(tiledb.Config(settings))
 
 
