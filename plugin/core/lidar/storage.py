@@ -17,8 +17,8 @@ T = TypeVar("T")
 # pools: opening an array loads each fragment's footer on a compute thread (a HEAD and a ranged GET
 # each), a query fetches its tiles on I/O threads. With the pools as large as the machine's cores,
 # a database of 40 fragments took 5.9 s to open at 50 ms per request; with 32 threads, 1.2 s.
-# The price, on 2 cores: a query's decoding runs on the same 32 compute threads, about 0.05 s
-# slower per warm query than with 8-16 (measured at 0-150 ms: with 16 the open of 175 fragments
+# The price, on 2 cores: a query's decoding runs on the same 32 compute threads, 0.05-0.08 s
+# slower per warm query than with 12-16 (measured at 0-150 ms: with 16 the open of 175 fragments
 # took 8.1 s at 150 ms against 5.8 s with 32; docs/BENCHMARKS.md). The open is the longer wait.
 # Result buffers start at TileDB's estimate of the result, up to 512 MiB each (tiledb-py's default
 # of 10 MiB made a query of 1.7 million segments submit twice, a round of requests more).
