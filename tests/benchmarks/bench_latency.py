@@ -21,8 +21,8 @@ this measures what a user waits for at 0, 50 and 150 ms per request. Set-up:
 For each latency, box and reader a new process (``latency_<reader>_worker.py``, one JSON
 spec in, one JSON document out) opens the database, queries the box (cold: open + first
 query, timed inside the process, and the whole process's wall time separately), queries
-the same box again ``WARM_RUNS`` times (warm: their median) and then the box next to it to the east (nearby: the tile
-cache's effect). Requests and bytes are counted at the proxy for the open, the first
+the same box again ``WARM_RUNS`` times (warm: their median) and then the box next to it
+to the east (nearby: the tile cache's effect). Requests and bytes are counted at the proxy for the open, the first
 query and the warm query separately; rows and the segment-id checksum
 (``reference_runner``'s) are compared across readers. Readers:
 

@@ -315,8 +315,9 @@ class Atl08Database:
                      limit: Optional[int] = None) -> Iterator[Dict[str, np.ndarray]]:
         """Raw TileDB results per subarray, or in batches of about ``batch_rows`` with bounded memory,
         from a view holding at least what ``listing`` (by default a current one) lists. ``limit``: each
-        subarray in TileDB's own batches (its result buffers' size), so that a caller can stop between
-        them, after TileDB's estimate of the subarray's result has been checked against ``limit``."""
+        subarray's result as TileDB estimates it is checked against ``limit`` first; one estimated far
+        below it is read in one piece, others in TileDB's own batches (its result buffers' size), so
+        that a caller can stop between them (see ``_bounded_read``)."""
         listing = listing or self._current_listing()
         domain_first, domain_last = self._time_domain
         first_day, last_day = max(spec.day_range[0], int(domain_first)), min(spec.day_range[1], int(domain_last))
