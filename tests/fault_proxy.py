@@ -74,6 +74,14 @@ class _Faults:
             self.log = []
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's listen backlog is 5: a client opening 32 connections at once (TileDB's S3
+    # client does) had the rest of its SYNs dropped and retried by the kernel a second later,
+    # a wait no S3 endpoint imposes. 128 is what moto's own server (werkzeug) listens with.
+    request_queue_size = 128
+
+
 def _serve(faults: _Faults, port: int) -> None:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -163,8 +171,7 @@ def _serve(faults: _Faults, port: int) -> None:
 
         do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", port), Handler)
     server.serve_forever()
 
 

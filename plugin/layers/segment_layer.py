@@ -145,7 +145,6 @@ def write_query_output(
     ``batch_read(frame, rows so far, estimated rows)`` sees each batch as it arrives (the dialog
     draws a preview of it while the rest is read; Processing reports the rows so far)."""
     database = database or shared_database(request.config)
-    database.prepare()  # the estimate's and the batched read's fragment footers, loaded side by side
     colour_by = request.colour_column
     estimate = database.estimate(request.spec).rows
     name = request.layer_name

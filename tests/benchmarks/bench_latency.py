@@ -306,7 +306,8 @@ def report(results: Dict, image: str) -> str:
            f"{d['array_bytes'] / 1e9:.2f} GB), uploaded to a moto S3 server on loopback ({results['s3_upload']['files']:,} objects). "
            "See `tests/benchmarks/synthetic_db.py`.", "",
            "**Method**: every request goes through `tests/fault_proxy.py`, which waits the latency before forwarding each request "
-           "(`delay_rate=1.0, delay_s`; requests in parallel wait in parallel, as round trips do; connection set-up is not delayed) and "
+           "(`delay_rate=1.0, delay_s`; requests in parallel wait in parallel, as round trips do; connection set-up is not delayed, and "
+           "it listens with a backlog of 128 connections, as S3 takes them) and "
            "counts the requests and the bytes of the bodies it sends back. For each latency, box and reader a new process opens the "
            "database and queries the box: **cold** = open + first query, timed inside the process from before the open to the result "
            "(imports excluded); *process* = the whole process's wall time (interpreter start, imports, open, every query); "
@@ -317,7 +318,7 @@ def report(results: Dict, image: str) -> str:
            "Engine: `Atl08Database(load_config(file))` and `SegmentQuery.create(...)` to a DataFrame, the file a copy of "
            "`configs/public_atl08_v007.yaml` with its endpoint at the proxy (and the server's keys: moto refuses unsigned requests). icesat2db: `IceSat2Provider(..., url=<proxy>)`, "
            "`get_data(..., return_type=\"dataframe\", use_polygon_filter=False)`, in its own virtualenv. Bare: `tiledb.open` with the "
-           "engine's context settings and one `multi_index` read of `segment_id`, the variables and the three dimensions, to numpy"
+           "engine's context settings and, on the engine's query context (see `plugin/core/lidar/storage.py`), one `multi_index` read of `segment_id`, the variables and the three dimensions, to numpy"
            + (f" (the engine asks TileDB for {', '.join('`' + a + '`' for a in attributes)} and the dimensions)" if attributes else "")
            + ". Same rows & ids: row count and segment-id checksum (as `reference_runner.py`) of every query equal to the engine's, "
            "and the warm query's equal to the cold one's.", "",

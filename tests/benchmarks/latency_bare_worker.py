@@ -3,7 +3,9 @@
 Open: ``tiledb.open(array, ctx=make_context(config, reading=True))`` with the engine's context settings for
 the same configuration file; query: ``query(attrs=["segment_id", *variables], dims=[latitude,
 longitude, time]).multi_index[...]`` to numpy, nothing else (segment ids, the requested
-variables and the dimensions: what the engine returns). See latency_phases.py.
+variables and the dimensions: what the engine returns), on the engine's query context
+(``make_context(config, querying=True)`` as the array's ``ctx``, as the engine's queries run).
+See latency_phases.py.
 """
 
 import datetime as dt
@@ -24,7 +26,9 @@ EPOCH = dt.date(1970, 1, 1)
 
 def open_reader(spec):
     config = load_config(spec["config"])
-    return tiledb.open(config.array_uri, mode="r", ctx=make_context(config, reading=True))
+    array = tiledb.open(config.array_uri, mode="r", ctx=make_context(config, reading=True))
+    array.ctx = make_context(config, querying=True)
+    return array
 
 
 def query(array, spec, bounds):

@@ -36,7 +36,7 @@ FRAME_MEMORY_FACTOR = 2  # TileDB's result buffers and the DataFrame built from 
 # TileDB's estimates of large results were within 2 % of them here (of tiny ones, a seventh): a read estimated
 # below a quarter of its memory limit is read in one piece, others in batches checked as they arrive
 ESTIMATE_MARGIN = 4
-BATCH_CELLS = 262_144  # the batch size of the dialog's and Processing's reads, whose array prepare() opens
+BATCH_CELLS = 262_144  # the batch size of the dialog's and Processing's reads
 BATCH_MEMORY_FLOOR = 64 * 2**20  # TileDB's memory budget for a batched read...
 BATCH_MEMORY_CEILING = 8 * 2**30  # ...and how far it may grow for arrays with many tiles
 EXACT_COUNT_LIMIT = 2_000_000  # cells whose coordinates a count may read to test them against a polygon (about 0.1 s locally)
@@ -76,14 +76,14 @@ class Atl08Database:
         self.config = config
         self.product = product(config.product)
         self.uri = config.array_uri
-        self.ctx = make_context(config, reading=True)
+        self.ctx = make_context(config, reading=True)  # opens the arrays; their queries run on _context()
         self._remote = "://" in self.uri and not self.uri.startswith("file://")
         # on local disk a listing costs a fraction of a millisecond: every query checks
         self.freshness_s = (REMOTE_FRESHNESS_S if self._remote else 0.0) if freshness_s is None else freshness_s
         self._lock = threading.Lock()
-        # (memory budget, result buffer bytes) of batched reads, or None for the database's context:
-        self._free: Dict[Optional[tuple], list] = {}  # -> [(array, listing)] not in use
-        self._contexts: Dict[Optional[tuple], object] = {None: self.ctx}
+        self._free: List[Tuple[object, _Listing]] = []  # open arrays not in use, with the listing each holds
+        # queries' contexts: (memory budget, result buffer bytes) of batched reads, or None for the others
+        self._contexts: Dict[Optional[tuple], object] = {None: make_context(config, querying=True)}
         self._listing: Optional[_Listing] = None  # the newest listing taken
         self._refreshing: Optional[Future] = None
         self._lister: Optional[ThreadPoolExecutor] = None
@@ -91,7 +91,7 @@ class Atl08Database:
         self._preparing: Optional[Future] = None  # see prepare()
         array, listing = self._open_first(probe_timeout_s)
         self._listing = listing
-        self._free[None] = [(array, listing)]
+        self._free = [(array, listing)]
         schema = array.schema
         dims = tuple(schema.domain.dim(i).name for i in range(schema.domain.ndim))
         self.attribute_names = {schema.attr(i).name for i in range(schema.nattr)}
@@ -178,35 +178,35 @@ class Atl08Database:
     @contextmanager
     def _handle(self, listing: Optional[_Listing] = None, budget: Optional[Tuple[int, int]] = None):
         """An open array for one query, holding at least what ``listing`` (by default a current
-        one) lists. Arrays are reused across queries and threads, one thread at a time: reopening
-        reads every fragment's metadata again (a request per fragment on S3), so it happens only
-        when the listing changed; opening a new one only when every kept one is in use."""
+        one) lists, with the query's context (``_context(budget)``) as its ``ctx``: a query runs on
+        the context tiledb-py creates it with, that one (see QUERY_COMPUTE_THREADS). Arrays are
+        reused across queries and threads, one thread at a time: reopening reads every fragment's
+        metadata again (a request per fragment on S3), so it happens only when the listing changed;
+        opening a new one only when every kept one is in use."""
         import tiledb
 
         listing = listing or self._current_listing()
         with self._lock:
-            free = self._free.setdefault(budget, [])
-            array, held = free.pop() if free else (None, None)
+            array, held = self._free.pop() if self._free else (None, None)
         if array is None or not array.isopen:
-            ctx = self._context(budget)
-            array = retrying(lambda: tiledb.open(self.uri, mode="r", ctx=ctx), f"opening {self.uri}")
+            array = retrying(lambda: tiledb.open(self.uri, mode="r", ctx=self.ctx), f"opening {self.uri}")
             held = listing
         elif listing.commits is None or (listing.commits != held.commits and listing.taken_at > held.taken_at):
-            retrying(array.reopen, f"reopening {self.uri}")
+            retrying(array.reopen, f"reopening {self.uri}")  # on the context it was opened with
             held = listing
+        array.ctx = self._context(budget)
         try:
             yield array
         finally:
+            array.ctx = self.ctx
             with self._lock:
-                self._free.setdefault(budget, []).append((array, held))
+                self._free.append((array, held))
 
     def prepare(self) -> Future:
-        """Load in the background what estimates and batched reads need, if not loaded yet: the
-        fragments' extents, and an array of the batched reads' own context (a bounded memory budget).
-        Each loads every fragment's footer again (a HEAD and a ranged GET per fragment on S3), so the
-        two load side by side, and the dialog starts them as soon as a database is chosen (see
-        ``connection_summary``) rather than on its first query's wait; ``write_query_output`` starts
-        them before its estimate. Plain queries need neither."""
+        """Load in the background what estimates need, if not loaded yet: the fragments' extents
+        (every fragment's footer again: a HEAD and a ranged GET per fragment on S3). The dialog
+        starts it as soon as a database is chosen (see ``connection_summary``) rather than on its
+        first query's wait; ``write_query_output`` before its estimate. Queries do not need it."""
         if self._preparing is not None:
             return self._preparing
         listing = self._current_listing()
@@ -217,16 +217,9 @@ class Atl08Database:
             return self._preparing
 
     def _prepare(self, listing: _Listing) -> None:
-        # A failure here is not reported: the first batched read or estimate does the same again and says what fails.
-        def batch_array():
-            with suppress(Exception), self._handle(listing, budget=_batch_budget(BATCH_CELLS)):
-                pass
-
-        opening = threading.Thread(target=batch_array, name="tiledb-open", daemon=True)
-        opening.start()
+        # A failure here is not reported: the first estimate does the same again and says what fails.
         with suppress(Exception):
             self._fragment_extents(listing)
-        opening.join()
         self._preparing.set_result(None)
 
     def _prepared_if_asked(self) -> None:
@@ -235,21 +228,21 @@ class Atl08Database:
             self._preparing.result()
 
     def _context(self, budget: Optional[Tuple[int, int]]):
-        """The database's TileDB context, or for batched reads one with a bounded memory budget
-        (TileDB's default is 10 GB, which a large query would use) and result buffers of a batch:
-        ``budget`` is (memory budget, buffer bytes)."""
+        """The context of queries, or for batched reads one with a bounded memory budget (TileDB's
+        default is 10 GB, which a large query would use) and result buffers of a batch: ``budget``
+        is (memory budget, buffer bytes). Both are the query's own settings, not the array's."""
         import tiledb
 
         with self._lock:
             if budget not in self._contexts:
-                config = dict(self.ctx.config().items())
+                config = dict(self._contexts[None].config().items())
                 config["sm.mem.total_budget"], config["py.init_buffer_bytes"] = str(budget[0]), str(budget[1])
                 self._contexts[budget] = tiledb.Ctx(tiledb.Config(config))
             return self._contexts[budget]
 
     def close(self) -> None:
         with self._lock:
-            handles = [array for free in self._free.values() for array, _ in free]
+            handles = [array for array, _ in self._free]
             self._free.clear()
         for array in handles:
             if array.isopen:
@@ -355,8 +348,6 @@ class Atl08Database:
         """
         import tiledb
 
-        if batch_rows is not None:
-            self._prepared_if_asked()
         budget, buffer_bytes = _batch_budget(batch_rows) if batch_rows is not None else (None, None)
         failures = 0
         while True:

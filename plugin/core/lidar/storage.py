@@ -1,6 +1,7 @@
 """TileDB contexts for a database configuration, a reachability probe that cannot hang, and
 retries of S3 requests that failed for a passing reason."""
 
+import os
 import re
 import threading
 import time
@@ -17,22 +18,32 @@ T = TypeVar("T")
 # pools: opening an array loads each fragment's footer on a compute thread (a HEAD and a ranged GET
 # each), a query fetches its tiles on I/O threads. With the pools as large as the machine's cores,
 # a database of 40 fragments took 5.9 s to open at 50 ms per request; with 32 threads, 1.2 s.
-# The price, on 2 cores: a query's decoding runs on the same 32 compute threads, 0.05-0.08 s
-# slower per warm query than with 12-16 (measured at 0-150 ms: with 16 the open of 175 fragments
-# took 8.1 s at 150 ms against 5.8 s with 32; docs/BENCHMARKS.md). The open is the longer wait.
 # Result buffers start at TileDB's estimate of the result, up to 512 MiB each (tiledb-py's default
 # of 10 MiB made a query of 1.7 million segments submit twice, a round of requests more).
 # Reads on local disk, and writes (ingest), keep the small pools, which leave the cores to QGIS.
 LOCAL_THREADS = {"sm.compute_concurrency_level": "2", "sm.io_concurrency_level": "4"}
 REMOTE_READ_SETTINGS = {"sm.compute_concurrency_level": "32", "sm.io_concurrency_level": "32", "vfs.s3.max_parallel_ops": "32",
                         "py.init_buffer_bytes": str(512 * 1024 ** 2)}
+# A query runs on the pools of the context it is created with (``tiledb_query_alloc`` takes one;
+# tiledb-py passes the array's ``ctx`` attribute), not those of the context that opened its array.
+# So queries get their own, with fewer compute threads: these decode tiles, and TileDB's waiting
+# threads yield in a loop rather than sleep; with 32 on 2 cores a warm query of the smallest box
+# took 0.31 s at 50 ms per request, with 8 0.21 s (2 and 4 were no faster; docs/BENCHMARKS.md).
+# One per core above 8: decoding is CPU work.
+QUERY_COMPUTE_THREADS = max(8, os.cpu_count() or 1)
 
 
-def make_context(config: DatabaseConfig, extra: Optional[Dict[str, str]] = None, reading: bool = False):
-    """A TileDB context for ``config``; ``reading``: sized for reads (see REMOTE_READ_SETTINGS)."""
+def make_context(config: DatabaseConfig, extra: Optional[Dict[str, str]] = None, reading: bool = False,
+                 querying: bool = False):
+    """A TileDB context for ``config``; ``reading``: sized for opening arrays to read (see
+    REMOTE_READ_SETTINGS); ``querying``: for the queries on such an array (QUERY_COMPUTE_THREADS)."""
     import tiledb
 
-    sized = REMOTE_READ_SETTINGS if reading and config.storage_type == "s3" else LOCAL_THREADS
+    sized = LOCAL_THREADS
+    if (reading or querying) and config.storage_type == "s3":
+        sized = REMOTE_READ_SETTINGS
+        if querying:
+            sized = {**sized, "sm.compute_concurrency_level": str(QUERY_COMPUTE_THREADS)}
     settings = {**sized, **config.tiledb_config(), **(extra or {})}
     return tiledb.Ctx(tiledb.Config(settings))
 
