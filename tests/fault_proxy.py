@@ -7,8 +7,10 @@ Each request, independently and reproducibly (seeded), is answered with a 503 ``
 (as S3 does when throttling), dropped (the connection closed without an answer), delayed
 by ``delay_s`` then forwarded, or forwarded untouched. The rates and the delay can be changed
 while it runs (``proxy.set(error_rate=0)``, ``proxy.set(delay_rate=1.0, delay_s=0.05)`` for a fixed
-latency on every request); ``proxy.counts()`` says what happened: requests, each fault, and the
-bytes of the bodies sent back to the client; ``proxy.requests()`` lists the requests one by one
+latency on every request); ``connection_delay_s`` is added to the first request of each new
+connection (the handshakes of TCP and TLS, which a loopback connection does not pay).
+``proxy.counts()`` says what happened: requests, each fault, new connections, and the bytes of the
+bodies sent back to the client; ``proxy.requests()`` lists the requests one by one
 (method, path, status, body bytes) and ``proxy.reset()`` starts both afresh, so that a benchmark
 can count what one step of a client costs. The same answers come from the control endpoint
 (``<url>/__faults__/``, ``?reset=1``, ``?log=1``) for a client in another process.
@@ -45,7 +47,8 @@ class _Faults:
         self.upstream = (parts.hostname, parts.port)
         self.rates = {"error": error_rate, "drop": drop_rate, "delay": delay_rate}
         self.delay_s = delay_s
-        self.counts = {"requests": 0, "errors": 0, "drops": 0, "delays": 0, "bytes": 0}
+        self.connection_delay_s = 0.0
+        self.counts = {"requests": 0, "errors": 0, "drops": 0, "delays": 0, "connections": 0, "bytes": 0}
         self.log = []  # (method, path, status, body bytes) per answered request, the first LOG_LIMIT
         self._random = random.Random(seed)
         self._lock = threading.Lock()
@@ -60,6 +63,12 @@ class _Faults:
                     return kind
                 draw -= self.rates[kind]
         return "forward"
+
+    def connected(self) -> float:
+        """Count a new connection; the handshakes' delay to add to its first request."""
+        with self._lock:
+            self.counts["connections"] += 1
+            return self.connection_delay_s
 
     def sent(self, method: str, path: str, status: int, size: int) -> None:
         """Count a body of ``size`` bytes sent back to the client."""
@@ -120,9 +129,12 @@ def _serve(faults: _Faults, port: int) -> None:
             with faults._lock:
                 if "delay_s" in query:
                     faults.delay_s = float(query.pop("delay_s"))
+                if "connection_delay_s" in query:
+                    faults.connection_delay_s = float(query.pop("connection_delay_s"))
                 for key, value in query.items():
                     faults.rates[key] = float(value)
-                answer = {"rates": faults.rates, "delay_s": faults.delay_s, "counts": faults.counts}
+                answer = {"rates": faults.rates, "delay_s": faults.delay_s, "connection_delay_s": faults.connection_delay_s,
+                          "counts": faults.counts}
                 if with_log:
                     answer["log"] = faults.log
                 document = json.dumps(answer).encode()
@@ -132,6 +144,11 @@ def _serve(faults: _Faults, port: int) -> None:
             body = self._body()
             if self.path.startswith(CONTROL):
                 return self._control()
+            if not getattr(self, "_connected", False):  # one handler per connection: its first request
+                self._connected = True
+                handshakes = faults.connected()
+                if handshakes:
+                    time.sleep(handshakes)
             action = faults.decide()
             if action == "drop":
                 self.close_connection = True
@@ -192,9 +209,16 @@ class FaultProxy:
     def _control(self, **rates) -> dict:
         return control(self.url, **rates)
 
-    def set(self, error_rate=None, drop_rate=None, delay_rate=None, delay_s=None) -> None:
-        changes = (("error", error_rate), ("drop", drop_rate), ("delay", delay_rate), ("delay_s", delay_s))
+    def set(self, error_rate=None, drop_rate=None, delay_rate=None, delay_s=None, connection_delay_s=None) -> None:
+        changes = (("error", error_rate), ("drop", drop_rate), ("delay", delay_rate), ("delay_s", delay_s),
+                   ("connection_delay_s", connection_delay_s))
         self._control(**{k: v for k, v in changes if v is not None})
+
+    def set_latency(self, seconds: float, handshake_round_trips: int = 2) -> None:
+        """A link with ``seconds`` per round trip: every request waits that long, and a new
+        connection's first request ``handshake_round_trips`` times more (TCP's handshake and TLS
+        1.3's: an https connection to S3 costs two round trips before its first request)."""
+        self.set(delay_rate=1.0 if seconds else 0.0, delay_s=seconds, connection_delay_s=seconds * handshake_round_trips)
 
     def counts(self) -> dict:
         return self._control()["counts"]

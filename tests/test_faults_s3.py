@@ -40,24 +40,31 @@ def clean_result(s3_database):
     return spec, frame.sort_values("segment_id").reset_index(drop=True)
 
 
-def test_the_proxy_counts_requests_and_the_bytes_it_sends_back_until_reset(s3_server):
+def test_the_proxy_counts_requests_connections_and_the_bytes_it_sends_back_until_reset(s3_server):
     bucket = "proxy-counts"
     create_bucket(s3_server, bucket)
     direct = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1", **KEYS)
     direct.put_object(Bucket=bucket, Key="object", Body=b"x" * 1000)
     direct.close()
     with FaultProxy(s3_server, delay_rate=1.0, delay_s=0.01) as proxy:
+        proxy.set(connection_delay_s=0.02)
         client = boto3.client("s3", endpoint_url=proxy.url, region_name="us-east-1", **KEYS)
         assert client.get_object(Bucket=bucket, Key="object")["Body"].read() == b"x" * 1000
         assert client.get_object(Bucket=bucket, Key="object", Range="bytes=0-99")["Body"].read() == b"x" * 100
         counts = proxy.counts()
-        assert (counts["requests"], counts["delays"], counts["bytes"]) == (2, 2, 1100)
+        # one kept-alive connection: its handshakes' delay is added to its first request only
+        assert (counts["requests"], counts["delays"], counts["connections"], counts["bytes"]) == (2, 2, 1, 1100)
         assert [tuple(entry) for entry in proxy.requests()] == [("GET", f"/{bucket}/object", 200, 1000), ("GET", f"/{bucket}/object", 206, 100)]
         proxy.reset()
         assert set(proxy.counts().values()) == {0} and proxy.requests() == []
         proxy.set(delay_s=0.0)
         client.head_object(Bucket=bucket, Key="object")
         assert (proxy.counts()["requests"], proxy.counts()["bytes"]) == (1, 0)  # a HEAD answer has no body
+        assert proxy.counts()["connections"] == 0
+        other = boto3.client("s3", endpoint_url=proxy.url, region_name="us-east-1", **KEYS)
+        other.head_object(Bucket=bucket, Key="object")
+        assert proxy.counts()["connections"] == 1
+        other.close()
         client.close()
 
 

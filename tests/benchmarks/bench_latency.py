@@ -13,8 +13,9 @@ this measures what a user waits for at 0, 50 and 150 ms per request. Set-up:
   written afterwards, one batch each) (``synthetic_db``; built once under
   ``<workdir>/latency-db-<key>/`` and reused);
 * uploaded to a moto S3 server on loopback, read through ``tests/fault_proxy.py`` in front
-  of it, which delays every request by the latency (``delay_rate=1.0, delay_s``) and
-  counts requests and the bytes of the bodies it sends back;
+  of it, which delays every request by the latency, and a new connection's first request by
+  two latencies more, its TCP and TLS handshakes (``FaultProxy.set_latency``), and counts
+  requests, connections and the bytes of the bodies it sends back;
 * the seed's boxes (centred at 51 N 10 E, half sides 0.25 to 20 degrees; ``--boxes`` of
   the 20 steps, the smallest and largest always), ``h_canopy``, 2019-2023.
 
@@ -163,7 +164,7 @@ def measure(readers: Dict[str, Dict], boxes: List[Dict], latencies_ms: List[int]
     """Every latency, box, repeat and reader (readers in turn); medians of the times over repeats."""
     results = {}
     for latency in latencies_ms:
-        proxy.set(delay_rate=1.0 if latency else 0.0, delay_s=latency / 1000)
+        proxy.set_latency(latency / 1000)
         log(f"latency {latency} ms per request")
         rows = []
         for box in boxes:
@@ -203,6 +204,7 @@ def summarise(answers: List[Dict]) -> Dict:
         "nearby_s": median(lambda a: step(a, "nearby")["seconds"]),
         "requests": {"open": first["open"]["requests"], **{q["name"]: q["requests"] for q in first["queries"]}},
         "bytes": {"open": first["open"]["bytes"], **{q["name"]: q["bytes"] for q in first["queries"]}},
+        "connections": {"open": first["open"]["connections"], **{q["name"]: q["connections"] for q in first["queries"]}},
         "rows": step(first, "cold")["rows"], "checksum": step(first, "cold")["checksum"],
         "results": {q["name"]: [q["rows"], q["checksum"]] for a in answers for q in a["queries"]},
         "consistent": all([q["rows"], q["checksum"]] == [step(first, q["name"])["rows"], step(first, q["name"])["checksum"]]
@@ -275,15 +277,15 @@ def _kb(size: int) -> str:
 
 def latency_table(rows: List[Dict]) -> str:
     lines = ["| half side (°) | area (km²) | reader | rows | open (s) | first query (s) | **cold** (s) | process (s) | **warm** (s) | "
-             "nearby (s) | requests open / first / warm | kB open / first / warm | same rows & ids |",
+             "nearby (s) | requests (new connections) open / first / warm | kB open / first / warm | same rows & ids |",
              "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"]
     for row in rows:
         box = row["box"]
         for name, r in row["readers"].items():
-            q, b = r["requests"], r["bytes"]
+            q, b, c = r["requests"], r["bytes"], r["connections"]
             lines.append(f"| {box['label']} | {box['area_km2']:,.0f} | {name} | {r['rows']:,} | {_s(r['open_s'])} | {_s(r['first_query_s'])} | "
                          f"**{_s(r['cold_s'])}** | {_s(r['process_s'])} | **{_s(r['warm_s'])}** | {_s(r['nearby_s'])} | "
-                         f"{q['open']} / {q['cold']} / {q['warm']} | {_kb(b['open'])} / {_kb(b['cold'])} / {_kb(b['warm'])} | "
+                         f"{q['open']} ({c['open']}) / {q['cold']} ({c['cold']}) / {q['warm']} ({c['warm']}) | {_kb(b['open'])} / {_kb(b['cold'])} / {_kb(b['warm'])} | "
                          f"{'yes' if same_results(row, name) else '**NO**'} |")
     return "\n".join(lines)
 
@@ -306,9 +308,9 @@ def report(results: Dict, image: str) -> str:
            f"{d['array_bytes'] / 1e9:.2f} GB), uploaded to a moto S3 server on loopback ({results['s3_upload']['files']:,} objects). "
            "See `tests/benchmarks/synthetic_db.py`.", "",
            "**Method**: every request goes through `tests/fault_proxy.py`, which waits the latency before forwarding each request "
-           "(`delay_rate=1.0, delay_s`; requests in parallel wait in parallel, as round trips do; connection set-up is not delayed, and "
-           "it listens with a backlog of 128 connections, as S3 takes them) and "
-           "counts the requests and the bytes of the bodies it sends back. For each latency, box and reader a new process opens the "
+           "(`FaultProxy.set_latency`; requests in parallel wait in parallel, as round trips do), and a new connection's first request "
+           "two latencies more (the TCP and TLS 1.3 handshakes of an https connection; it listens with a backlog of 128), and "
+           "counts the requests, the new connections and the bytes of the bodies it sends back. For each latency, box and reader a new process opens the "
            "database and queries the box: **cold** = open + first query, timed inside the process from before the open to the result "
            "(imports excluded); *process* = the whole process's wall time (interpreter start, imports, open, every query); "
            f"**warm** = the median of {WARM_RUNS} more queries of the same box in the same process (of every run); *nearby* = then the box of the same size next to it to the east. "
@@ -433,7 +435,7 @@ def main(argv=None) -> int:
             results["series"] = measure(readers, boxes, args.latencies, args.repeats, proxy)
             if args.first_points_runs:
                 # the dialog's path on a box of about a million segments: first points against the whole layer
-                proxy.set(delay_rate=1.0, delay_s=FIRST_POINTS_LATENCY_MS / 1000)
+                proxy.set_latency(FIRST_POINTS_LATENCY_MS / 1000)
                 log(f"first points: {args.first_points_runs} runs at {FIRST_POINTS_LATENCY_MS} ms")
                 results["first_points"] = bench_first_points.measure_first_points(
                     proxy.url, BUCKET, S3_KEYS["aws_access_key_id"], S3_KEYS["aws_secret_access_key"], FIRST_POINTS_HALF_SIDE,

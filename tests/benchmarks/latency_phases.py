@@ -41,7 +41,7 @@ def run(open_reader, query, describe, versions=None, details=None) -> int:
         result = step()
         seconds = time.perf_counter() - started
         after = control(proxy)["counts"]
-        return result, {"seconds": seconds, "requests": after["requests"] - before["requests"], "bytes": after["bytes"] - before["bytes"]}
+        return result, {"seconds": seconds, **{key: after[key] - before[key] for key in ("requests", "connections", "bytes")}}
 
     reader, opened = counted(lambda: open_reader(spec))
     answer = {"open": opened, "queries": [], "versions": versions or {}}
