@@ -79,7 +79,7 @@ def test_the_dialog_names_each_problem_and_shows_the_plan_and_the_terminal_comma
     assert len(rows) == len(REQUIREMENTS)
     assert rows["tiledb"] == ("missing", "tiledb is not installed")
     assert rows["numpy"][0] == __import__("numpy").__version__
-    assert "tiledb>=0.33,<0.37" in dialog.planText.toPlainText()
+    assert "tiledb>=0.34,<0.37" in dialog.planText.toPlainText()
     assert dialog.installButton.isEnabled()
     command = dialog.commandText.toPlainText()
     assert "-m canopy_explorer.plugin.core.environment install" in command

@@ -65,7 +65,7 @@ def test_on_linux_packages_linking_gdal_hdf5_or_proj_come_from_the_distribution(
 
 def test_tiledb_and_pystac_client_keep_debians_numpy_and_requests():
     plan = plan_install(report_with(("tiledb", MISSING), ("pystac_client", MISSING)), platform="linux")
-    assert plan.without_dependencies == ("tiledb>=0.33,<0.37", "pystac-client>=0.7,<0.10")
+    assert plan.without_dependencies == ("tiledb>=0.34,<0.37", "pystac-client>=0.7,<0.10")
     assert set(plan.pip) == {"packaging", "requests", "pystac>=1.10", "python-dateutil"}
 
 
@@ -124,7 +124,7 @@ def test_a_cancelled_install_leaves_the_folder_as_it_was(tmp_path):
     target = tmp_path / "python3.11"
     target.mkdir()
     (target / "already_there.txt").write_text("kept")
-    plan = InstallPlan(pip=("packaging", "requests"), without_dependencies=("tiledb>=0.33,<0.37",))
+    plan = InstallPlan(pip=("packaging", "requests"), without_dependencies=("tiledb>=0.34,<0.37",))
     lines = []
 
     def check_cancel():

@@ -36,7 +36,7 @@ class Requirement:
 
     @property
     def pip_spec(self) -> str:
-        """The bounded requirement the installer asks pip for (``tiledb>=0.33,<0.37``)."""
+        """The bounded requirement the installer asks pip for (``tiledb>=0.34,<0.37``)."""
         bounds = [f">={self.minimum}" if self.minimum else "", f"<{self.below}" if self.below else ""]
         return self.name + ",".join(b for b in bounds if b)
 
@@ -49,7 +49,9 @@ class Requirement:
 REQUIREMENTS: Tuple[Requirement, ...] = (
     Requirement("numpy", "numpy", "arrays for every operation", minimum="1.21", debian_package="python3-numpy"),
     Requirement("pandas", "pandas", "query results as tables", minimum="1.3", debian_package="python3-pandas"),
-    Requirement("tiledb", "tiledb", "the ATL08 TileDB database (local and S3)", minimum="0.33", below="0.37"),
+    # 0.34: its arrays became Python objects whose ``ctx`` a query is created with (database.py lends
+    # each array with its query's context); 0.33's cannot be given another
+    Requirement("tiledb", "tiledb", "the ATL08 TileDB database (local and S3)", minimum="0.34", below="0.37"),
     Requirement("h5py", "h5py", "reading ATL08 HDF5 granules", minimum="3.0", native=HDF5, debian_package="python3-h5py"),
     Requirement("shapely", "shapely", "regions of interest and polygon filters", minimum="2.0", below="2.3", native=GEOS),
     Requirement("pyproj", "pyproj", "reprojection and geodesic distances", minimum="3.0", native=PROJ,
