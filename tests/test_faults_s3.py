@@ -83,6 +83,25 @@ def test_queries_through_503s_drops_and_delays_return_the_right_rows(s3_server, 
     assert counts["errors"] > 0 and counts["drops"] > 0 and counts["delays"] > 0
 
 
+# Opening an array on S3 loads every fragment's footer (a HEAD and a ranged GET each). The dialog's
+# and Processing's batched reads borrow the array the database holds, with a context of bounded
+# memory for the query, rather than open another one.
+def test_a_batched_read_after_a_query_loads_no_fragment_footer_again(s3_server, s3_database, clean_result):
+    spec, expected = clean_result
+
+    def footers(proxy):
+        return [path for _, path, _, _ in proxy.requests() if "__fragment_metadata.tdb" in path]
+
+    with FaultProxy(s3_server) as proxy:
+        database = Atl08Database(config_through(proxy.url, s3_database.s3_bucket))
+        assert footers(proxy)
+        assert len(database.query(spec)) == len(expected)
+        proxy.reset()
+        batches = list(database.iter_batches(spec, rows=2_000))
+        assert len(batches) > 1 and sum(len(b) for b in batches) == len(expected)
+        assert footers(proxy) == []
+
+
 def test_a_server_that_only_fails_gives_a_clear_error_within_a_deadline(s3_server, s3_database, clean_result, tmp_path):
     from canopy_explorer.plugin.core.segment_files import write_segments
 
