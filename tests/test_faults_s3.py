@@ -108,6 +108,21 @@ def test_a_batched_read_after_a_query_loads_no_fragment_footer_again(s3_server, 
         assert footers(proxy) == []
 
 
+# tiledb-py opens the array again for every query with a TileDB query condition (to read its
+# schema), which on S3 loads every fragment's footer again; filters are applied to the rows read.
+def test_a_filtered_query_does_not_open_the_array_again(s3_server, s3_database, clean_result):
+    spec, expected = clean_result
+    assert spec.filter is not None
+    with FaultProxy(s3_server) as proxy:
+        database = Atl08Database(config_through(proxy.url, s3_database.s3_bucket))
+        proxy.reset()
+        frame = database.query(spec).sort_values("segment_id").reset_index(drop=True)
+        # what an open reads and a query does not: the schema, and the footers (consolidated here)
+        opening = [path for _, path, _, _ in proxy.requests() if "/__schema/" in path or "/__fragment_meta/" in path]
+    np.testing.assert_array_equal(frame["segment_id"], expected["segment_id"])
+    assert opening == []
+
+
 def test_a_server_that_only_fails_gives_a_clear_error_within_a_deadline(s3_server, s3_database, clean_result, tmp_path):
     from canopy_explorer.plugin.core.segment_files import write_segments
 
