@@ -77,6 +77,7 @@ PUBLIC_CONFIG = REPO / "configs" / "public_atl08_v007.yaml"
 READERS = {"engine": "latency_engine_worker.py", "icesat2db": "latency_reference_worker.py", "bare": "latency_bare_worker.py"}
 TARGET_LATENCIES_MS = (50, 150)  # the latencies the targets are set for
 WARM_RUNS = 3  # warm = the median of this many queries of the box after the cold one, in the same process
+FILTERS = {"h_canopy": ">= 5"}  # filtered = then the median of WARM_RUNS queries of the box with this filter (keyword form)
 MARK_START, MARK_END = "<!-- latency:start -->", "<!-- latency:end -->"
 WORKER_TIMEOUT_S = 900
 
@@ -170,7 +171,8 @@ def measure(readers: Dict[str, Dict], boxes: List[Dict], latencies_ms: List[int]
         for box in boxes:
             queries = [{"name": "cold", "bounds": list(box["bounds"])},
                        *[{"name": "warm", "bounds": list(box["bounds"])}] * WARM_RUNS,
-                       {"name": "nearby", "bounds": nearby(box["bounds"])}]
+                       {"name": "nearby", "bounds": nearby(box["bounds"])},
+                       *[{"name": "filtered", "bounds": list(box["bounds"]), "filters": FILTERS}] * WARM_RUNS]
             runs = {name: [] for name in readers}
             for _ in range(repeats):
                 for name, reader in readers.items():
@@ -179,7 +181,7 @@ def measure(readers: Dict[str, Dict], boxes: List[Dict], latencies_ms: List[int]
             row = {"box": box, "readers": {name: summarise(answers) for name, answers in runs.items()}}
             rows.append(row)
             log(f"  half side {box['label']:>5}: " + "  ".join(
-                f"{name} cold {r['cold_s']:.3f} s warm {r['warm_s']:.3f} s ({r['requests']['open']}+{r['requests']['cold']} req)"
+                f"{name} cold {r['cold_s']:.3f} s warm {r['warm_s']:.3f} s filtered {r['filtered_s']:.3f} s ({r['requests']['open']}+{r['requests']['cold']} req)"
                 for name, r in row["readers"].items()) + f"  ({row['readers']['engine']['rows']:,} rows)")
         results[str(latency)] = rows
     return results
@@ -201,6 +203,7 @@ def summarise(answers: List[Dict]) -> Dict:
         "cold_s": median(lambda a: a["open"]["seconds"] + step(a, "cold")["seconds"]),
         "process_s": median(lambda a: a["process_s"]),
         "warm_s": statistics.median(q["seconds"] for a in answers for q in a["queries"] if q["name"] == "warm"),
+        "filtered_s": statistics.median(q["seconds"] for a in answers for q in a["queries"] if q["name"] == "filtered"),
         "nearby_s": median(lambda a: step(a, "nearby")["seconds"]),
         "requests": {"open": first["open"]["requests"], **{q["name"]: q["requests"] for q in first["queries"]}},
         "bytes": {"open": first["open"]["bytes"], **{q["name"]: q["bytes"] for q in first["queries"]}},
@@ -209,8 +212,9 @@ def summarise(answers: List[Dict]) -> Dict:
         "results": {q["name"]: [q["rows"], q["checksum"]] for a in answers for q in a["queries"]},
         "consistent": all([q["rows"], q["checksum"]] == [step(first, q["name"])["rows"], step(first, q["name"])["checksum"]]
                           for a in answers for q in a["queries"]),
-        "times": [{"open": a["open"]["seconds"], **{q["name"]: q["seconds"] for q in a["queries"] if q["name"] != "warm"},
-                   "warm": [q["seconds"] for q in a["queries"] if q["name"] == "warm"], "process": a["process_s"]} for a in answers],
+        "times": [{"open": a["open"]["seconds"], **{q["name"]: q["seconds"] for q in a["queries"] if q["name"] not in ("warm", "filtered")},
+                   **{name: [q["seconds"] for q in a["queries"] if q["name"] == name] for name in ("warm", "filtered")},
+                   "process": a["process_s"]} for a in answers],
     }
     for key in ("versions", "details"):
         if first.get(key):
@@ -277,15 +281,15 @@ def _kb(size: int) -> str:
 
 def latency_table(rows: List[Dict]) -> str:
     lines = ["| half side (°) | area (km²) | reader | rows | open (s) | first query (s) | **cold** (s) | process (s) | **warm** (s) | "
-             "nearby (s) | requests (new connections) open / first / warm | kB open / first / warm | same rows & ids |",
-             "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"]
+             "nearby (s) | filtered (s) | requests (new connections) open / first / warm / filtered | kB open / first / warm | same rows & ids |",
+             "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"]
     for row in rows:
         box = row["box"]
         for name, r in row["readers"].items():
             q, b, c = r["requests"], r["bytes"], r["connections"]
             lines.append(f"| {box['label']} | {box['area_km2']:,.0f} | {name} | {r['rows']:,} | {_s(r['open_s'])} | {_s(r['first_query_s'])} | "
-                         f"**{_s(r['cold_s'])}** | {_s(r['process_s'])} | **{_s(r['warm_s'])}** | {_s(r['nearby_s'])} | "
-                         f"{q['open']} ({c['open']}) / {q['cold']} ({c['cold']}) / {q['warm']} ({c['warm']}) | {_kb(b['open'])} / {_kb(b['cold'])} / {_kb(b['warm'])} | "
+                         f"**{_s(r['cold_s'])}** | {_s(r['process_s'])} | **{_s(r['warm_s'])}** | {_s(r['nearby_s'])} | {_s(r['filtered_s'])} | "
+                         f"{q['open']} ({c['open']}) / {q['cold']} ({c['cold']}) / {q['warm']} ({c['warm']}) / {q['filtered']} ({c['filtered']}) | {_kb(b['open'])} / {_kb(b['cold'])} / {_kb(b['warm'])} | "
                          f"{'yes' if same_results(row, name) else '**NO**'} |")
     return "\n".join(lines)
 
@@ -313,7 +317,8 @@ def report(results: Dict, image: str) -> str:
            "counts the requests, the new connections and the bytes of the bodies it sends back. For each latency, box and reader a new process opens the "
            "database and queries the box: **cold** = open + first query, timed inside the process from before the open to the result "
            "(imports excluded); *process* = the whole process's wall time (interpreter start, imports, open, every query); "
-           f"**warm** = the median of {WARM_RUNS} more queries of the same box in the same process (of every run); *nearby* = then the box of the same size next to it to the east. "
+           f"**warm** = the median of {WARM_RUNS} more queries of the same box in the same process (of every run); *nearby* = then the box of the same size next to it to the east; *filtered* = then the median of {WARM_RUNS} queries of the first box with the "
+           f"filter `{', '.join(f'{k} {v}' for k, v in FILTERS.items())}` (the engine's and icesat2db's keyword form; bare TileDB: a query condition). "
            "Requests and bytes are counted for the open, the first query and the warm query separately. "
            f"Boxes centred at 51°N 10°E (the seed's series, {len(results['series'][next(iter(results['series']))])} of its 20 half sides), "
            f"`{', '.join(VARIABLES)}`, {START[:4]}-{END[:4]}; {results['repeats']} run(s) per reader and box, readers in turn, medians. "

@@ -3,7 +3,7 @@
 Open: ``tiledb.open(array, ctx=make_context(config, reading=True))`` with the engine's context settings for
 the same configuration file; query: ``query(attrs=["segment_id", *variables], dims=[latitude,
 longitude, time]).multi_index[...]`` to numpy, nothing else (segment ids, the requested
-variables and the dimensions: what the engine returns), on the engine's query context
+variables and the dimensions: what the engine returns; a filter as a TileDB query condition), on the engine's query context
 (``make_context(config, querying=True)`` as the array's ``ctx``, as the engine's queries run).
 See latency_phases.py.
 """
@@ -31,11 +31,13 @@ def open_reader(spec):
     return array
 
 
-def query(array, spec, bounds):
+def query(array, spec, bounds, filters=None):
+    """``filters`` ({"h_canopy": ">= 5"}) as a TileDB query condition, as TileDB offers them."""
     lon_min, lat_min, lon_max, lat_max = bounds
     first, last = ((dt.date.fromisoformat(spec[key]) - EPOCH).days for key in ("start", "end"))
     attrs = list(dict.fromkeys(["segment_id", *spec["variables"]]))
-    return array.query(attrs=attrs, dims=DIMENSIONS).multi_index[lat_min:lat_max, lon_min:lon_max, first:last]
+    cond = " and ".join(f"{name} {expression}" for name, expression in filters.items()) if filters else None
+    return array.query(attrs=attrs, dims=DIMENSIONS, cond=cond).multi_index[lat_min:lat_max, lon_min:lon_max, first:last]
 
 
 def describe(raw):

@@ -21,12 +21,13 @@ def open_reader(spec):
     return Atl08Database(load_config(spec["config"]))
 
 
-def segment_query(spec, bounds):
-    return SegmentQuery.create(roi=tuple(bounds), start=spec["start"], end=spec["end"], variables=spec["variables"])
+def segment_query(spec, bounds, filters=None):
+    return SegmentQuery.create(roi=tuple(bounds), start=spec["start"], end=spec["end"], variables=spec["variables"], **(filters or {}))
 
 
-def query(database, spec, bounds):
-    return database.query(segment_query(spec, bounds))
+def query(database, spec, bounds, filters=None):
+    """``filters``: icesat2db's keyword form, {"h_canopy": ">= 5"}."""
+    return database.query(segment_query(spec, bounds, filters))
 
 
 def describe(frame):

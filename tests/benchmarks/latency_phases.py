@@ -46,7 +46,7 @@ def run(open_reader, query, describe, versions=None, details=None) -> int:
     reader, opened = counted(lambda: open_reader(spec))
     answer = {"open": opened, "queries": [], "versions": versions or {}}
     for step in spec["queries"]:
-        result, measured = counted(lambda: query(reader, spec, step["bounds"]))
+        result, measured = counted(lambda: query(reader, spec, step["bounds"], step.get("filters")))
         measured["rows"], measured["checksum"] = describe(result)
         del result
         answer["queries"].append(dict(measured, name=step["name"]))

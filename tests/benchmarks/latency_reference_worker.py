@@ -29,10 +29,11 @@ def open_reader(spec):
     return _provider(spec["reference"])
 
 
-def query(provider, spec, bounds):
+def query(provider, spec, bounds, filters=None):
+    """``filters``: its keyword quality filters, {"h_canopy": ">= 5"}."""
     geometry = gpd.GeoDataFrame(geometry=[box(*bounds)], crs="EPSG:4326")
     return provider.get_data(list(spec["variables"]), geometry=geometry, start_time=spec["start"], end_time=spec["end"],
-                             return_type="dataframe", use_polygon_filter=False)
+                             return_type="dataframe", use_polygon_filter=False, **(filters or {}))
 
 
 def describe(frame):
