@@ -206,7 +206,7 @@ class Atl08Database:
         """Load in the background what estimates need, if not loaded yet: the fragments' extents
         (every fragment's footer again: a HEAD and a ranged GET per fragment on S3). The dialog
         starts it as soon as a database is chosen (see ``connection_summary``) rather than on its
-        first query's wait; ``write_query_output`` before its estimate. Queries do not need it."""
+        first estimate's wait (``write_query_output`` estimates before it reads). Queries do not need it."""
         if self._preparing is not None:
             return self._preparing
         listing = self._current_listing()
