@@ -7,10 +7,11 @@ map, against the time to its whole, styled layer, at a fixed latency per request
 
 The database is one the latency benchmark builds (bench_latency.py: the public layout, one fragment per
 30-degree tile per year); the endpoint is its S3 server, put behind tests/fault_proxy.py with
-``--latency-ms`` added to every request (twice that more to a new connection's first). Each run is a new process (the database is opened by the
-query, as on a user's first query), driving what the dialog drives: a QueryTask in QGIS's task
-manager, its batches into a PreviewLayer, then the finished layer loaded. Reported: the time to the
-first points on the map, the time to the whole result, rows, batches and preview points.
+``--latency-ms`` added to every request (twice that more to a new connection's first). Each run is a
+new process (the database is opened by the query, as on a user's first query), driving what the
+dialog drives: a QueryTask in QGIS's task manager, its batches into a PreviewLayer, then the finished
+layer loaded. Reported: the time to the first points on the map, the time to the whole result, rows,
+batches and preview points.
 """
 
 import argparse

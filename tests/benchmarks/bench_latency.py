@@ -187,14 +187,24 @@ def measure(readers: Dict[str, Dict], boxes: List[Dict], latencies_ms: List[int]
     return results
 
 
+REPEATED_STEPS = ("warm", "filtered")  # steps run WARM_RUNS times in each process: their median over every run
+
+
 def summarise(answers: List[Dict]) -> Dict:
-    """One reader's measurements of one box: median times over the repeats (warm: over every warm query of
-    every repeat), counts and results of the first."""
+    """One reader's measurements of one box: median times over the repeats (repeated steps: over each of their
+    queries in every repeat), counts and results of the first."""
     def median(get):
         return statistics.median(get(a) for a in answers)
 
     def step(answer, name):
         return next(q for q in answer["queries"] if q["name"] == name)
+
+    def seconds_of(answer, name):
+        return [q["seconds"] for q in answer["queries"] if q["name"] == name]
+
+    def per_step(key):
+        """``key`` (requests, bytes, connections) of the open and each step of the first run (a repeated step's last)."""
+        return {"open": first["open"][key], **{q["name"]: q[key] for q in first["queries"]}}
 
     first = answers[0]
     out = {
@@ -202,19 +212,15 @@ def summarise(answers: List[Dict]) -> Dict:
         "first_query_s": median(lambda a: step(a, "cold")["seconds"]),
         "cold_s": median(lambda a: a["open"]["seconds"] + step(a, "cold")["seconds"]),
         "process_s": median(lambda a: a["process_s"]),
-        "warm_s": statistics.median(q["seconds"] for a in answers for q in a["queries"] if q["name"] == "warm"),
-        "filtered_s": statistics.median(q["seconds"] for a in answers for q in a["queries"] if q["name"] == "filtered"),
+        **{f"{name}_s": statistics.median(t for a in answers for t in seconds_of(a, name)) for name in REPEATED_STEPS},
         "nearby_s": median(lambda a: step(a, "nearby")["seconds"]),
-        "requests": {"open": first["open"]["requests"], **{q["name"]: q["requests"] for q in first["queries"]}},
-        "bytes": {"open": first["open"]["bytes"], **{q["name"]: q["bytes"] for q in first["queries"]}},
-        "connections": {"open": first["open"]["connections"], **{q["name"]: q["connections"] for q in first["queries"]}},
+        "requests": per_step("requests"), "bytes": per_step("bytes"), "connections": per_step("connections"),
         "rows": step(first, "cold")["rows"], "checksum": step(first, "cold")["checksum"],
         "results": {q["name"]: [q["rows"], q["checksum"]] for a in answers for q in a["queries"]},
         "consistent": all([q["rows"], q["checksum"]] == [step(first, q["name"])["rows"], step(first, q["name"])["checksum"]]
                           for a in answers for q in a["queries"]),
-        "times": [{"open": a["open"]["seconds"], **{q["name"]: q["seconds"] for q in a["queries"] if q["name"] not in ("warm", "filtered")},
-                   **{name: [q["seconds"] for q in a["queries"] if q["name"] == name] for name in ("warm", "filtered")},
-                   "process": a["process_s"]} for a in answers],
+        "times": [{"open": a["open"]["seconds"], **{q["name"]: q["seconds"] for q in a["queries"] if q["name"] not in REPEATED_STEPS},
+                   **{name: seconds_of(a, name) for name in REPEATED_STEPS}, "process": a["process_s"]} for a in answers],
     }
     for key in ("versions", "details"):
         if first.get(key):

@@ -3,8 +3,9 @@
 Open: ``tiledb.open(array, ctx=make_context(config, reading=True))`` with the engine's context settings for
 the same configuration file; query: ``query(attrs=["segment_id", *variables], dims=[latitude,
 longitude, time]).multi_index[...]`` to numpy, nothing else (segment ids, the requested
-variables and the dimensions: what the engine returns; a filter as a TileDB query condition), on the engine's query context
-(``make_context(config, querying=True)`` as the array's ``ctx``, as the engine's queries run).
+variables and the dimensions: what the engine returns; a filter as a TileDB query condition), on
+the engine's query context (``make_context(config, querying=True)`` as the array's ``ctx``, as the
+engine's queries run).
 See latency_phases.py.
 """
 
